@@ -1,0 +1,22 @@
+// The neuralnmf operator library: schemas of every op, and the Python module `neuralnmf._C` whose import
+// loads them. Kernels register themselves per device (cpu/, cuda/); fake kernels and autograd are attached
+// from Python (neuralnmf/ops.py).
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// An empty module: importing neuralnmf._C runs the static registrations below.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(neuralnmf, m) {
+  // S = argmin_{S >= 0} ||X - A S||_F per column; info[..., j] = 0 (pivoting converged), 1 (Lawson-Hanson
+  // fallback converged) or -1 (iteration bound hit: S feasible, not certified optimal).
+  // X (N, M) or (B, N, M); A (N, k) or (B, N, k); init: bool (..., k, M) support to warm-start from.
+  m.def("nnls(Tensor X, Tensor A, Tensor? init=None, int max_iter=0) -> (Tensor, Tensor)");
+  // V[P_j, j] = (A_P^T A_P)^{-1} grad[P_j, j], zero off the support P_j = {i : S[i, j] > 0}.
+  m.def("support_solve(Tensor grad, Tensor A, Tensor S) -> Tensor");
+}

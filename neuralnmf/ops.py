@@ -1,0 +1,222 @@
+"""The NNLS operator q(X, A) = argmin_{S >= 0} ||X - A S||_F as a torch op.
+
+Two ops live in the ``neuralnmf`` namespace (schemas in csrc/nnls.cpp, kernels in csrc/cpu and csrc/cuda):
+
+* ``neuralnmf::nnls(X, A, init, max_iter) -> (S, info)``: the exact forward solve.
+* ``neuralnmf::support_solve(grad, A, S) -> V``: V[P, j] = (A_P^T A_P)^{-1} grad[P, j] on each column's support.
+
+This module gives both fake kernels (for torch.compile), attaches the closed-form backward to ``nnls``
+(dX = A V, dA = X V^T - A (S V^T + V S^T): two GEMMs, the N x M residual is never formed), serves devices
+without a compiled kernel with the pure-torch reference, and defines the public function :func:`nnls`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+from . import _extension, _reference
+
+__all__ = ["nnls", "NNLSConvergenceWarning"]
+
+NNLS_SCHEMA = "nnls(Tensor X, Tensor A, Tensor? init=None, int max_iter=0) -> (Tensor, Tensor)"
+SUPPORT_SOLVE_SCHEMA = "support_solve(Tensor grad, Tensor A, Tensor S) -> Tensor"
+
+
+class NNLSConvergenceWarning(RuntimeWarning):
+    """Some columns hit the iteration bound: their S is feasible (>= 0) but not certified optimal."""
+
+
+# --- registration -------------------------------------------------------------------------------------------
+
+_LIBS: list[torch.library.Library] = []  # keep Library objects alive: dropping them unregisters
+if not _extension.HAS_C:
+    _def = torch.library.Library("neuralnmf", "DEF")
+    _def.define(NNLS_SCHEMA)
+    _def.define(SUPPORT_SOLVE_SCHEMA)
+    _LIBS.append(_def)
+
+_warned_devices: set[str] = set()
+
+
+def _warn_reference(device_type: str) -> None:
+    if device_type not in _warned_devices:
+        _warned_devices.add(device_type)
+        warnings.warn(
+            f"neuralnmf: running nnls on {device_type} with the slow pure-torch reference implementation, because "
+            f"{_extension.missing_kernel_reason(device_type)}.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def _nnls_reference_kernel(X, A, init=None, max_iter=0):
+    _warn_reference(X.device.type)
+    return _reference.nnls_reference(X, A, init, max_iter)
+
+
+def _support_solve_reference_kernel(grad, A, S):
+    _warn_reference(S.device.type)
+    return _reference.support_solve_reference(grad, A, S)
+
+
+_impl = torch.library.Library("neuralnmf", "IMPL")
+_LIBS.append(_impl)
+for _key in ("CPU", "CUDA"):
+    if not _extension.has_kernel("nnls", _key):
+        _impl.impl("nnls", _nnls_reference_kernel, _key)
+    if not _extension.has_kernel("support_solve", _key):
+        _impl.impl("support_solve", _support_solve_reference_kernel, _key)
+
+
+@torch.library.register_fake("neuralnmf::nnls")
+def _nnls_fake(X, A, init=None, max_iter=0):
+    torch._check(X.dim() in (2, 3), lambda: f"nnls: X must have 2 or 3 dims, got {X.dim()}")
+    torch._check(A.dim() in (2, 3), lambda: f"nnls: A must have 2 or 3 dims, got {A.dim()}")
+    torch._check(A.shape[-2] == X.shape[-2], lambda: "nnls: X and A must have the same number of rows")
+    torch._check(A.dtype == X.dtype, lambda: "nnls: X and A must have the same dtype")
+    lead = X.shape[:-2]
+    S = X.new_empty((*lead, A.shape[-1], X.shape[-1]))
+    info = X.new_empty((*lead, X.shape[-1]), dtype=torch.int32)
+    return S, info
+
+
+@torch.library.register_fake("neuralnmf::support_solve")
+def _support_solve_fake(grad, A, S):
+    torch._check(grad.shape == S.shape, lambda: "support_solve: grad and S must have the same shape")
+    torch._check(A.shape[-1] == S.shape[-2], lambda: "support_solve: A and S disagree on k")
+    return torch.empty_like(S)
+
+
+def _setup_context(ctx, inputs, output):
+    X, A, _init, _max_iter = inputs
+    S, info = output
+    ctx.mark_non_differentiable(info)
+    ctx.save_for_backward(X if ctx.needs_input_grad[1] else None, A, S)
+
+
+def _backward(ctx, grad_S, _grad_info):
+    X, A, S = ctx.saved_tensors
+    need_X, need_A = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    if grad_S is None or not (need_X or need_A):
+        return None, None, None, None
+    V = torch.ops.neuralnmf.support_solve(grad_S, A, S)
+    dX = A @ V if need_X else None
+    dA = None
+    if need_A:
+        SVt = S @ V.mT
+        dA = X @ V.mT - A @ (SVt + SVt.mT)
+        if dA.dim() > A.dim():  # A was shared across the batch
+            dA = dA.sum(0)
+    return dX, dA, None, None
+
+
+def _no_double_backward(ctx, grad):
+    raise NotImplementedError("neuralnmf: double backward through nnls is not supported")
+
+
+torch.library.register_autograd("neuralnmf::nnls", _backward, setup_context=_setup_context)
+torch.library.register_autograd(
+    "neuralnmf::support_solve", _no_double_backward, setup_context=lambda ctx, inputs, output: None
+)
+
+
+# --- public function ----------------------------------------------------------------------------------------
+
+
+def _check_tensor(t, name: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"nnls: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"nnls: {name} must be float32 or float64, got {t.dtype}")
+    if t.dim() < 2:
+        raise ValueError(f"nnls: {name} must have at least 2 dimensions, got shape {tuple(t.shape)}")
+    if t.layout != torch.strided:
+        raise TypeError(f"nnls: {name} must be a dense (strided) tensor, got layout {t.layout}")
+
+
+def _prepare(X: torch.Tensor, A: torch.Tensor, init):
+    _check_tensor(X, "X")
+    _check_tensor(A, "A")
+    if A.dtype != X.dtype:
+        raise TypeError(f"nnls: A has dtype {A.dtype} but X has dtype {X.dtype}; they must match")
+    if A.device != X.device:
+        raise ValueError(f"nnls: A is on {A.device} but X is on {X.device}; they must be on the same device")
+    N, M = X.shape[-2:]
+    if A.shape[-2] != N:
+        raise ValueError(f"nnls: X has {N} rows (N) but A has {A.shape[-2]}: X is (..., N, M), A is (..., N, k)")
+    k = A.shape[-1]
+    try:
+        batch = torch.broadcast_shapes(X.shape[:-2], A.shape[:-2])
+    except RuntimeError as exc:
+        raise ValueError(
+            f"nnls: batch dimensions of X {tuple(X.shape[:-2])} and A {tuple(A.shape[:-2])} do not broadcast"
+        ) from exc
+    nb = math.prod(batch)
+    shared = all(d == 1 for d in A.shape[:-2])
+    A_op = A.reshape(N, k) if shared else A.expand(*batch, N, k).reshape(nb, N, k)
+    X_op = X if X.dim() == 2 and shared else X.expand(*batch, N, M).reshape(nb, N, M)
+    init_op = None
+    if init is not None:
+        if not isinstance(init, torch.Tensor):
+            raise TypeError(f"nnls: init must be a torch.Tensor (a previous S or its support), got {type(init).__name__}")
+        if init.device != X.device:
+            raise ValueError(f"nnls: init is on {init.device} but X is on {X.device}")
+        try:
+            mask = init if init.dtype == torch.bool else init > 0
+            mask = mask.expand(*batch, k, M)
+        except RuntimeError as exc:
+            raise ValueError(f"nnls: init must have the shape of S {(*batch, k, M)}, got {tuple(init.shape)}") from exc
+        init_op = mask.reshape(X_op.shape[:-2] + (k, M))
+    return X_op, A_op, init_op, (*batch, k, M)
+
+
+def nnls(
+    X: torch.Tensor,
+    A: torch.Tensor,
+    *,
+    init: torch.Tensor | None = None,
+    max_iter: int | None = None,
+    return_info: bool = False,
+):
+    """Exact nonnegative least squares, S = argmin_{S >= 0} ||X - A S||_F, differentiable in X and A.
+
+    Each column of S solves its own problem min_{s >= 0} ||x_j - A s||_2 (columns are samples).
+
+    Args:
+        X: (..., N, M) data, float32 or float64; may be negative.
+        A: (N, k) shared dictionary, or (..., N, k) broadcast against X's leading dimensions.
+        init: a previous S (or its boolean support), shape (..., k, M), to warm-start the active set. The
+            answer is the same as without it; only the work changes.
+        max_iter: bound on pivoting iterations per column (default: 5k + 10, then a Lawson-Hanson fallback
+            bounded by 3k + 10 iterations).
+        return_info: also return ``info`` (..., M) int32: 0 solved by block principal pivoting, 1 solved by
+            the Lawson-Hanson fallback, -1 iteration bound hit (S feasible, not certified optimal).
+
+    Returns:
+        S: (..., k, M), same dtype and device as X; ``(S, info)`` when ``return_info``.
+
+    Gradients follow the active set: with P the support of column j and g = dL/dS,
+    V[P, j] = (A_P^T A_P)^{-1} g[P, j], dL/dX = A V, dL/dA = X V^T - A (S V^T + V S^T). Entries of S that are
+    exactly zero get zero gradient (the convention of ReLU at 0).
+
+    Raises:
+        TypeError: non-tensor input, dtype other than float32/float64, or X and A of different dtypes.
+        ValueError: NaN or Inf, wrong number of dimensions, N mismatch, batch shapes that do not broadcast,
+            X and A on different devices, init of the wrong shape.
+    """
+    X_op, A_op, init_op, out_shape = _prepare(X, A, init)
+    S, info = torch.ops.neuralnmf.nnls(X_op, A_op, init_op, 0 if max_iter is None else int(max_iter))
+    if not torch.compiler.is_compiling() and info.device.type == "cpu":
+        failed = int((info < 0).sum())
+        if failed:
+            warnings.warn(
+                f"nnls: {failed} of {info.numel()} columns hit the iteration bound (max_iter={max_iter}); "
+                "their S is feasible but not certified optimal",
+                NNLSConvergenceWarning,
+                stacklevel=2,
+            )
+    S = S.reshape(out_shape)
+    return (S, info.reshape(out_shape[:-2] + out_shape[-1:])) if return_info else S
