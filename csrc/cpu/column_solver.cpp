@@ -99,12 +99,52 @@ bool ColumnSolver::solve_dual(const uint8_t* F, const double* u, double* x, doub
 }
 
 bool ColumnSolver::subproblem(const uint8_t* F, const double* b, const double* u, double* x, double* y) {
+  last_dual_ = false;
   if (u != nullptr) {
     int p = 0;
     for (int i = 0; i < n_; ++i) p += F[i];
-    if (n_ - p < p && solve_dual(F, u, x, y)) return true;
+    if (n_ - p < p && solve_dual(F, u, x, y)) {
+      last_dual_ = true;
+      return true;
+    }
   }
   return solve_passive(F, b, x, y);
+}
+
+void ColumnSolver::refine_dual(const double* b, double* x) {
+  // The dual path goes through H = G^{-1}, whose error grows with cond(G); one step of iterative refinement
+  // on the passive equations G_PP x_P = b_P brings the residual back to the round-off of G itself.
+  // Uses the factor of H_ZZ and the index lists left by the last solve_dual.
+  const int n = n_;
+  const double* G = g_.G.data();
+  const double* H = g_.H.data();
+  int p = 0, z = 0;
+  for (int i = 0; i < n; ++i) {
+    if (F_[i]) in_[p++] = i; else out_[z++] = i;
+  }
+  double* r = z_.data();
+  for (int a = 0; a < p; ++a) {
+    const int i = in_[a];
+    const double* Gi = G + i * n;
+    double s = b[i];
+    for (int c = 0; c < p; ++c) s -= Gi[in_[c]] * x[in_[c]];
+    r[a] = s;
+  }
+  double* w = w_.data();
+  for (int a = 0; a < z; ++a) {
+    const double* Hi = H + out_[a] * n;
+    double s = 0.0;
+    for (int c = 0; c < p; ++c) s += Hi[in_[c]] * r[c];
+    w[a] = s;
+  }
+  if (z > 0) cholesky_solve_inplace(M_.data(), z, w);
+  for (int a = 0; a < p; ++a) {
+    const double* Hi = H + in_[a] * n;
+    double s = 0.0;
+    for (int c = 0; c < p; ++c) s += Hi[in_[c]] * r[c];
+    for (int c = 0; c < z; ++c) s -= Hi[out_[c]] * w[c];
+    x[in_[a]] += s;
+  }
 }
 
 int32_t ColumnSolver::solve(const double* b, const double* u, const uint8_t* passive0, int64_t max_iter,
@@ -138,7 +178,10 @@ int32_t ColumnSolver::solve(const double* b, const double* u, const uint8_t* pas
         last = i;
       }
     }
-    if (nbad == 0) return kConverged;
+    if (nbad == 0) {
+      if (last_dual_) refine_dual(b, x);
+      return kConverged;
+    }
     if (nbad < best) {
       best = nbad;
       chances = kBackupChances;

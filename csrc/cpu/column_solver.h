@@ -41,6 +41,7 @@ class ColumnSolver {
   bool subproblem(const uint8_t* F, const double* b, const double* u, double* x, double* y);
   bool solve_passive(const uint8_t* F, const double* b, double* x, double* y);
   bool solve_dual(const uint8_t* F, const double* u, double* x, double* y);
+  void refine_dual(const double* b, double* x);
   int32_t lawson_hanson(const double* b, int64_t max_outer, double* x);
   double dual_tolerance(const double* x) const;
 
@@ -49,6 +50,7 @@ class ColumnSolver {
   std::vector<double> M_, w_, y_, z_, grad_;
   std::vector<int> in_, out_;
   std::vector<uint8_t> F_, blocked_;
+  bool last_dual_ = false;
 };
 
 }  // namespace cpu

@@ -29,8 +29,10 @@ double power_of_two_below(double v) {
 // Bt = (X[:, chunk])^T Ad, (len, kr) float64. Returns the power of two the chunk of X was scaled by
 // (1 unless the products overflowed).
 double right_hand_sides(const at::Tensor& Xc, const at::Tensor& Ad, const at::Tensor& Ad_x, at::Tensor& Bt) {
+  // Layouts measured fastest with MKL on 2 cores: float64 (Ad^T X)^T, float32 X^T Ad (about 2x apart).
   auto product = [&](const at::Tensor& Xs) {
-    return Xs.scalar_type() == at::kDouble ? at::mm(Xs.t(), Ad) : at::mm(Xs.t(), Ad_x).to(at::kDouble);
+    return Xs.scalar_type() == at::kDouble ? at::mm(Ad.t(), Xs).t().contiguous()
+                                           : at::mm(Xs.t(), Ad_x).to(at::kDouble);
   };
   Bt = product(Xc);
   if (at::isfinite(Bt).all().item<bool>()) return 1.0;
