@@ -35,11 +35,20 @@ double right_hand_sides(const at::Tensor& Xc, const at::Tensor& Ad, const at::Te
                                            : at::mm(Xs.t(), Ad_x).to(at::kDouble);
   };
   Bt = product(Xc);
-  if (at::isfinite(Bt).all().item<bool>()) return 1.0;
-  // NaN and Inf in X always reach Bt (0 * Inf is NaN); a finite X can only overflow the products.
-  TORCH_CHECK_VALUE(at::isfinite(Xc).all().item<bool>(), "nnls: X contains NaN or Inf");
-  const double x_scale = power_of_two_below(Xc.abs().max().item<double>());
-  Bt = product(Xc * x_scale);
+  double x_scale = 1.0;
+  if (!at::isfinite(Bt).all().item<bool>()) {
+    // NaN and Inf in X always reach Bt (0 * Inf is NaN); a finite X can only overflow the products.
+    TORCH_CHECK_VALUE(at::isfinite(Xc).all().item<bool>(), "nnls: X contains NaN or Inf");
+    x_scale = power_of_two_below(Xc.abs().max().item<double>());
+    Bt = product(Xc * x_scale);
+  }
+  // Keep the right-hand sides (and H B after them) far from overflow and underflow; powers of two are exact.
+  const double bmax = Bt.numel() ? Bt.abs().max().item<double>() : 0.0;
+  if (bmax > 0.0 && (bmax > 0x1p500 || bmax < 0x1p-500)) {
+    const double s = power_of_two_below(bmax);
+    Bt.mul_(s);
+    x_scale *= s;
+  }
   return x_scale;
 }
 
@@ -97,8 +106,8 @@ void solve_item(const at::Tensor& Xb, const ScaledGram& g, const std::optional<a
           for (int64_t i = 0; i < kr; ++i) passive[i] = F0[j * kr + i];
         }
         info_c[j] = solver.solve(b.data(), U ? u.data() : nullptr, F0 ? passive.data() : nullptr, max_iter, xj);
-        const double back = c * g.a_scale / x_scale;
-        for (int64_t i = 0; i < kr; ++i) xj[i] = std::max(xj[i], 0.0) * back * g.d[i];
+        const double back = c * g.a_scale;  // divided by x_scale last: the product may not fit in between
+        for (int64_t i = 0; i < kr; ++i) xj[i] = std::max(xj[i], 0.0) * g.d[i] * back / x_scale;
       }
     });
     Sb.narrow(1, c0, len).index_copy_(0, idx, St.t().to(Sb.scalar_type()));
