@@ -1,0 +1,5 @@
+"""`python -m neuralnmf ...`: see neuralnmf/cli.py."""
+
+from .cli import main
+
+raise SystemExit(main())
