@@ -10,7 +10,8 @@
 #include <optional>
 
 #include "../checks.h"
-#include "column_solver.h"
+#include "../common/column_solver.h"
+#include "host_workspace.h"
 #include "scaled_gram.h"
 
 namespace neuralnmf {
@@ -84,7 +85,8 @@ void solve_item(const at::Tensor& Xb, const ScaledGram& g, const std::optional<a
     double* Sx = St.data_ptr<double>();
     int32_t* info_c = info + c0;
     at::parallel_for(0, len, kGrain, [&](int64_t j0, int64_t j1) {
-      ColumnSolver solver(g);
+      HostWorkspace ws(kr);
+      ColumnSolver solver(static_cast<int>(kr), g.G.data(), g.H.empty() ? nullptr : g.H.data(), ws.view(kr));
       std::vector<double> b(kr), u(kr);
       std::vector<uint8_t> passive(kr);
       for (int64_t j = j0; j < j1; ++j) {

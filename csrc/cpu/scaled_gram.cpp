@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "dense_small.h"
+#include "../common/dense_small.h"
 
 namespace neuralnmf {
 namespace cpu {

@@ -8,7 +8,8 @@
 #include <vector>
 
 #include "../checks.h"
-#include "column_solver.h"
+#include "../common/column_solver.h"
+#include "host_workspace.h"
 #include "scaled_gram.h"
 
 namespace neuralnmf {
@@ -47,7 +48,8 @@ void solve_item(const at::Tensor& grad_b, const ScaledGram& g, const at::Tensor&
   double* V = Vt.data_ptr<double>();
   const double back = g.a_scale * g.a_scale;
   at::parallel_for(0, M, kGrain, [&](int64_t j0, int64_t j1) {
-    ColumnSolver solver(g);
+    HostWorkspace ws(kr);
+    ColumnSolver solver(static_cast<int>(kr), g.G.data(), g.H.empty() ? nullptr : g.H.data(), ws.view(kr));
     std::vector<uint8_t> passive(kr);
     std::vector<double> r(kr);
     for (int64_t j = j0; j < j1; ++j) {

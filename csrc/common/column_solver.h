@@ -1,0 +1,321 @@
+// Exact NNLS for one column on a prepared, Jacobi-scaled Gram matrix:  min_{x >= 0} 1/2 x^T G x - b^T x.
+// Header-only and free of the standard library so that the CPU kernels and (compiled by nvcc) the CUDA
+// kernels run the same code; the caller owns the workspace.
+//
+// Method: block principal pivoting (Kim & Park 2011) with the backup rule, which exchanges every infeasible
+// variable at once and so needs 1-3 solves per column where Lawson-Hanson needs about k. Each solve on the
+// passive set F is done on whichever side is smaller:
+//   |F| <= |Z|:  Cholesky of G_FF            x_F = G_FF^{-1} b_F,         y_Z = G_ZF x_F - b_Z
+//   |Z| <  |F|:  Cholesky of H_ZZ (H = G^-1)  y_Z = -H_ZZ^{-1} u_Z (u = H b), x = u + H_:Z y_Z
+// followed, on the H path, by one step of iterative refinement. Lawson-Hanson (the algorithm of
+// scipy.optimize.nnls, on the Gram matrix) takes over when G is singular (duplicate columns, k > N), when a
+// subproblem is singular, or when pivoting exceeds its iteration bound; it keeps the passive columns linearly
+// independent and so always returns a finite optimal point.
+#pragma once
+
+#include <float.h>
+#include <stdint.h>
+
+#include "dense_small.h"
+
+namespace neuralnmf {
+
+enum SolveStatus : int32_t {
+  kConverged = 0,     // block principal pivoting reached the KKT point
+  kFallback = 1,      // Lawson-Hanson reached the KKT point
+  kNotConverged = -1  // iteration bound hit: x is feasible but not certified optimal
+};
+
+// A pivot below this fraction of its diagonal entry marks a subproblem as singular. G has a unit diagonal,
+// so this is about the reciprocal of the largest condition number a passive block may have.
+constexpr double kPivotRtol = 1e-12;
+constexpr int kBackupChances = 3;  // full exchanges allowed without progress before the backup rule (p-bar)
+
+// Scratch for one column: M n*n doubles; w, y, z, grad n doubles each; in, out n ints; F, flag n bytes.
+struct ColumnWorkspace {
+  double* M;
+  double* w;
+  double* y;
+  double* z;
+  double* grad;
+  int* in;
+  int* out;
+  uint8_t* F;
+  uint8_t* flag;
+};
+
+class ColumnSolver {
+ public:
+  // G: n x n row-major, unit diagonal. H: its inverse, or nullptr when G is singular to working precision.
+  NNLS_HD ColumnSolver(int n, const double* G, const double* H, ColumnWorkspace ws) : n_(n), G_(G), H_(H), ws_(ws) {}
+
+  // b: scaled right-hand side (n), max |b| <= 1. u: H b (n), or nullptr. passive0: initial passive set
+  // (n flags) for a warm start, or nullptr. max_iter <= 0 selects the defaults. Writes x (n), x >= 0 up to
+  // round-off (callers clamp). Returns a SolveStatus.
+  NNLS_HD int32_t solve(const double* b, const double* u, const uint8_t* passive0, int64_t max_iter, double* x) {
+    const int n = n_;
+    const int64_t bpp_iters = max_iter > 0 ? max_iter : 5 * static_cast<int64_t>(n) + 10;
+    const int64_t lh_iters = max_iter > 0 ? max_iter : 3 * static_cast<int64_t>(n) + 10;
+    if (H_ == nullptr) u = nullptr;
+    if (u == nullptr) {
+      // G is singular to working precision: pivoting has no guarantee there; Lawson-Hanson has.
+      return lawson_hanson(b, lh_iters, x) == kConverged ? kFallback : kNotConverged;
+    }
+    uint8_t* F = ws_.F;
+    uint8_t* bad = ws_.flag;
+    double* y = ws_.y;
+    for (int i = 0; i < n; ++i) F[i] = passive0 != nullptr ? passive0[i] : uint8_t{1};  // all: x = u, free
+    int best = n + 1;
+    int chances = kBackupChances;
+    for (int64_t it = 0; it < bpp_iters; ++it) {
+      if (!subproblem(F, b, u, x, y)) break;
+      const double tol = dual_tolerance(x);
+      int nbad = 0, last = -1;
+      for (int i = 0; i < n; ++i) {
+        bad[i] = F[i] ? (x[i] < 0.0) : (y[i] < -tol);
+        if (bad[i]) {
+          ++nbad;
+          last = i;
+        }
+      }
+      if (nbad == 0) {
+        if (last_dual_) refine_dual(b, x);
+        return kConverged;
+      }
+      if (nbad < best) {
+        best = nbad;
+        chances = kBackupChances;
+      } else if (chances > 0) {
+        --chances;
+      } else {
+        F[last] ^= 1;  // backup rule: exchange only the largest infeasible index (guarantees termination)
+        continue;
+      }
+      for (int i = 0; i < n; ++i) F[i] ^= bad[i];
+    }
+    return lawson_hanson(b, lh_iters, x) == kConverged ? kFallback : kNotConverged;
+  }
+
+  // Equality-constrained solve on a given support: v_P = G_PP^{-1} r_P, v = 0 elsewhere (the backward pass).
+  // Returns false when G_PP is singular to working precision.
+  NNLS_HD bool solve_on_support(const uint8_t* passive, const double* r, double* v) {
+    const int n = n_;
+    int p = 0;
+    for (int i = 0; i < n; ++i) p += passive[i];
+    if (H_ != nullptr && n - p < p) {
+      double* u = ws_.z;  // u = H r with r restricted to the support
+      for (int i = 0; i < n; ++i) {
+        const double* Hi = H_ + i * n;
+        double s = 0.0;
+        for (int c = 0; c < n; ++c) {
+          if (passive[c]) s += Hi[c] * r[c];
+        }
+        u[i] = s;
+      }
+      if (solve_dual(passive, u, v, ws_.y)) return true;
+    }
+    return solve_passive(passive, r, v, ws_.y);
+  }
+
+ private:
+  NNLS_HD double dual_tolerance(const double* x) const {
+    double xmax = 0.0;
+    for (int i = 0; i < n_; ++i) xmax = fmax(xmax, fabs(x[i]));
+    return 4.0 * n_ * DBL_EPSILON * (n_ * xmax + 1.0);
+  }
+
+  NNLS_HD void split(const uint8_t* F, int& p, int& z) {
+    p = 0;
+    z = 0;
+    for (int i = 0; i < n_; ++i) {
+      if (F[i]) ws_.in[p++] = i; else ws_.out[z++] = i;
+    }
+  }
+
+  // Solves for x (zero off F) and the dual y = G x - b (zero on F). False when singular.
+  NNLS_HD bool subproblem(const uint8_t* F, const double* b, const double* u, double* x, double* y) {
+    last_dual_ = false;
+    if (u != nullptr) {
+      int p = 0;
+      for (int i = 0; i < n_; ++i) p += F[i];
+      if (n_ - p < p && solve_dual(F, u, x, y)) {
+        last_dual_ = true;
+        return true;
+      }
+    }
+    return solve_passive(F, b, x, y);
+  }
+
+  NNLS_HD bool solve_passive(const uint8_t* F, const double* b, double* x, double* y) {
+    const int n = n_;
+    int p, z;
+    split(F, p, z);
+    const int* in = ws_.in;
+    const int* out = ws_.out;
+    double* M = ws_.M;
+    double* w = ws_.w;
+    for (int a = 0; a < p; ++a) {
+      const double* Gi = G_ + in[a] * n;
+      for (int c = 0; c <= a; ++c) M[a * p + c] = Gi[in[c]];
+    }
+    if (p > 0 && !cholesky_inplace(M, p, kPivotRtol)) return false;
+    for (int a = 0; a < p; ++a) w[a] = b[in[a]];
+    if (p > 0) cholesky_solve_inplace(M, p, w);
+    for (int a = 0; a < p; ++a) {
+      x[in[a]] = w[a];
+      y[in[a]] = 0.0;
+    }
+    for (int c = 0; c < z; ++c) {
+      const int i = out[c];
+      const double* Gi = G_ + i * n;
+      double s = -b[i];
+      for (int a = 0; a < p; ++a) s += Gi[in[a]] * w[a];
+      x[i] = 0.0;
+      y[i] = s;
+    }
+    return true;
+  }
+
+  NNLS_HD bool solve_dual(const uint8_t* F, const double* u, double* x, double* y) {
+    const int n = n_;
+    int p, z;
+    split(F, p, z);
+    const int* in = ws_.in;
+    const int* out = ws_.out;
+    double* M = ws_.M;
+    double* w = ws_.w;
+    for (int a = 0; a < z; ++a) {
+      const double* Hi = H_ + out[a] * n;
+      for (int c = 0; c <= a; ++c) M[a * z + c] = Hi[out[c]];
+    }
+    if (z > 0 && !cholesky_inplace(M, z, kPivotRtol)) return false;
+    for (int a = 0; a < z; ++a) w[a] = u[out[a]];
+    if (z > 0) cholesky_solve_inplace(M, z, w);
+    for (int a = 0; a < z; ++a) {
+      x[out[a]] = 0.0;
+      y[out[a]] = -w[a];
+    }
+    for (int c = 0; c < p; ++c) {
+      const int i = in[c];
+      const double* Hi = H_ + i * n;
+      double s = u[i];
+      for (int a = 0; a < z; ++a) s -= Hi[out[a]] * w[a];
+      x[i] = s;
+      y[i] = 0.0;
+    }
+    return true;
+  }
+
+  // The dual path goes through H = G^{-1}, whose error grows with cond(G); one step of iterative refinement
+  // on the passive equations G_PP x_P = b_P brings the residual back to the round-off of G itself. Uses the
+  // factor of H_ZZ and the index lists left by the last solve_dual.
+  NNLS_HD void refine_dual(const double* b, double* x) {
+    const int n = n_;
+    int p, z;
+    split(ws_.F, p, z);
+    const int* in = ws_.in;
+    const int* out = ws_.out;
+    double* r = ws_.z;
+    double* w = ws_.w;
+    for (int a = 0; a < p; ++a) {
+      const double* Gi = G_ + in[a] * n;
+      double s = b[in[a]];
+      for (int c = 0; c < p; ++c) s -= Gi[in[c]] * x[in[c]];
+      r[a] = s;
+    }
+    for (int a = 0; a < z; ++a) {
+      const double* Hi = H_ + out[a] * n;
+      double s = 0.0;
+      for (int c = 0; c < p; ++c) s += Hi[in[c]] * r[c];
+      w[a] = s;
+    }
+    if (z > 0) cholesky_solve_inplace(ws_.M, z, w);
+    for (int a = 0; a < p; ++a) {
+      const double* Hi = H_ + in[a] * n;
+      double s = 0.0;
+      for (int c = 0; c < p; ++c) s += Hi[in[c]] * r[c];
+      for (int c = 0; c < z; ++c) s -= Hi[out[c]] * w[c];
+      x[in[a]] += s;
+    }
+  }
+
+  NNLS_HD int32_t lawson_hanson(const double* b, int64_t max_outer, double* x) {
+    const int n = n_;
+    uint8_t* F = ws_.F;
+    uint8_t* blocked = ws_.flag;
+    double* z = ws_.z;
+    double* y = ws_.y;
+    double* gradient = ws_.grad;  // b - G x
+    for (int i = 0; i < n; ++i) {
+      gradient[i] = b[i];
+      F[i] = 0;
+      x[i] = 0.0;
+    }
+    for (int64_t outer = 0; outer < max_outer; ++outer) {
+      const double tol = dual_tolerance(x);
+      for (int i = 0; i < n; ++i) blocked[i] = 0;
+      for (;;) {
+        int t = -1;
+        double top = tol;
+        for (int i = 0; i < n; ++i) {
+          if (!F[i] && !blocked[i] && gradient[i] > top) {
+            top = gradient[i];
+            t = i;
+          }
+        }
+        if (t < 0) return kConverged;  // no variable can decrease the objective: KKT holds
+        F[t] = 1;
+        if (solve_passive(F, b, z, y) && z[t] > 0.0) break;
+        F[t] = 0;  // a_t is (numerically) in the span of the passive columns: try the next one
+        blocked[t] = 1;
+      }
+      for (int inner = 0;; ++inner) {
+        bool feasible = true;
+        for (int i = 0; i < n; ++i) feasible = feasible && (!F[i] || z[i] > 0.0);
+        if (feasible) {
+          for (int i = 0; i < n; ++i) x[i] = F[i] ? z[i] : 0.0;
+          break;
+        }
+        if (inner >= n) return kNotConverged;
+        double alpha = INFINITY;
+        int arg = -1;
+        for (int i = 0; i < n; ++i) {
+          if (F[i] && z[i] <= 0.0) {
+            const double a = x[i] / (x[i] - z[i]);
+            if (a < alpha) {
+              alpha = a;
+              arg = i;
+            }
+          }
+        }
+        for (int i = 0; i < n; ++i) {
+          if (F[i]) x[i] += alpha * (z[i] - x[i]);
+        }
+        F[arg] = 0;
+        x[arg] = 0.0;
+        for (int i = 0; i < n; ++i) {
+          if (F[i] && x[i] <= 0.0) {
+            F[i] = 0;
+            x[i] = 0.0;
+          }
+        }
+        if (!solve_passive(F, b, z, y)) return kNotConverged;  // x is still feasible
+      }
+      for (int i = 0; i < n; ++i) {
+        const double* Gi = G_ + i * n;
+        double s = b[i];
+        for (int j = 0; j < n; ++j) s -= Gi[j] * x[j];
+        gradient[i] = s;
+      }
+    }
+    return kNotConverged;
+  }
+
+  int n_;
+  const double* G_;
+  const double* H_;
+  ColumnWorkspace ws_;
+  bool last_dual_ = false;
+};
+
+}  // namespace neuralnmf
