@@ -1,0 +1,74 @@
+"""What the fitted hierarchical baselines share: per-layer factors and batch-first accessors.
+
+A fitted model holds, in the papers' orientation (X = x^T, N features x M samples):
+``A[l]`` (k_{l-1}, k_l) with k_{-1} = N, ``S[l]`` (k_l, M), and ``B`` (num_classes, k_L) or None, so that
+X ~ A[0] A[1] ... A[l] S[l] at every depth l. Depths are 0-based and may be negative, as in Python indexing
+and :class:`neuralnmf.NeuralNMF`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _checks
+
+
+class FittedHierarchy:
+    """Accessors of a fitted hierarchical factorization (HierarchicalNMF, DeepNMF)."""
+
+    A: list[torch.Tensor] | None
+    S: list[torch.Tensor] | None
+    B: torch.Tensor | None
+
+    def _require_fit(self, what: str) -> None:
+        if self.A is None:
+            raise RuntimeError(f"{type(self).__name__}.{what}: the model is not fitted yet; call fit(x) first")
+
+    def _depth(self, depth, what: str) -> int:
+        self._require_fit(what)
+        L = len(self.A)
+        if depth is None:
+            return L - 1
+        if isinstance(depth, bool) or not isinstance(depth, int) or not -L <= depth < L:
+            raise ValueError(f"{type(self).__name__}.{what}: depth must be an integer in [-{L}, {L}), got {depth!r}")
+        return depth % L
+
+    def dictionary(self, depth: int | None = None) -> torch.Tensor:
+        """Topics of layer ``depth`` (default: the last) over the input features: A[0] ... A[depth], (N, k)."""
+        depth = self._depth(depth, "dictionary")
+        D = self.A[0]
+        for A in self.A[1 : depth + 1]:
+            D = D @ A
+        return D
+
+    def codes(self, depth: int | None = None) -> torch.Tensor:
+        """Batch-first representation of layer ``depth`` (default: the last): S[depth]^T, (M, k)."""
+        depth = self._depth(depth, "codes")
+        return self.S[depth].mT
+
+    def reconstruct(self, depth: int | None = None) -> torch.Tensor:
+        """Batch-first approximation of x at ``depth`` (default: the last): (A[0] ... A[depth] S[depth])^T, (M, N)."""
+        depth = self._depth(depth, "reconstruct")
+        return self.S[depth].mT @ self.dictionary(depth).mT
+
+    def predict(self) -> torch.Tensor:
+        """(M,) class of each training sample from the learned classifier: argmax_c (B S[-1])[c, j]."""
+        self._require_fit("predict")
+        if self.B is None:
+            raise ValueError(f"{type(self).__name__}.predict: the model was fitted without labels (no classifier B)")
+        return (self.B @ self.S[-1]).argmax(0)
+
+
+def check_fit_inputs(x, y, label_mask, num_classes, lam, data_mask, fn):
+    """Validated (X (N, M) with hidden entries zeroed, W (N, M) or None, labels or None, lam)."""
+    _checks.check_data(x, fn)
+    mask = _checks.check_data_mask(data_mask, x, fn)
+    _checks.check_values(x, mask, fn)
+    lam = _checks.check_real(lam, fn, "lam")
+    X, W = _checks.to_papers_orientation(x, mask)
+    labels = None
+    if y is not None:
+        labels = _checks.check_labels(y, label_mask, num_classes, X.shape[1], X, fn)
+    elif label_mask is not None or num_classes is not None:
+        raise ValueError(f"{fn}: label_mask and num_classes need labels y")
+    return X, W, labels, lam
