@@ -1,11 +1,13 @@
 // CPU kernel of neuralnmf::nnls: one GEMM for the right-hand sides, then an exact per-column solve,
 // parallel over columns with ATen's thread pool. Columns are processed in chunks so that the extra memory
-// stays O(k * chunk) whatever M is.
+// stays O(k * chunk) whatever M is. Everything between the GEMMs is plain loops over strided memory: on the
+// small problems of deep Neural NMF layers, ATen calls would cost more than the arithmetic.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <optional>
 
@@ -18,8 +20,21 @@ namespace neuralnmf {
 namespace cpu {
 namespace {
 
-constexpr int64_t kChunkBytes = 32ll << 20;   // extra memory per chunk of columns
-constexpr int64_t kGrain = 16;                // columns per parallel task, at least
+constexpr int64_t kChunkBytes = 32ll << 20;  // extra memory per chunk of columns
+constexpr int64_t kTaskFlops = 1 << 16;      // work per parallel task, at least
+
+// A strided view of a 2-D array: element (i, j) at data[i * row + j * col].
+template <typename T>
+struct Strided {
+  T* data;
+  int64_t row, col;
+  T& at(int64_t i, int64_t j) const { return data[i * row + j * col]; }
+};
+
+template <typename T>
+Strided<T> strided(const at::Tensor& t) {
+  return {t.data_ptr<T>(), t.stride(0), t.stride(1)};
+}
 
 double power_of_two_below(double v) {
   int e = 0;
@@ -27,30 +42,84 @@ double power_of_two_below(double v) {
   return std::ldexp(1.0, -e);
 }
 
-// Bt = (X[:, chunk])^T Ad, (len, kr) float64. Returns the power of two the chunk of X was scaled by
-// (1 unless the products overflowed).
-double right_hand_sides(const at::Tensor& Xc, const at::Tensor& Ad, const at::Tensor& Ad_x, at::Tensor& Bt) {
-  // Layouts measured fastest with MKL on 2 cores: float64 (Ad^T X)^T, float32 X^T Ad (about 2x apart).
-  auto product = [&](const at::Tensor& Xs) {
-    return Xs.scalar_type() == at::kDouble ? at::mm(Ad.t(), Xs).t().contiguous()
-                                           : at::mm(Xs.t(), Ad_x).to(at::kDouble);
-  };
-  Bt = product(Xc);
-  double x_scale = 1.0;
-  if (!at::isfinite(Bt).all().item<bool>()) {
-    // NaN and Inf in X always reach Bt (0 * Inf is NaN); a finite X can only overflow the products.
-    TORCH_CHECK_VALUE(at::isfinite(Xc).all().item<bool>(), "nnls: X contains NaN or Inf");
-    x_scale = power_of_two_below(Xc.abs().max().item<double>());
-    Bt = product(Xc * x_scale);
+struct ChunkProblem {
+  Strided<const double> B;  // (kr, len): A_d^T X[:, chunk]
+  Strided<const double> U;  // (kr, len): H B, or data == nullptr
+  Strided<const bool> init; // (k, len) support to warm-start from, or data == nullptr
+};
+
+// Solves every column of the chunk and writes S (k, len) and info (len). Returns false, leaving the chunk
+// unfinished, when a right-hand side is not finite (NaN/Inf data, or overflow to be rescaled by the caller).
+template <typename scalar_t>
+bool solve_chunk(const ScaledGram& g, const ChunkProblem& p, int64_t len, int64_t max_iter, double x_scale,
+                 Strided<scalar_t> S, int32_t* info) {
+  const int64_t kr = g.kr;
+  const double* H = g.H.empty() ? nullptr : g.H.data();
+  std::atomic<bool> all_finite{true};
+  const int64_t grain = std::max<int64_t>(1, kTaskFlops / (kr * kr + 1));
+  at::parallel_for(0, len, grain, [&](int64_t j0, int64_t j1) {
+    HostWorkspace ws(kr);
+    ColumnSolver solver(static_cast<int>(kr), g.G.data(), H, ws.view(kr));
+    std::vector<double> b(kr), u(kr), x(kr);
+    std::vector<uint8_t> passive(kr);
+    for (int64_t j = j0; j < j1; ++j) {
+      double c = 0.0, probe = 0.0;  // probe: v * 0 is NaN exactly when v is NaN or Inf (max() skips NaN)
+      for (int64_t i = 0; i < kr; ++i) {
+        const double v = p.B.at(i, j);
+        c = std::max(c, std::abs(v));
+        probe += v * 0.0;
+      }
+      if (probe != 0.0 || !std::isfinite(c)) {
+        all_finite = false;
+        return;
+      }
+      if (c == 0.0) {  // A^T x = 0: S = 0 is optimal
+        for (int64_t i = 0; i < kr; ++i) S.at(g.idx[i], j) = scalar_t(0);
+        info[j] = kConverged;
+        continue;
+      }
+      const double inv = 1.0 / c;
+      for (int64_t i = 0; i < kr; ++i) b[i] = p.B.at(i, j) * inv;
+      if (p.U.data != nullptr) {
+        double probe_u = 0.0;
+        for (int64_t i = 0; i < kr; ++i) {
+          u[i] = p.U.at(i, j) * inv;
+          probe_u += u[i] * 0.0;
+        }
+        if (probe_u != 0.0) {
+          all_finite = false;
+          return;
+        }
+      }
+      if (p.init.data != nullptr) {
+        for (int64_t i = 0; i < kr; ++i) passive[i] = p.init.at(g.idx[i], j);
+      }
+      info[j] = solver.solve(b.data(), p.U.data ? u.data() : nullptr, p.init.data ? passive.data() : nullptr,
+                             max_iter, x.data());
+      const double back = c * g.a_scale;  // divided by x_scale last: the product may not fit in between
+      for (int64_t i = 0; i < kr; ++i) {
+        S.at(g.idx[i], j) = static_cast<scalar_t>(std::max(x[i], 0.0) * g.d[i] * back / x_scale);
+      }
+    }
+  });
+  return all_finite;
+}
+
+// The right-hand sides of one chunk, with the layouts measured fastest with MKL: float64 (kr, len) = Ad^T X;
+// float32 (len, kr) = X^T Ad in float32, then widened (the Gram matrix and the solves stay float64).
+void right_hand_sides(const at::Tensor& Xc, const ScaledGram& g, const at::Tensor& Ad_x, const at::Tensor& Ht,
+                      at::Tensor& B, at::Tensor& U, ChunkProblem& p) {
+  if (Xc.scalar_type() == at::kDouble) {
+    B = at::mm(g.Ad.t(), Xc);
+    if (Ht.defined()) U = at::mm(Ht, B);
+    p.B = {B.data_ptr<double>(), B.stride(0), B.stride(1)};
+    if (U.defined()) p.U = {U.data_ptr<double>(), U.stride(0), U.stride(1)};
+  } else {
+    B = at::mm(Xc.t(), Ad_x).to(at::kDouble);
+    if (Ht.defined()) U = at::mm(B, Ht);  // H symmetric: (H B^T)^T = B H
+    p.B = {B.data_ptr<double>(), B.stride(1), B.stride(0)};
+    if (U.defined()) p.U = {U.data_ptr<double>(), U.stride(1), U.stride(0)};
   }
-  // Keep the right-hand sides (and H B after them) far from overflow and underflow; powers of two are exact.
-  const double bmax = Bt.numel() ? Bt.abs().max().item<double>() : 0.0;
-  if (bmax > 0.0 && (bmax > 0x1p500 || bmax < 0x1p-500)) {
-    const double s = power_of_two_below(bmax);
-    Bt.mul_(s);
-    x_scale *= s;
-  }
-  return x_scale;
 }
 
 void solve_item(const at::Tensor& Xb, const ScaledGram& g, const std::optional<at::Tensor>& initb,
@@ -62,71 +131,50 @@ void solve_item(const at::Tensor& Xb, const ScaledGram& g, const std::optional<a
     return;
   }
   const int64_t chunk = std::min<int64_t>(M, std::max<int64_t>(256, kChunkBytes / (8 * (N + 4 * kr))));
-  const at::Tensor Ad_x = g.Ad.to(Xb.scalar_type());
-  const at::Tensor idx = at::tensor(g.idx, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor Ad_x = Xb.scalar_type() == at::kDouble ? g.Ad : g.Ad.to(Xb.scalar_type());
   at::Tensor Ht;
   if (!g.H.empty()) {
     Ht = at::from_blob(const_cast<double*>(g.H.data()), {kr, kr}, at::TensorOptions().dtype(at::kDouble));
   }
   int32_t* info = infob.data_ptr<int32_t>();
-
   for (int64_t c0 = 0; c0 < M; c0 += chunk) {
     const int64_t len = std::min(chunk, M - c0);
-    at::Tensor Bt;
-    const double x_scale = right_hand_sides(Xb.narrow(1, c0, len), g.Ad, Ad_x, Bt);
-    at::Tensor Ut = Ht.defined() ? at::mm(Bt, Ht) : at::Tensor();  // H symmetric: (H B)^T = B^T H
-    at::Tensor init_t;
-    if (initb.has_value()) init_t = initb->narrow(1, c0, len).index_select(0, idx).t().contiguous();
-    at::Tensor St = at::empty({len, kr}, Bt.options());
-
-    const double* B = Bt.data_ptr<double>();
-    const double* U = Ut.defined() ? Ut.data_ptr<double>() : nullptr;
-    const bool* F0 = init_t.defined() ? init_t.data_ptr<bool>() : nullptr;
-    double* Sx = St.data_ptr<double>();
-    int32_t* info_c = info + c0;
-    at::parallel_for(0, len, kGrain, [&](int64_t j0, int64_t j1) {
-      HostWorkspace ws(kr);
-      ColumnSolver solver(static_cast<int>(kr), g.G.data(), g.H.empty() ? nullptr : g.H.data(), ws.view(kr));
-      std::vector<double> b(kr), u(kr);
-      std::vector<uint8_t> passive(kr);
-      for (int64_t j = j0; j < j1; ++j) {
-        const double* bj = B + j * kr;
-        double* xj = Sx + j * kr;
-        double c = 0.0;
-        for (int64_t i = 0; i < kr; ++i) c = std::max(c, std::abs(bj[i]));
-        if (c == 0.0) {  // A^T x = 0: S = 0 is optimal
-          std::fill(xj, xj + kr, 0.0);
-          info_c[j] = kConverged;
-          continue;
-        }
-        const double inv = 1.0 / c;
-        for (int64_t i = 0; i < kr; ++i) b[i] = bj[i] * inv;
-        if (U != nullptr) {
-          for (int64_t i = 0; i < kr; ++i) u[i] = U[j * kr + i] * inv;
-        }
-        if (F0 != nullptr) {
-          for (int64_t i = 0; i < kr; ++i) passive[i] = F0[j * kr + i];
-        }
-        info_c[j] = solver.solve(b.data(), U ? u.data() : nullptr, F0 ? passive.data() : nullptr, max_iter, xj);
-        const double back = c * g.a_scale;  // divided by x_scale last: the product may not fit in between
-        for (int64_t i = 0; i < kr; ++i) xj[i] = std::max(xj[i], 0.0) * g.d[i] * back / x_scale;
-      }
-    });
-    Sb.narrow(1, c0, len).index_copy_(0, idx, St.t().to(Sb.scalar_type()));
+    const at::Tensor Xc = Xb.narrow(1, c0, len);
+    ChunkProblem p{{nullptr, 0, 0}, {nullptr, 0, 0}, {nullptr, 0, 0}};
+    if (initb.has_value()) {
+      p.init = {initb->data_ptr<bool>() + c0 * initb->stride(1), initb->stride(0), initb->stride(1)};
+    }
+    double x_scale = 1.0;
+    for (int attempt = 0;; ++attempt) {
+      at::Tensor B, U;
+      right_hand_sides(attempt == 0 ? Xc : Xc * x_scale, g, Ad_x, Ht, B, U, p);
+      bool done = false;
+      AT_DISPATCH_FLOATING_TYPES(Sb.scalar_type(), "nnls_forward", [&] {
+        Strided<scalar_t> S{Sb.data_ptr<scalar_t>() + c0 * Sb.stride(1), Sb.stride(0), Sb.stride(1)};
+        done = solve_chunk<scalar_t>(g, p, len, max_iter, x_scale, S, info + c0);
+      });
+      if (done) break;
+      // NaN and Inf in X always reach B (0 * Inf is NaN); a finite X can only overflow the products.
+      TORCH_CHECK_VALUE(at::isfinite(Xc).all().item<bool>(), "nnls: X contains NaN or Inf");
+      TORCH_CHECK(attempt == 0, "nnls: right-hand sides overflow even after rescaling X");
+      x_scale = power_of_two_below(Xc.abs().max().item<double>());
+    }
   }
 }
 
 std::tuple<at::Tensor, at::Tensor> nnls_forward_kernel(const at::Tensor& X, const at::Tensor& A,
                                                         const std::optional<at::Tensor>& init, int64_t max_iter) {
   check_nnls_inputs(X, A, init);
-  TORCH_CHECK_VALUE(at::isfinite(A).all().item<bool>(), "nnls: A contains NaN or Inf");
   const bool batched = X.dim() == 3;
   const int64_t nb = batched ? X.size(0) : 1;
   const int64_t M = X.size(-1), k = A.size(-1);
   at::Tensor S = at::zeros({nb, k, M}, X.options());
   at::Tensor info = at::zeros({nb, M}, X.options().dtype(at::kInt));
   std::optional<ScaledGram> shared;
-  if (A.dim() == 2) shared.emplace(make_scaled_gram(A));
+  if (A.dim() == 2) {
+    shared.emplace(make_scaled_gram(A));
+    TORCH_CHECK_VALUE(shared->finite, "nnls: A contains NaN or Inf");
+  }
   for (int64_t b = 0; b < nb; ++b) {
     const at::Tensor Xb = batched ? X[b] : X;
     std::optional<at::Tensor> initb;
@@ -135,7 +183,9 @@ std::tuple<at::Tensor, at::Tensor> nnls_forward_kernel(const at::Tensor& X, cons
     if (shared.has_value()) {
       solve_item(Xb, *shared, initb, max_iter, Sb, infob);
     } else {
-      solve_item(Xb, make_scaled_gram(A[b]), initb, max_iter, Sb, infob);
+      const ScaledGram g = make_scaled_gram(A[b]);
+      TORCH_CHECK_VALUE(g.finite, "nnls: A contains NaN or Inf");
+      solve_item(Xb, g, initb, max_iter, Sb, infob);
     }
   }
   if (!batched) return {S[0], info[0]};

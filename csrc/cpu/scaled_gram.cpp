@@ -6,37 +6,80 @@
 
 namespace neuralnmf {
 namespace cpu {
+namespace {
 
-ScaledGram make_scaled_gram(const at::Tensor& A) {
-  ScaledGram g;
-  g.k = A.size(1);
-  at::Tensor A64 = A.to(at::kDouble);
-  const double amax = A64.numel() ? A64.abs().max().item<double>() : 0.0;
+// Below this many multiply-adds the Gram matrix is formed with loops: an ATen matmul costs more in
+// dispatch than the arithmetic (Neural NMF's deeper layers are a few thousand flops).
+constexpr int64_t kLoopGramFlops = 1 << 18;
+
+template <typename scalar_t>
+bool load_scaled(const at::Tensor& A, std::vector<double>& As, double& a_scale) {
+  const int64_t N = A.size(0), k = A.size(1), s0 = A.stride(0), s1 = A.stride(1);
+  const scalar_t* p = A.data_ptr<scalar_t>();
+  As.resize(N * k);
+  double amax = 0.0;
+  bool finite = true;
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t i = 0; i < k; ++i) {
+      const double v = static_cast<double>(p[n * s0 + i * s1]);
+      As[n * k + i] = v;
+      finite = finite && std::isfinite(v);
+      amax = std::max(amax, std::abs(v));
+    }
+  }
+  if (!finite) return false;
+  a_scale = 1.0;
   if (amax > 0.0) {
     int e = 0;
     std::frexp(amax, &e);  // amax = f * 2^e with f in [0.5, 1)
-    g.a_scale = std::ldexp(1.0, -e);
+    a_scale = std::ldexp(1.0, -e);
   }
-  at::Tensor As = A64 * g.a_scale;
-  at::Tensor sq = (As * As).sum(0).contiguous();
-  const double* sqp = sq.data_ptr<double>();
-  for (int64_t i = 0; i < g.k; ++i) {
-    if (sqp[i] > 0.0) {
+  for (double& v : As) v *= a_scale;
+  return true;
+}
+
+}  // namespace
+
+ScaledGram make_scaled_gram(const at::Tensor& A) {
+  ScaledGram g;
+  const int64_t N = A.size(0), k = A.size(1);
+  g.k = k;
+  std::vector<double> As;  // (N, k) row-major, A * a_scale
+  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "make_scaled_gram", [&] { g.finite = load_scaled<scalar_t>(A, As, g.a_scale); });
+  if (!g.finite) return g;
+  std::vector<double> sq(k, 0.0);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t i = 0; i < k; ++i) sq[i] += As[n * k + i] * As[n * k + i];
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    if (sq[i] > 0.0) {
       g.idx.push_back(i);
-      g.d.push_back(1.0 / std::sqrt(sqp[i]));
+      g.d.push_back(1.0 / std::sqrt(sq[i]));
     }
   }
-  g.kr = static_cast<int64_t>(g.idx.size());
-  if (g.kr == 0) {
-    g.Ad = at::zeros({A.size(0), 0}, A64.options());
-    return g;
+  const int64_t kr = g.kr = static_cast<int64_t>(g.idx.size());
+  g.Ad = at::empty({N, kr}, A.options().dtype(at::kDouble));
+  double* Ad = g.Ad.data_ptr<double>();
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t i = 0; i < kr; ++i) Ad[n * kr + i] = As[n * k + g.idx[i]] * g.d[i];
   }
-  at::Tensor idx = at::tensor(g.idx, at::TensorOptions().dtype(at::kLong));
-  at::Tensor d = at::tensor(g.d, A64.options());
-  g.Ad = (As.index_select(1, idx) * d).contiguous();
-  at::Tensor G = at::mm(g.Ad.t(), g.Ad).contiguous();
-  const int64_t kr = g.kr;
-  g.G.assign(G.data_ptr<double>(), G.data_ptr<double>() + kr * kr);
+  if (kr == 0) return g;
+  g.G.assign(kr * kr, 0.0);
+  if (N * kr * kr <= kLoopGramFlops) {
+    for (int64_t n = 0; n < N; ++n) {
+      const double* row = Ad + n * kr;
+      for (int64_t r = 0; r < kr; ++r) {
+        const double v = row[r];
+        for (int64_t c = 0; c <= r; ++c) g.G[r * kr + c] += v * row[c];
+      }
+    }
+    for (int64_t r = 0; r < kr; ++r) {
+      for (int64_t c = 0; c < r; ++c) g.G[c * kr + r] = g.G[r * kr + c];
+    }
+  } else {
+    at::Tensor G = at::mm(g.Ad.t(), g.Ad).contiguous();
+    g.G.assign(G.data_ptr<double>(), G.data_ptr<double>() + kr * kr);
+  }
 
   std::vector<double> L(g.G);
   const int n = static_cast<int>(kr);

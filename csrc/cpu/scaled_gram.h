@@ -16,6 +16,7 @@ namespace neuralnmf {
 namespace cpu {
 
 struct ScaledGram {
+  bool finite = true;      // false when A holds a NaN or Inf (nothing else is then valid)
   int64_t k = 0;           // columns of A
   int64_t kr = 0;          // nonzero columns of A
   double a_scale = 1.0;    // power of two

@@ -16,7 +16,7 @@ namespace neuralnmf {
 namespace cpu {
 namespace {
 
-constexpr int64_t kGrain = 16;
+constexpr int64_t kTaskFlops = 1 << 16;  // work per parallel task, at least
 
 // Minimum-norm solve of G_PP v = r on the support, for the rare singular support (e.g. duplicate columns).
 void pinv_on_support(const ScaledGram& g, const uint8_t* passive, const double* r, double* v) {
@@ -28,44 +28,48 @@ void pinv_on_support(const ScaledGram& g, const uint8_t* passive, const double* 
   const int64_t p = static_cast<int64_t>(in.size());
   at::Tensor Gpp = at::empty({p, p}, at::TensorOptions().dtype(at::kDouble));
   at::Tensor rp = at::empty({p, 1}, Gpp.options());
+  double* G = Gpp.data_ptr<double>();
+  double* R = rp.data_ptr<double>();
   for (int64_t a = 0; a < p; ++a) {
-    rp[a][0] = r[in[a]];
-    for (int64_t c = 0; c < p; ++c) Gpp[a][c] = g.G[in[a] * g.kr + in[c]];
+    R[a] = r[in[a]];
+    for (int64_t c = 0; c < p; ++c) G[a * p + c] = g.G[in[a] * g.kr + in[c]];
   }
   at::Tensor vp = at::mm(at::linalg_pinv(Gpp, std::optional<double>(), std::optional<double>(), /*hermitian=*/true), rp);
-  for (int64_t a = 0; a < p; ++a) v[in[a]] = vp[a][0].item<double>();
+  for (int64_t a = 0; a < p; ++a) v[in[a]] = vp.data_ptr<double>()[a];
 }
 
+template <typename scalar_t>
 void solve_item(const at::Tensor& grad_b, const ScaledGram& g, const at::Tensor& Sb, at::Tensor& Vb) {
   const int64_t M = Sb.size(1), kr = g.kr;
   if (M == 0 || kr == 0) return;
-  const at::Tensor idx = at::tensor(g.idx, at::TensorOptions().dtype(at::kLong));
-  const at::Tensor support = Sb.index_select(0, idx).gt(0).t().contiguous();                 // (M, kr)
-  const at::Tensor Rt = grad_b.index_select(0, idx).t().to(at::kDouble).contiguous();      // (M, kr)
-  at::Tensor Vt = at::zeros({M, kr}, Rt.options());
-  const bool* P = support.data_ptr<bool>();
-  const double* R = Rt.data_ptr<double>();
-  double* V = Vt.data_ptr<double>();
+  const scalar_t* S = Sb.data_ptr<scalar_t>();
+  const scalar_t* R = grad_b.data_ptr<scalar_t>();
+  scalar_t* V = Vb.data_ptr<scalar_t>();
+  const int64_t s0 = Sb.stride(0), s1 = Sb.stride(1), r0 = grad_b.stride(0), r1 = grad_b.stride(1);
+  const int64_t v0 = Vb.stride(0), v1 = Vb.stride(1);
   const double back = g.a_scale * g.a_scale;
-  at::parallel_for(0, M, kGrain, [&](int64_t j0, int64_t j1) {
+  const double* H = g.H.empty() ? nullptr : g.H.data();
+  const int64_t grain = std::max<int64_t>(1, kTaskFlops / (kr * kr + 1));
+  at::parallel_for(0, M, grain, [&](int64_t j0, int64_t j1) {
     HostWorkspace ws(kr);
-    ColumnSolver solver(static_cast<int>(kr), g.G.data(), g.H.empty() ? nullptr : g.H.data(), ws.view(kr));
+    ColumnSolver solver(static_cast<int>(kr), g.G.data(), H, ws.view(kr));
     std::vector<uint8_t> passive(kr);
-    std::vector<double> r(kr);
+    std::vector<double> r(kr), v(kr);
     for (int64_t j = j0; j < j1; ++j) {
       int64_t p = 0;
       for (int64_t i = 0; i < kr; ++i) {
-        passive[i] = P[j * kr + i];
+        const int64_t row = g.idx[i];
+        passive[i] = S[row * s0 + j * s1] > 0;
         p += passive[i];
-        r[i] = passive[i] ? g.d[i] * R[j * kr + i] : 0.0;
+        r[i] = passive[i] ? g.d[i] * static_cast<double>(R[row * r0 + j * r1]) : 0.0;
       }
       if (p == 0) continue;
-      double* vj = V + j * kr;
-      if (!solver.solve_on_support(passive.data(), r.data(), vj)) pinv_on_support(g, passive.data(), r.data(), vj);
-      for (int64_t i = 0; i < kr; ++i) vj[i] *= back * g.d[i];
+      if (!solver.solve_on_support(passive.data(), r.data(), v.data())) {
+        pinv_on_support(g, passive.data(), r.data(), v.data());
+      }
+      for (int64_t i = 0; i < kr; ++i) V[g.idx[i] * v0 + j * v1] = static_cast<scalar_t>(v[i] * back * g.d[i]);
     }
   });
-  Vb.index_copy_(0, idx, Vt.t().to(Vb.scalar_type()));
 }
 
 at::Tensor support_solve_kernel(const at::Tensor& grad, const at::Tensor& A, const at::Tensor& S) {
@@ -79,11 +83,10 @@ at::Tensor support_solve_kernel(const at::Tensor& grad, const at::Tensor& A, con
     at::Tensor Vb = V[b];
     const at::Tensor Sb = batched ? S[b] : S;
     const at::Tensor gb = batched ? grad[b] : grad;
-    if (shared.has_value()) {
-      solve_item(gb, *shared, Sb, Vb);
-    } else {
-      solve_item(gb, make_scaled_gram(A[b]), Sb, Vb);
-    }
+    const ScaledGram local = shared.has_value() ? ScaledGram() : make_scaled_gram(A[b]);
+    const ScaledGram& g = shared.has_value() ? *shared : local;
+    TORCH_CHECK_VALUE(g.finite, "support_solve: A contains NaN or Inf");
+    AT_DISPATCH_FLOATING_TYPES(S.scalar_type(), "support_solve", [&] { solve_item<scalar_t>(gb, g, Sb, Vb); });
   }
   return batched ? V : V[0];
 }
