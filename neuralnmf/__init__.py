@@ -1,10 +1,25 @@
 """neuralnmf: hierarchical nonnegative factorization trainable by backpropagation.
 
 The core is one differentiable operator, ``nnls(X, A)`` = argmin_{S >= 0} ||X - A S||_F, solved exactly by
-compiled kernels with a closed-form backward pass.
+compiled kernels with a closed-form backward pass; layers, models and training are built on it.
 """
 
+from .layers import NNLSLayer
+from .models import NeuralNMF, NeuralNMFOutput
 from .ops import NNLSConvergenceWarning, nnls
+from .projection import NonnegativeProjection, nonnegative_parameters
+from .train import History, fit
 
 __version__ = "0.1.0"
-__all__ = ["nnls", "NNLSConvergenceWarning", "__version__"]
+__all__ = [
+    "nnls",
+    "NNLSConvergenceWarning",
+    "NNLSLayer",
+    "NeuralNMF",
+    "NeuralNMFOutput",
+    "NonnegativeProjection",
+    "nonnegative_parameters",
+    "fit",
+    "History",
+    "__version__",
+]

@@ -148,6 +148,8 @@ def _prepare(X: torch.Tensor, A: torch.Tensor, init):
     if A.shape[-2] != N:
         raise ValueError(f"nnls: X has {N} rows (N) but A has {A.shape[-2]}: X is (..., N, M), A is (..., N, k)")
     k = A.shape[-1]
+    if X.dim() == 2 and A.dim() == 2 and init is None:  # the common case, without the broadcasting machinery
+        return X, A, None, (k, M)
     try:
         batch = torch.broadcast_shapes(X.shape[:-2], A.shape[:-2])
     except RuntimeError as exc:
@@ -210,8 +212,8 @@ def nnls(
     X_op, A_op, init_op, out_shape = _prepare(X, A, init)
     S, info = torch.ops.neuralnmf.nnls(X_op, A_op, init_op, 0 if max_iter is None else int(max_iter))
     if not torch.compiler.is_compiling() and info.device.type == "cpu":
-        failed = int((info < 0).sum())
-        if failed:
+        if info.numel() and int(info.min()) < 0:
+            failed = int((info < 0).sum())
             warnings.warn(
                 f"nnls: {failed} of {info.numel()} columns hit the iteration bound (max_iter={max_iter}); "
                 "their S is feasible but not certified optimal",

@@ -1,0 +1,119 @@
+"""NNLSLayer: the nonnegative least-squares codes of samples against a learned nonnegative dictionary."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .initialization import INIT_METHODS, nndsvd, uniform
+from .ops import nnls
+
+__all__ = ["NNLSLayer", "SupportCache", "check_rank"]
+
+
+def check_rank(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class SupportCache:
+    """Remembers the support of the last solution and the identity of the data it was computed for.
+
+    A warm start never changes the answer of :func:`neuralnmf.nnls`, only the work; the cache offers the
+    previous support when the same data tensor (same storage, shape, strides and version) comes back, as it
+    does across the epochs of full-batch training.
+    """
+
+    def __init__(self):
+        self.key = None
+        self.supports: list[torch.Tensor] | None = None
+
+    @staticmethod
+    def key_of(x: torch.Tensor):
+        return (x.data_ptr(), tuple(x.shape), tuple(x.stride()), x._version, x.device, x.dtype)
+
+    def lookup(self, x: torch.Tensor) -> list[torch.Tensor] | None:
+        return self.supports if self.key is not None and self.key == self.key_of(x) else None
+
+    def store(self, x: torch.Tensor, supports: list[torch.Tensor]) -> None:
+        self.key, self.supports = self.key_of(x), supports
+
+    def clear(self) -> None:
+        self.key, self.supports = None, None
+
+
+class NNLSLayer(nn.Module):
+    """Nonnegative codes of the inputs: ``forward(x)[j] = argmin_{s >= 0} ||x[j] - A s||_2``.
+
+    Batch first like ``nn.Linear``: (*, in_features) -> (*, rank). The dictionary ``A`` (in_features, rank)
+    holds one topic per column, as in the papers, and is declared nonnegative (see
+    :class:`neuralnmf.NonnegativeProjection`). Codes are exact and differentiable in ``x`` and ``A``.
+
+    Args:
+        in_features: size of each input sample.
+        rank: number of topics (columns of A).
+        init: "uniform" (U[0, 1), the papers' choice), "nndsvd"/"nndsvda"/"nndsvdar" (needs ``data``), or a
+            tensor (in_features, rank) >= 0 that is copied.
+        data: (samples, in_features) data for the NNDSVD initializations.
+        generator: torch.Generator for the random initializations.
+        warm_start: reuse the previous support when called again on the same data tensor.
+    """
+
+    _nonnegative = ("A",)
+
+    def __init__(self, in_features: int, rank: int, *, init="uniform", data=None, generator=None,
+                 warm_start: bool = True, dtype=None, device=None):
+        super().__init__()
+        self.in_features = check_rank(in_features, "in_features")
+        self.rank = check_rank(rank, "rank")
+        self.warm_start = warm_start
+        self.A = nn.Parameter(torch.empty(in_features, rank, dtype=dtype, device=device))
+        self._cache = SupportCache()
+        self.reset_parameters(init, data=data, generator=generator)
+
+    @torch.no_grad()
+    def reset_parameters(self, init="uniform", *, data=None, generator=None) -> None:
+        """Re-initialize A; see the class docstring for the options."""
+        self._cache.clear()
+        if isinstance(init, torch.Tensor):
+            if init.shape != self.A.shape:
+                raise ValueError(f"NNLSLayer: init tensor must have shape {tuple(self.A.shape)}, got {tuple(init.shape)}")
+            if not bool(torch.isfinite(init).all()) or bool((init < 0).any()):
+                raise ValueError("NNLSLayer: init tensor must be finite and nonnegative")
+            self.A.copy_(init)
+        elif init == "uniform":
+            self.A.copy_(uniform(*self.A.shape, generator=generator, dtype=self.A.dtype, device=self.A.device))
+        elif init in INIT_METHODS:
+            if data is None:
+                raise ValueError(f"NNLSLayer: init={init!r} needs data=(samples, in_features)")
+            data = torch.as_tensor(data)
+            if data.dim() != 2 or data.shape[-1] != self.in_features:
+                raise ValueError(f"NNLSLayer: data must have shape (samples, {self.in_features}), got {tuple(data.shape)}")
+            W = nndsvd(data.detach().to(self.A.dtype).mT, self.rank, variant=init, generator=generator)
+            self.A.copy_(W.to(self.A.device))
+        else:
+            raise ValueError(f"NNLSLayer: init must be one of {INIT_METHODS} or a tensor, got {init!r}")
+
+    def forward(self, x: torch.Tensor, *, init: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (*, in_features) -> codes (*, rank). ``init``: a previous code tensor (or its support)."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"NNLSLayer: input must be a torch.Tensor, got {type(x).__name__}")
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(f"NNLSLayer: input must have shape (*, {self.in_features}), got {tuple(x.shape)}")
+        if x.dtype != self.A.dtype:
+            raise TypeError(f"NNLSLayer: input has dtype {x.dtype} but the layer's dictionary is {self.A.dtype}; "
+                            f"convert one of them (e.g. model.to({x.dtype}))")
+        lead = x.shape[:-1]
+        X = x.reshape(-1, self.in_features).mT  # (in_features, M): columns are samples
+        if init is None and self.warm_start:
+            cached = self._cache.lookup(x)
+            init = cached[0] if cached is not None else None
+        init_op = None if init is None else init.reshape(-1, self.rank).mT
+        S = nnls(X, self.A, init=init_op).mT  # (M, rank)
+        if self.warm_start:
+            self._cache.store(x, [S.detach() > 0])
+        return S.reshape(*lead, self.rank)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, rank={self.rank}"

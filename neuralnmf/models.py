@@ -1,0 +1,138 @@
+"""Neural NMF (Gao, Haddock, Molitor, Needell, Sadovnik, Will, Zhang 2019): a stack of NNLS layers.
+
+    S_0 = q(X, A_0),  S_l = q(S_{l-1}, A_l),   X ~ A_0 A_1 ... A_l S_l at every depth l,
+
+with an optional classifier on the deepest codes (logits = S_L B^T). Batch first: samples are rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .initialization import INIT_METHODS
+from .layers import NNLSLayer, SupportCache, check_rank
+
+__all__ = ["NeuralNMF", "NeuralNMFOutput"]
+
+
+@dataclass
+class NeuralNMFOutput:
+    """codes: one (M, k_l) tensor per layer; logits: (M, num_classes) or None."""
+
+    codes: list[torch.Tensor]
+    logits: torch.Tensor | None = None
+
+
+class NeuralNMF(nn.Module):
+    """Hierarchical NMF trained by backpropagation through exact NNLS layers.
+
+    Args:
+        in_features: features per sample (e.g. vocabulary size).
+        ranks: topics per layer, e.g. (9, 4, 2): layer l has a dictionary A_l of shape (k_{l-1}, k_l), with
+            k_{-1} = in_features; its columns group the topics of the layer below.
+        num_classes: adds a classifier B (num_classes, k_L) on the last codes (logits = S_L B^T), for the
+            semi-supervised and supervised models. B is nonnegative by default, as in the SSNMF objective
+            ||L (Y - B S)||^2 of the papers; ``nonnegative_classifier=False`` frees its sign.
+        init: "uniform" (U[0, 1)) or an NNDSVD variant, which needs ``data`` (samples, in_features) and
+            initializes each layer from the codes of the one below.
+        generator: torch.Generator for the random initializations.
+        warm_start: when called again on the same input tensor, each layer warm-starts its solver from its
+            previous support (the answer is unchanged; full-batch training gets faster).
+
+    Shape:
+        forward(x): x (M, in_features) -> NeuralNMFOutput(codes=[(M, k_0), ..., (M, k_L)], logits=(M, c))
+    """
+
+    def __init__(self, in_features: int, ranks, num_classes: int | None = None, *, init="uniform", data=None,
+                 generator=None, nonnegative_classifier: bool = True, warm_start: bool = True, dtype=None,
+                 device=None):
+        super().__init__()
+        ranks = (ranks,) if isinstance(ranks, int) else tuple(ranks)
+        if not ranks:
+            raise ValueError("NeuralNMF: ranks must hold at least one positive integer")
+        for i, r in enumerate(ranks):
+            check_rank(r, f"NeuralNMF: ranks[{i}]")
+        check_rank(in_features, "NeuralNMF: in_features")
+        if num_classes is not None:
+            check_rank(num_classes, "NeuralNMF: num_classes")
+        if init not in INIT_METHODS:
+            raise ValueError(f"NeuralNMF: init must be one of {INIT_METHODS}, got {init!r}")
+        self.in_features, self.ranks, self.num_classes = in_features, ranks, num_classes
+        self.warm_start = warm_start
+        sizes = (in_features, *ranks)
+        self.layers = nn.ModuleList(
+            NNLSLayer(sizes[i], sizes[i + 1], generator=generator, warm_start=False, dtype=dtype, device=device)
+            for i in range(len(ranks))
+        )
+        self.nonnegative_classifier = nonnegative_classifier
+        self._nonnegative = ("B",) if nonnegative_classifier else ()
+        if num_classes is not None:
+            B = torch.rand(num_classes, ranks[-1], generator=generator, dtype=dtype)
+            if not nonnegative_classifier:
+                B = (2 * B - 1) / ranks[-1] ** 0.5  # nn.Linear's scale
+            self.B = nn.Parameter(B.to(device))
+        else:
+            self.register_parameter("B", None)
+        self._cache = SupportCache()
+        if init != "uniform":
+            if data is None:
+                raise ValueError(f"NeuralNMF: init={init!r} needs data=(samples, in_features)")
+            self.initialize(data, method=init, generator=generator)
+
+    @torch.no_grad()
+    def initialize(self, x: torch.Tensor, method: str = "nndsvd", generator=None) -> None:
+        """Data-driven initialization, layer by layer: A_l from the codes of layer l-1 (NNDSVD)."""
+        h = x.to(self.layers[0].A.dtype)
+        for layer in self.layers:
+            layer.reset_parameters(method, data=h, generator=generator)
+            h = layer(h)
+        self._cache.clear()
+
+    def forward(self, x: torch.Tensor) -> NeuralNMFOutput:
+        if x.dim() != 2:
+            raise ValueError(f"NeuralNMF: input must have shape (samples, {self.in_features}), got {tuple(x.shape)}")
+        supports = self._cache.lookup(x) if self.warm_start else None
+        codes, h = [], x
+        for i, layer in enumerate(self.layers):
+            h = layer(h, init=None if supports is None else supports[i])
+            codes.append(h)
+        if self.warm_start:
+            self._cache.store(x, [c.detach() > 0 for c in codes])
+        logits = codes[-1] @ self.B.mT if self.B is not None else None
+        return NeuralNMFOutput(codes, logits)
+
+    def dictionary(self, depth: int | None = None) -> torch.Tensor:
+        """Topics of layer `depth` (default: the last) in input space: A_0 A_1 ... A_depth, (in_features, k)."""
+        depth = self._depth(depth)
+        D = self.layers[0].A
+        for layer in self.layers[1 : depth + 1]:
+            D = D @ layer.A
+        return D
+
+    def reconstruct(self, x: torch.Tensor | None = None, depth: int | None = None, *,
+                    output: NeuralNMFOutput | None = None) -> torch.Tensor:
+        """A_0 ... A_depth S_depth in input space, batch first: (M, in_features).
+
+        Pass ``x`` (the codes are computed) or a previous ``output`` of forward (they are reused).
+        """
+        if output is None:
+            if x is None:
+                raise ValueError("NeuralNMF.reconstruct: pass x or output")
+            output = self(x)
+        depth = self._depth(depth)
+        return output.codes[depth] @ self.dictionary(depth).mT
+
+    def _depth(self, depth: int | None) -> int:
+        L = len(self.layers)
+        if depth is None:
+            return L - 1
+        if isinstance(depth, bool) or not isinstance(depth, int) or not -L <= depth < L:
+            raise ValueError(f"NeuralNMF: depth must be an integer in [0, {L}), got {depth!r}")
+        return depth % L
+
+    def extra_repr(self) -> str:
+        extra = f", num_classes={self.num_classes}" if self.num_classes is not None else ""
+        return f"in_features={self.in_features}, ranks={self.ranks}{extra}"

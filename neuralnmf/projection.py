@@ -1,0 +1,53 @@
+"""Nonnegativity projection for any torch.optim optimizer: clamp constrained parameters after each step.
+
+Modules declare which of their parameters must stay nonnegative in a class attribute ``_nonnegative``
+(names of parameters); :func:`nonnegative_parameters` collects them from a model.
+
+    projection = NonnegativeProjection(model)
+    handle = projection.attach(optimizer)   # clamps after every optimizer.step()
+    projection()                            # or by hand
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+__all__ = ["NonnegativeProjection", "nonnegative_parameters"]
+
+
+def nonnegative_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters of `module` and its submodules declared nonnegative (``_nonnegative`` names)."""
+    params, seen = [], set()
+    for m in module.modules():
+        for name in getattr(m, "_nonnegative", ()):
+            p = getattr(m, name, None)
+            if isinstance(p, nn.Parameter) and id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+    return params
+
+
+class NonnegativeProjection:
+    """Projects parameters onto the nonnegative orthant (in place): p <- max(p, 0).
+
+    Args:
+        params: a module (its declared nonnegative parameters are used) or an iterable of tensors.
+    """
+
+    def __init__(self, params: nn.Module | Iterable[torch.Tensor]):
+        self.params = nonnegative_parameters(params) if isinstance(params, nn.Module) else list(params)
+
+    @torch.no_grad()
+    def __call__(self) -> None:
+        for p in self.params:
+            p.clamp_(min=0)
+
+    def attach(self, optimizer: torch.optim.Optimizer):
+        """Run the projection after every ``optimizer.step()``; returns a handle with ``.remove()``."""
+        return optimizer.register_step_post_hook(lambda opt, args, kwargs: self())
+
+    def __repr__(self) -> str:
+        return f"NonnegativeProjection({len(self.params)} parameters)"
