@@ -13,11 +13,20 @@ def _run(*args):
 
 def test_cli_help_explains_the_commands():
     out = _run("-m", "neuralnmf", "--help")
-    assert out.returncode == 0 and "demo" in out.stdout
+    assert out.returncode == 0 and "demo" in out.stdout and "nnls-demo" in out.stdout
 
 
-def test_demo_runs():
-    out = _run("-m", "neuralnmf", "demo", "--steps", "5")
+def test_demo_trains_a_hierarchy_and_writes_figures(tmp_path):
+    out = _run("-m", "neuralnmf", "demo", "--epochs", "300", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    for text in ("relative error", "hierarchy:", "true parent links", "L2.T0"):
+        assert text in out.stdout
+    for name in ("layers.png", "hierarchy.png", "loss.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_nnls_demo_runs():
+    out = _run("-m", "neuralnmf", "nnls-demo", "--steps", "5")
     assert out.returncode == 0, out.stderr
     assert "relative error" in out.stdout and "KKT residual" in out.stdout
 
