@@ -4,6 +4,7 @@ The core is one differentiable operator, ``nnls(X, A)`` = argmin_{S >= 0} ||X - 
 compiled kernels with a closed-form backward pass; layers, models and training are built on it.
 """
 
+from . import baselines, datasets, metrics, topics
 from .layers import NNLSLayer
 from .models import NeuralNMF, NeuralNMFOutput
 from .ops import NNLSConvergenceWarning, nnls
@@ -21,5 +22,9 @@ __all__ = [
     "nonnegative_parameters",
     "fit",
     "History",
+    "baselines",
+    "datasets",
+    "metrics",
+    "topics",
     "__version__",
 ]
