@@ -54,7 +54,11 @@ def get_extensions():
         extension = CUDAExtension
         sources += cuda_sources
         nvcc = ["-O0", "-g", "-G"] if debug else ["-O3", "-DNDEBUG"]
-        nvcc += ["--expt-relaxed-constexpr"] + os.getenv("NVCC_FLAGS", "").split()
+        user = os.getenv("NVCC_FLAGS", "").split()
+        nvcc += ["--expt-relaxed-constexpr"]
+        if not any(f.startswith("-std=") for f in user):  # the C++ standard of cxx (torch would pick its own)
+            nvcc.append("-std=c++17")
+        nvcc += user
         extra["nvcc"] = nvcc
         define_macros.append(("WITH_CUDA", None))
     print(
