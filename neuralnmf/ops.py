@@ -8,10 +8,18 @@ Two ops live in the ``neuralnmf`` namespace (schemas in csrc/nnls.cpp, kernels i
 This module gives both fake kernels (for torch.compile), attaches the closed-form backward to ``nnls``
 (dX = A V, dA = X V^T - A (S V^T + V S^T): two GEMMs, the N x M residual is never formed), serves devices
 without a compiled kernel with the pure-torch reference, and defines the public function :func:`nnls`.
+
+Errors and host synchronisation. The CPU kernel raises on NaN/Inf input itself (a check is cheap there). A
+CUDA kernel cannot raise without stopping the host until the GPU is done, so the CUDA op reports instead:
+columns whose right-hand side is NaN/Inf get ``info == -2`` and a NaN column of S (every column, when A is not
+finite). :func:`nnls` turns that into ``ValueError`` and warns about ``info == -1`` with one host
+synchronisation per call, while validation is on (the default; :func:`set_validation`, :func:`validation`).
+Training loops that want zero host synchronisations turn it off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 
@@ -19,7 +27,7 @@ import torch
 
 from . import _extension, _reference
 
-__all__ = ["nnls", "NNLSConvergenceWarning"]
+__all__ = ["nnls", "NNLSConvergenceWarning", "set_validation", "validation", "validation_enabled"]
 
 NNLS_SCHEMA = "nnls(Tensor X, Tensor A, Tensor? init=None, int max_iter=0) -> (Tensor, Tensor)"
 SUPPORT_SOLVE_SCHEMA = "support_solve(Tensor grad, Tensor A, Tensor S) -> Tensor"
@@ -27,6 +35,68 @@ SUPPORT_SOLVE_SCHEMA = "support_solve(Tensor grad, Tensor A, Tensor S) -> Tensor
 
 class NNLSConvergenceWarning(RuntimeWarning):
     """Some columns hit the iteration bound: their S is feasible (>= 0) but not certified optimal."""
+
+
+# --- validation of device results ---------------------------------------------------------------------------
+
+INFO_NOT_CONVERGED = -1  # iteration bound hit: S feasible, not certified optimal
+INFO_NON_FINITE = -2  # CUDA only: the column's right-hand side is NaN/Inf (X or A); its S is NaN
+
+_validation = True
+
+
+def set_validation(enabled: bool) -> None:
+    """Turn the checks of :func:`nnls` results on non-CPU devices on or off (process-wide; default on).
+
+    On: NaN/Inf in X or A raises ``ValueError`` and columns at the iteration bound warn, as on the CPU, at the
+    cost of one host synchronisation per call. Off: no synchronisation at all; bad columns come back as NaN
+    with ``info == -2`` (see ``return_info``). The CPU path always checks (it costs nothing there).
+    """
+    global _validation
+    _validation = bool(enabled)
+
+
+def validation_enabled() -> bool:
+    """Whether :func:`nnls` checks results on non-CPU devices (see :func:`set_validation`)."""
+    return _validation
+
+
+@contextlib.contextmanager
+def validation(enabled: bool):
+    """Context manager form of :func:`set_validation`, restoring the previous setting on exit::
+
+        with neuralnmf.ops.validation(False):  # a training loop without host synchronisations
+            ...
+    """
+    previous = _validation
+    set_validation(enabled)
+    try:
+        yield
+    finally:
+        set_validation(previous)
+
+
+def _warn_not_converged(failed: int, total: int, max_iter) -> None:
+    warnings.warn(
+        f"nnls: {failed} of {total} columns hit the iteration bound (max_iter={max_iter}); "
+        "their S is feasible but not certified optimal",
+        NNLSConvergenceWarning,
+        stacklevel=3,
+    )
+
+
+def _check_device_result(A: torch.Tensor, info: torch.Tensor, max_iter) -> None:
+    """Raise / warn as the CPU kernel does, from a device op's info, with one host synchronisation."""
+    a_bad = (~torch.isfinite(A)).any()
+    x_bad = (info == INFO_NON_FINITE).any()
+    failed = (info == INFO_NOT_CONVERGED).sum()
+    a_bad, x_bad, failed = torch.stack([a_bad.long(), x_bad.long(), failed.long()]).tolist()
+    if a_bad:  # first: a bad A makes every column -2
+        raise ValueError("nnls: A contains NaN or Inf")
+    if x_bad:
+        raise ValueError("nnls: X contains NaN or Inf")
+    if failed:
+        _warn_not_converged(failed, info.numel(), max_iter)
 
 
 # --- registration -------------------------------------------------------------------------------------------
@@ -195,7 +265,8 @@ def nnls(
         max_iter: bound on pivoting iterations per column (default: 5k + 10, then a Lawson-Hanson fallback
             bounded by 3k + 10 iterations).
         return_info: also return ``info`` (..., M) int32: 0 solved by block principal pivoting, 1 solved by
-            the Lawson-Hanson fallback, -1 iteration bound hit (S feasible, not certified optimal).
+            the Lawson-Hanson fallback, -1 iteration bound hit (S feasible, not certified optimal), and on
+            CUDA with validation off, -2: the column's right-hand side is NaN/Inf (S column NaN).
 
     Returns:
         S: (..., k, M), same dtype and device as X; ``(S, info)`` when ``return_info``.
@@ -208,17 +279,19 @@ def nnls(
         TypeError: non-tensor input, dtype other than float32/float64, or X and A of different dtypes.
         ValueError: NaN or Inf, wrong number of dimensions, N mismatch, batch shapes that do not broadcast,
             X and A on different devices, init of the wrong shape.
+
+    On CUDA the NaN/Inf check and the :class:`NNLSConvergenceWarning` read ``info`` back to the host, one
+    synchronisation per call. ``neuralnmf.ops.set_validation(False)`` (or ``with
+    neuralnmf.ops.validation(False):``) skips them: the call then never waits for the GPU, and NaN/Inf input
+    gives NaN columns of S with ``info == -2`` instead of an error. Under ``torch.compile`` no host check runs.
     """
     X_op, A_op, init_op, out_shape = _prepare(X, A, init)
     S, info = torch.ops.neuralnmf.nnls(X_op, A_op, init_op, 0 if max_iter is None else int(max_iter))
-    if not torch.compiler.is_compiling() and info.device.type == "cpu":
-        if info.numel() and int(info.min()) < 0:
-            failed = int((info < 0).sum())
-            warnings.warn(
-                f"nnls: {failed} of {info.numel()} columns hit the iteration bound (max_iter={max_iter}); "
-                "their S is feasible but not certified optimal",
-                NNLSConvergenceWarning,
-                stacklevel=2,
-            )
+    if not torch.compiler.is_compiling():
+        if info.device.type == "cpu":  # the CPU kernel raised on bad input already
+            if info.numel() and int(info.min()) < 0:
+                _warn_not_converged(int((info < 0).sum()), info.numel(), max_iter)
+        elif _validation and info.device.type != "meta":
+            _check_device_result(A, info, max_iter)
     S = S.reshape(out_shape)
     return (S, info.reshape(out_shape[:-2] + out_shape[-1:])) if return_info else S
