@@ -46,6 +46,22 @@ inline void check_nnls_inputs(const at::Tensor& X, const at::Tensor& A, const st
   }
 }
 
+// AtX: (k, M) or (B, k, M), the products A^T X formed by the caller.
+inline void check_nnls_rhs_inputs(const at::Tensor& AtX, const at::Tensor& A, const std::optional<at::Tensor>& init) {
+  TORCH_CHECK_VALUE(AtX.dim() == 2 || AtX.dim() == 3, "nnls_rhs: AtX must have shape (k, M) or (B, k, M), got ",
+                    AtX.sizes());
+  check_dictionary("nnls_rhs", A, AtX, "AtX");
+  check_float_pair("nnls_rhs", AtX, "AtX", A, "A");
+  TORCH_CHECK_VALUE(A.size(-1) == AtX.size(-2), "nnls_rhs: AtX has ", AtX.size(-2), " rows but A has ", A.size(-1),
+                    " columns (k)");
+  if (init.has_value()) {
+    TORCH_CHECK_TYPE(init->scalar_type() == at::kBool, "nnls_rhs: init must be a bool support mask, got ",
+                     init->scalar_type());
+    TORCH_CHECK_VALUE(init->sizes() == AtX.sizes(), "nnls_rhs: init must have the shape of S ", AtX.sizes(),
+                      ", got ", init->sizes());
+  }
+}
+
 inline void check_support_solve_inputs(const at::Tensor& grad, const at::Tensor& A, const at::Tensor& S) {
   TORCH_CHECK_VALUE(S.dim() == 2 || S.dim() == 3, "support_solve: S must have shape (k, M) or (B, k, M), got ",
                     S.sizes());

@@ -14,9 +14,13 @@ PyObject* PyInit__C(void) {
 
 TORCH_LIBRARY(neuralnmf, m) {
   // S = argmin_{S >= 0} ||X - A S||_F per column; info[..., j] = 0 (pivoting converged), 1 (Lawson-Hanson
-  // fallback converged) or -1 (iteration bound hit: S feasible, not certified optimal).
+  // fallback converged), -1 (iteration bound hit: S feasible, not certified optimal) or, on CUDA only, -2
+  // (non-finite data: S column NaN; the CPU kernel raises instead, the CUDA one cannot without a host sync).
   // X (N, M) or (B, N, M); A (N, k) or (B, N, k); init: bool (..., k, M) support to warm-start from.
   m.def("nnls(Tensor X, Tensor A, Tensor? init=None, int max_iter=0) -> (Tensor, Tensor)");
+  // The same solve from the products AtX = A^T X (k, M) or (B, k, M), formed by the caller: sparse X,
+  // data sharded over processes. Gradients flow to AtX (V) and to A through its Gram matrix.
+  m.def("nnls_rhs(Tensor AtX, Tensor A, Tensor? init=None, int max_iter=0) -> (Tensor, Tensor)");
   // V[P_j, j] = (A_P^T A_P)^{-1} grad[P_j, j], zero off the support P_j = {i : S[i, j] > 0}.
   m.def("support_solve(Tensor grad, Tensor A, Tensor S) -> Tensor");
 }

@@ -7,7 +7,7 @@ compiled kernels with a closed-form backward pass; layers, models and training a
 from . import baselines, datasets, metrics, topics
 from .layers import NNLSLayer
 from .models import NeuralNMF, NeuralNMFOutput
-from .ops import NNLSConvergenceWarning, nnls
+from .ops import NNLSConvergenceWarning, nnls, set_validation, validation, validation_enabled
 from .projection import NonnegativeProjection, nonnegative_parameters
 from .train import History, fit
 
@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 __all__ = [
     "nnls",
     "NNLSConvergenceWarning",
+    "set_validation",
+    "validation",
+    "validation_enabled",
     "NNLSLayer",
     "NeuralNMF",
     "NeuralNMFOutput",

@@ -86,15 +86,15 @@ def _bpp(G: torch.Tensor, b: torch.Tensor, F: torch.Tensor, max_iter: int):
     return x.clamp_min(0), done
 
 
-def _solve_item(X: torch.Tensor, A: torch.Tensor, init, max_iter: int):
-    N, M = X.shape
+def _solve_products(products, A: torch.Tensor, M: int, init, max_iter: int):
+    """Solves M columns whose scaled right-hand sides ``products(c0, c1, Ad, d)`` -> (m, k) come in chunks."""
     k = A.shape[1]
     G, d, keep, Ad = _scaled_gram(A)
-    S = torch.zeros(k, M, dtype=torch.float64, device=X.device)
-    info = torch.zeros(M, dtype=torch.int32, device=X.device)
+    S = torch.zeros(k, M, dtype=torch.float64, device=A.device)
+    info = torch.zeros(M, dtype=torch.int32, device=A.device)
     iters = max_iter if max_iter > 0 else 5 * k + 10
     for c0 in range(0, M, _CHUNK):
-        Bt = (X[:, c0 : c0 + _CHUNK].to(torch.float64).T @ Ad) * keep  # (m, k)
+        Bt = products(c0, c0 + _CHUNK, Ad, d) * keep  # (m, k)
         scale = Bt.abs().amax(1, keepdim=True)
         b = Bt / torch.where(scale > 0, scale, torch.ones_like(scale))
         if init is None:
@@ -104,23 +104,44 @@ def _solve_item(X: torch.Tensor, A: torch.Tensor, init, max_iter: int):
         x, done = _bpp(G, b, F, iters)
         S[:, c0 : c0 + _CHUNK] = (x * scale * d).T
         info[c0 : c0 + _CHUNK] = torch.where(done, 0, -1).to(torch.int32)
+    return S, info
+
+
+def _solve_item(X: torch.Tensor, A: torch.Tensor, init, max_iter: int):
+    S, info = _solve_products(lambda c0, c1, Ad, d: X[:, c0:c1].to(torch.float64).T @ Ad, A, X.shape[1], init, max_iter)
     return S.to(X.dtype), info
+
+
+def _solve_item_products(AtX: torch.Tensor, A: torch.Tensor, init, max_iter: int):
+    S, info = _solve_products(lambda c0, c1, Ad, d: AtX[:, c0:c1].to(torch.float64).T * d, A, AtX.shape[1], init, max_iter)
+    return S.to(AtX.dtype), info
+
+
+def _per_item(solve, data: torch.Tensor, A: torch.Tensor, init, max_iter: int):
+    """Applies solve(data_b, A_b, init_b, max_iter) over a leading batch dimension of data (3-D) or once (2-D)."""
+    if data.dim() == 2:
+        return solve(data, A, init, max_iter)
+    outs = [solve(data[i], A if A.dim() == 2 else A[i], None if init is None else init[i], max_iter)
+            for i in range(data.shape[0])]
+    if not outs:
+        k, M = A.shape[-1], data.shape[-1]
+        return data.new_zeros(0, k, M), torch.zeros(0, M, dtype=torch.int32, device=data.device)
+    return torch.stack([s for s, _ in outs]), torch.stack([i for _, i in outs])
 
 
 def nnls_reference(X: torch.Tensor, A: torch.Tensor, init: torch.Tensor | None = None, max_iter: int = 0):
     """Reference for ``neuralnmf::nnls``: returns (S, info); see the module docstring for shapes."""
     _check_finite(A, "A")
     _check_finite(X, "X")
-    if X.dim() == 2:
-        return _solve_item(X, A, init, max_iter)
-    outs = [
-        _solve_item(X[i], A if A.dim() == 2 else A[i], None if init is None else init[i], max_iter)
-        for i in range(X.shape[0])
-    ]
-    if not outs:
-        k, M = A.shape[-1], X.shape[-1]
-        return X.new_zeros(0, k, M), torch.zeros(0, M, dtype=torch.int32, device=X.device)
-    return torch.stack([s for s, _ in outs]), torch.stack([i for _, i in outs])
+    return _per_item(_solve_item, X, A, init, max_iter)
+
+
+def nnls_rhs_reference(AtX: torch.Tensor, A: torch.Tensor, init: torch.Tensor | None = None, max_iter: int = 0):
+    """Reference for ``neuralnmf::nnls_rhs``: the same solve from the products AtX = A^T X, (..., k, M)."""
+    _check_finite(A, "A")
+    if not bool(torch.isfinite(AtX).all()):
+        raise ValueError("nnls_rhs: AtX contains NaN or Inf")
+    return _per_item(_solve_item_products, AtX, A, init, max_iter)
 
 
 def _support_solve_item(grad: torch.Tensor, A: torch.Tensor, S: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,16 @@
 """The NNLS operator q(X, A) = argmin_{S >= 0} ||X - A S||_F as a torch op.
 
-Two ops live in the ``neuralnmf`` namespace (schemas in csrc/nnls.cpp, kernels in csrc/cpu and csrc/cuda):
+Three ops live in the ``neuralnmf`` namespace (schemas in csrc/nnls.cpp, kernels in csrc/cpu and csrc/cuda):
 
 * ``neuralnmf::nnls(X, A, init, max_iter) -> (S, info)``: the exact forward solve.
+* ``neuralnmf::nnls_rhs(AtX, A, init, max_iter) -> (S, info)``: the same solve from products AtX = A^T X that
+  the caller formed (sparse X uses it: the products are sparse-dense, and X is never densified).
 * ``neuralnmf::support_solve(grad, A, S) -> V``: V[P, j] = (A_P^T A_P)^{-1} grad[P, j] on each column's support.
 
-This module gives both fake kernels (for torch.compile), attaches the closed-form backward to ``nnls``
-(dX = A V, dA = X V^T - A (S V^T + V S^T): two GEMMs, the N x M residual is never formed), serves devices
-without a compiled kernel with the pure-torch reference, and defines the public function :func:`nnls`.
+This module gives every op a fake kernel (for torch.compile), attaches the closed-form backward (for ``nnls``:
+dX = A V, dA = X V^T - A (S V^T + V S^T), two GEMMs, the N x M residual is never formed; for ``nnls_rhs``:
+dAtX = V, dA = -A (S V^T + V S^T)), serves devices without a compiled kernel with the pure-torch reference,
+and defines the public functions :func:`nnls` and :func:`nnls_from_products`.
 
 Errors and host synchronisation. The CPU kernel raises on NaN/Inf input itself (a check is cheap there). A
 CUDA kernel cannot raise without stopping the host until the GPU is done, so the CUDA op reports instead:
@@ -27,9 +30,11 @@ import torch
 
 from . import _extension, _reference
 
-__all__ = ["nnls", "NNLSConvergenceWarning", "set_validation", "validation", "validation_enabled"]
+__all__ = ["nnls", "nnls_from_products", "NNLSConvergenceWarning", "set_validation", "validation",
+           "validation_enabled"]
 
 NNLS_SCHEMA = "nnls(Tensor X, Tensor A, Tensor? init=None, int max_iter=0) -> (Tensor, Tensor)"
+NNLS_RHS_SCHEMA = "nnls_rhs(Tensor AtX, Tensor A, Tensor? init=None, int max_iter=0) -> (Tensor, Tensor)"
 SUPPORT_SOLVE_SCHEMA = "support_solve(Tensor grad, Tensor A, Tensor S) -> Tensor"
 
 
@@ -104,8 +109,8 @@ def _check_device_result(A: torch.Tensor, info: torch.Tensor, max_iter) -> None:
 _LIBS: list[torch.library.Library] = []  # keep Library objects alive: dropping them unregisters
 if not _extension.HAS_C:
     _def = torch.library.Library("neuralnmf", "DEF")
-    _def.define(NNLS_SCHEMA)
-    _def.define(SUPPORT_SOLVE_SCHEMA)
+    for _schema in (NNLS_SCHEMA, NNLS_RHS_SCHEMA, SUPPORT_SOLVE_SCHEMA):
+        _def.define(_schema)
     _LIBS.append(_def)
 
 _warned_devices: set[str] = set()
@@ -127,18 +132,27 @@ def _nnls_reference_kernel(X, A, init=None, max_iter=0):
     return _reference.nnls_reference(X, A, init, max_iter)
 
 
+def _nnls_rhs_reference_kernel(AtX, A, init=None, max_iter=0):
+    _warn_reference(AtX.device.type)
+    return _reference.nnls_rhs_reference(AtX, A, init, max_iter)
+
+
 def _support_solve_reference_kernel(grad, A, S):
     _warn_reference(S.device.type)
     return _reference.support_solve_reference(grad, A, S)
 
 
+_REFERENCE_KERNELS = {
+    "nnls": _nnls_reference_kernel,
+    "nnls_rhs": _nnls_rhs_reference_kernel,
+    "support_solve": _support_solve_reference_kernel,
+}
 _impl = torch.library.Library("neuralnmf", "IMPL")
 _LIBS.append(_impl)
 for _key in ("CPU", "CUDA"):
-    if not _extension.has_kernel("nnls", _key):
-        _impl.impl("nnls", _nnls_reference_kernel, _key)
-    if not _extension.has_kernel("support_solve", _key):
-        _impl.impl("support_solve", _support_solve_reference_kernel, _key)
+    for _name, _kernel in _REFERENCE_KERNELS.items():
+        if not _extension.has_kernel(_name, _key):
+            _impl.impl(_name, _kernel, _key)
 
 
 @torch.library.register_fake("neuralnmf::nnls")
@@ -151,6 +165,14 @@ def _nnls_fake(X, A, init=None, max_iter=0):
     S = X.new_empty((*lead, A.shape[-1], X.shape[-1]))
     info = X.new_empty((*lead, X.shape[-1]), dtype=torch.int32)
     return S, info
+
+
+@torch.library.register_fake("neuralnmf::nnls_rhs")
+def _nnls_rhs_fake(AtX, A, init=None, max_iter=0):
+    torch._check(AtX.dim() in (2, 3), lambda: f"nnls_rhs: AtX must have 2 or 3 dims, got {AtX.dim()}")
+    torch._check(A.shape[-1] == AtX.shape[-2], lambda: "nnls_rhs: AtX must have k = A.shape[-1] rows")
+    torch._check(A.dtype == AtX.dtype, lambda: "nnls_rhs: AtX and A must have the same dtype")
+    return torch.empty_like(AtX), AtX.new_empty(AtX.shape[:-2] + AtX.shape[-1:], dtype=torch.int32)
 
 
 @torch.library.register_fake("neuralnmf::support_solve")
@@ -176,11 +198,32 @@ def _backward(ctx, grad_S, _grad_info):
     dX = A @ V if need_X else None
     dA = None
     if need_A:
-        SVt = S @ V.mT
-        dA = X @ V.mT - A @ (SVt + SVt.mT)
-        if dA.dim() > A.dim():  # A was shared across the batch
-            dA = dA.sum(0)
+        XVt = X @ V.mT
+        dA = (XVt.sum(0) if XVt.dim() > A.dim() else XVt) + _gram_gradient(A, S, V)
     return dX, dA, None, None
+
+
+def _gram_gradient(A, S, V):
+    """-A (S V^T + V S^T): the gradient through G = A^T A, summed over a batch that shared A."""
+    SVt = S @ V.mT
+    dA = -(A @ (SVt + SVt.mT))
+    return dA.sum(0) if dA.dim() > A.dim() else dA
+
+
+def _setup_context_rhs(ctx, inputs, output):
+    _AtX, A, _init, _max_iter = inputs
+    S, info = output
+    ctx.mark_non_differentiable(info)
+    ctx.save_for_backward(A, S)
+
+
+def _backward_rhs(ctx, grad_S, _grad_info):
+    A, S = ctx.saved_tensors
+    need_B, need_A = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    if grad_S is None or not (need_B or need_A):
+        return None, None, None, None
+    V = torch.ops.neuralnmf.support_solve(grad_S, A, S)
+    return (V if need_B else None), (_gram_gradient(A, S, V) if need_A else None), None, None
 
 
 def _no_double_backward(ctx, grad):
@@ -188,6 +231,7 @@ def _no_double_backward(ctx, grad):
 
 
 torch.library.register_autograd("neuralnmf::nnls", _backward, setup_context=_setup_context)
+torch.library.register_autograd("neuralnmf::nnls_rhs", _backward_rhs, setup_context=_setup_context_rhs)
 torch.library.register_autograd(
     "neuralnmf::support_solve", _no_double_backward, setup_context=lambda ctx, inputs, output: None
 )
@@ -285,13 +329,82 @@ def nnls(
     neuralnmf.ops.validation(False):``) skips them: the call then never waits for the GPU, and NaN/Inf input
     gives NaN columns of S with ``info == -2`` instead of an error. Under ``torch.compile`` no host check runs.
     """
+    if isinstance(X, torch.Tensor) and X.layout in _SPARSE_LAYOUTS:
+        return _nnls_sparse(X, A, init, max_iter, return_info)
     X_op, A_op, init_op, out_shape = _prepare(X, A, init)
     S, info = torch.ops.neuralnmf.nnls(X_op, A_op, init_op, 0 if max_iter is None else int(max_iter))
-    if not torch.compiler.is_compiling():
-        if info.device.type == "cpu":  # the CPU kernel raised on bad input already
-            if info.numel() and int(info.min()) < 0:
-                _warn_not_converged(int((info < 0).sum()), info.numel(), max_iter)
-        elif _validation and info.device.type != "meta":
-            _check_device_result(A, info, max_iter)
+    _check_info(A, info, max_iter)
     S = S.reshape(out_shape)
     return (S, info.reshape(out_shape[:-2] + out_shape[-1:])) if return_info else S
+
+
+def _check_info(A: torch.Tensor, info: torch.Tensor, max_iter) -> None:
+    if torch.compiler.is_compiling():
+        return
+    if info.device.type == "cpu":  # the CPU kernel raised on bad input already
+        if info.numel() and int(info.min()) < 0:
+            _warn_not_converged(int((info < 0).sum()), info.numel(), max_iter)
+    elif _validation and info.device.type != "meta":
+        _check_device_result(A, info, max_iter)
+
+
+_SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc)
+
+
+def _nnls_sparse(X: torch.Tensor, A: torch.Tensor, init, max_iter, return_info: bool):
+    """nnls for a sparse X (N, M): the products A^T X are sparse-dense, X is never densified."""
+    if X.dim() != 2:
+        raise ValueError(f"nnls: a sparse X must be 2-D (N, M), got shape {tuple(X.shape)}")
+    if X.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"nnls: X must be float32 or float64, got {X.dtype}")
+    _check_tensor(A, "A")
+    if A.dim() != 2:
+        raise ValueError(f"nnls: with a sparse X, A must be 2-D (N, k), got shape {tuple(A.shape)}")
+    if A.dtype != X.dtype:
+        raise TypeError(f"nnls: A has dtype {A.dtype} but X has dtype {X.dtype}; they must match")
+    if A.device != X.device:
+        raise ValueError(f"nnls: A is on {A.device} but X is on {X.device}; they must be on the same device")
+    if A.shape[0] != X.shape[0]:
+        raise ValueError(f"nnls: X has {X.shape[0]} rows (N) but A has {A.shape[0]}")
+    if X.requires_grad:
+        raise ValueError("nnls: gradients with respect to a sparse X are not supported (a data matrix needs none; "
+                         "pass X.detach(), or a dense X if you need dL/dX)")
+    Xc = X if X.layout == torch.sparse_coo else X.to_sparse_coo()
+    if not bool(torch.isfinite(Xc._values()).all()):
+        raise ValueError("nnls: X contains NaN or Inf")
+    AtX = torch.sparse.mm(Xc.t(), A).mT  # (k, M), differentiable in A
+    return nnls_from_products(AtX, A, init=init, max_iter=max_iter, return_info=return_info)
+
+
+def nnls_from_products(
+    AtX: torch.Tensor,
+    A: torch.Tensor,
+    *,
+    init: torch.Tensor | None = None,
+    max_iter: int | None = None,
+    return_info: bool = False,
+):
+    """:func:`nnls` from the products ``AtX = A^T X`` instead of X, for callers that form them their own way.
+
+    Args:
+        AtX: (k, M) or (B, k, M), e.g. ``torch.sparse.mm(X.t(), A).mT`` for a sparse X.
+        A: (N, k) shared, or (B, N, k).
+        init, max_iter, return_info: as in :func:`nnls`.
+
+    Gradients: dL/dAtX = V and, through the Gram matrix, dL/dA = -A (S V^T + V S^T); autograd adds the part
+    that flows through however AtX was formed (X V^T for AtX = A^T X).
+    """
+    _check_tensor(AtX, "AtX")
+    _check_tensor(A, "A")
+    if AtX.dtype != A.dtype:
+        raise TypeError(f"nnls_from_products: A has dtype {A.dtype} but AtX has dtype {AtX.dtype}; they must match")
+    if AtX.device != A.device:
+        raise ValueError(f"nnls_from_products: A is on {A.device} but AtX is on {AtX.device}")
+    init_op = None
+    if init is not None:
+        if not isinstance(init, torch.Tensor) or init.shape != AtX.shape:
+            raise ValueError(f"nnls: init must be a tensor of the shape of S {tuple(AtX.shape)}")
+        init_op = init if init.dtype == torch.bool else init > 0
+    S, info = torch.ops.neuralnmf.nnls_rhs(AtX, A, init_op, 0 if max_iter is None else int(max_iter))
+    _check_info(A, info, max_iter)
+    return (S, info) if return_info else S

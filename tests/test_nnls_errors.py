@@ -86,10 +86,12 @@ def test_device_mismatch():
         nnls(X, A.to("meta"))
 
 
-def test_sparse_input_is_refused_clearly():
-    X, A = _ok()
-    with pytest.raises(TypeError, match="dense"):
-        nnls(X.to_sparse(), A)
+def test_sparse_dictionary_is_refused_clearly():
+    X, A = _ok()  # a sparse X is supported (tests/test_nnls_sparse.py); the dictionary must be dense
+    with pytest.raises(TypeError, match="A must be a dense"):
+        nnls(X, A.to_sparse())
+    with pytest.raises(TypeError, match="A must be a dense"):
+        nnls(X.to_sparse(), A.to_sparse())
 
 
 def test_bad_init():

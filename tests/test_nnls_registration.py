@@ -32,6 +32,18 @@ def test_opcheck_nnls(requires_grad):
         torch.library.opcheck(torch.ops.neuralnmf.nnls.default, args, kwargs)
 
 
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_opcheck_nnls_rhs(requires_grad):
+    g = make_generator(14)
+    for dtype in (torch.float64, torch.float32):
+        A = torch.rand(12, 4, generator=g, dtype=dtype)
+        X = torch.rand(2, 12, 9, generator=g, dtype=dtype)
+        AtX = A.T @ X
+        for args in ((AtX[0], A), (AtX, A), (AtX[0], A, AtX[0] > 0.5)):
+            args = tuple(a.clone().requires_grad_(requires_grad and a.is_floating_point()) for a in args)
+            torch.library.opcheck(torch.ops.neuralnmf.nnls_rhs.default, args)
+
+
 def test_opcheck_support_solve():
     g = make_generator(12)
     A = torch.rand(12, 4, generator=g, dtype=torch.float64)
@@ -66,14 +78,16 @@ def test_python_schemas_equal_the_compiled_ones():
     """The fallback defines the ops from Python with these strings: they must not drift from csrc/nnls.cpp."""
     if not _extension.HAS_C:
         pytest.skip("compiled extension not built")
-    for name, schema in (("nnls", ops.NNLS_SCHEMA), ("support_solve", ops.SUPPORT_SOLVE_SCHEMA)):
+    for name, schema in (("nnls", ops.NNLS_SCHEMA), ("nnls_rhs", ops.NNLS_RHS_SCHEMA),
+                         ("support_solve", ops.SUPPORT_SOLVE_SCHEMA)):
         compiled = getattr(torch.ops.neuralnmf, name).default._schema
         assert str(compiled) == str(torch._C.parse_schema("neuralnmf::" + schema))
 
 
 def test_compiled_kernels_are_registered():
     assert _extension.HAS_C, f"neuralnmf._C failed to import: {_extension.IMPORT_ERROR}"
-    assert _extension.has_kernel("nnls", "CPU") and _extension.has_kernel("support_solve", "CPU")
+    for name in ("nnls", "nnls_rhs", "support_solve"):
+        assert _extension.has_kernel(name, "CPU"), name
 
 
 def test_import_without_compiled_extension_falls_back_to_reference():

@@ -105,41 +105,92 @@ bool solve_chunk(const ScaledGram& g, const ChunkProblem& p, int64_t len, int64_
   return all_finite;
 }
 
-// The right-hand sides of one chunk, with the layouts measured fastest with MKL: float64 (kr, len) = Ad^T X;
-// float32 (len, kr) = X^T Ad in float32, then widened (the Gram matrix and the solves stay float64).
-void right_hand_sides(const at::Tensor& Xc, const ScaledGram& g, const at::Tensor& Ad_x, const at::Tensor& Ht,
-                      at::Tensor& B, at::Tensor& U, ChunkProblem& p) {
-  if (Xc.scalar_type() == at::kDouble) {
-    B = at::mm(g.Ad.t(), Xc);
-    if (Ht.defined()) U = at::mm(Ht, B);
+// Where the right-hand sides of a chunk of columns come from: the data X (b = Ad^T x), or products A^T X that
+// the caller formed (sparse X, distributed data...), rescaled here to b_i = a_scale d_i (A^T x)_i.
+class RhsSource {
+ public:
+  virtual ~RhsSource() = default;
+  // Fills B (kr, len) and U = H B for columns [c0, c0 + len), with the data scaled by x_scale.
+  virtual void compute(int64_t c0, int64_t len, double x_scale, at::Tensor& B, at::Tensor& U,
+                       ChunkProblem& p) const = 0;
+  // When a chunk's right-hand sides are not finite: raises for NaN/Inf input, else returns the power of two
+  // that brings the chunk back into range.
+  virtual double repair(int64_t c0, int64_t len) const = 0;
+};
+
+class DataSource : public RhsSource {
+ public:
+  DataSource(const at::Tensor& X, const ScaledGram& g, const at::Tensor& Ht)
+      : X_(X), g_(g), Ht_(Ht), Ad_x_(X.scalar_type() == at::kDouble ? g.Ad : g.Ad.to(X.scalar_type())) {}
+
+  // Layouts measured fastest with MKL: float64 (kr, len) = Ad^T X; float32 (len, kr) = X^T Ad in float32,
+  // then widened (the Gram matrix and the solves stay float64).
+  void compute(int64_t c0, int64_t len, double x_scale, at::Tensor& B, at::Tensor& U, ChunkProblem& p) const override {
+    at::Tensor Xc = X_.narrow(1, c0, len);
+    if (x_scale != 1.0) Xc = Xc * x_scale;
+    if (Xc.scalar_type() == at::kDouble) {
+      B = at::mm(g_.Ad.t(), Xc);
+      if (Ht_.defined()) U = at::mm(Ht_, B);
+      p.B = {B.data_ptr<double>(), B.stride(0), B.stride(1)};
+      if (U.defined()) p.U = {U.data_ptr<double>(), U.stride(0), U.stride(1)};
+    } else {
+      B = at::mm(Xc.t(), Ad_x_).to(at::kDouble);
+      if (Ht_.defined()) U = at::mm(B, Ht_);  // H symmetric: (H B^T)^T = B H
+      p.B = {B.data_ptr<double>(), B.stride(1), B.stride(0)};
+      if (U.defined()) p.U = {U.data_ptr<double>(), U.stride(1), U.stride(0)};
+    }
+  }
+
+  double repair(int64_t c0, int64_t len) const override {
+    // NaN and Inf in X always reach B (0 * Inf is NaN); a finite X can only overflow the products.
+    const at::Tensor Xc = X_.narrow(1, c0, len);
+    TORCH_CHECK_VALUE(at::isfinite(Xc).all().item<bool>(), "nnls: X contains NaN or Inf");
+    return power_of_two_below(Xc.abs().max().item<double>());
+  }
+
+ private:
+  const at::Tensor& X_;
+  const ScaledGram& g_;
+  const at::Tensor& Ht_;
+  const at::Tensor Ad_x_;
+};
+
+class ProductSource : public RhsSource {
+ public:
+  ProductSource(const at::Tensor& AtX, const ScaledGram& g, const at::Tensor& Ht)
+      : AtX_(AtX), g_(g), Ht_(Ht), idx_(at::tensor(g.idx, at::TensorOptions().dtype(at::kLong))) {
+    std::vector<double> scale(g.kr);
+    for (int64_t i = 0; i < g.kr; ++i) scale[i] = g.a_scale * g.d[i];
+    scale_ = at::tensor(scale, at::TensorOptions().dtype(at::kDouble)).unsqueeze(1);
+  }
+
+  void compute(int64_t c0, int64_t len, double x_scale, at::Tensor& B, at::Tensor& U, ChunkProblem& p) const override {
+    B = (AtX_.narrow(1, c0, len).index_select(0, idx_).to(at::kDouble) * scale_).mul_(x_scale);
+    if (Ht_.defined()) U = at::mm(Ht_, B);
     p.B = {B.data_ptr<double>(), B.stride(0), B.stride(1)};
     if (U.defined()) p.U = {U.data_ptr<double>(), U.stride(0), U.stride(1)};
-  } else {
-    B = at::mm(Xc.t(), Ad_x).to(at::kDouble);
-    if (Ht.defined()) U = at::mm(B, Ht);  // H symmetric: (H B^T)^T = B H
-    p.B = {B.data_ptr<double>(), B.stride(1), B.stride(0)};
-    if (U.defined()) p.U = {U.data_ptr<double>(), U.stride(1), U.stride(0)};
   }
-}
 
-void solve_item(const at::Tensor& Xb, const ScaledGram& g, const std::optional<at::Tensor>& initb,
-                int64_t max_iter, at::Tensor& Sb, at::Tensor& infob) {
-  const int64_t N = Xb.size(0), M = Xb.size(1), kr = g.kr;
-  if (M == 0) return;
-  if (kr == 0) {  // A is all zeros: S = 0, but bad data must still be reported
-    TORCH_CHECK_VALUE(at::isfinite(Xb).all().item<bool>(), "nnls: X contains NaN or Inf");
-    return;
+  double repair(int64_t c0, int64_t len) const override {
+    const at::Tensor Bc = AtX_.narrow(1, c0, len).index_select(0, idx_).to(at::kDouble) * scale_;
+    TORCH_CHECK_VALUE(at::isfinite(Bc).all().item<bool>(), "nnls_rhs: AtX contains NaN or Inf");
+    return power_of_two_below(Bc.abs().max().item<double>());
   }
-  const int64_t chunk = std::min<int64_t>(M, std::max<int64_t>(256, kChunkBytes / (8 * (N + 4 * kr))));
-  const at::Tensor Ad_x = Xb.scalar_type() == at::kDouble ? g.Ad : g.Ad.to(Xb.scalar_type());
-  at::Tensor Ht;
-  if (!g.H.empty()) {
-    Ht = at::from_blob(const_cast<double*>(g.H.data()), {kr, kr}, at::TensorOptions().dtype(at::kDouble));
-  }
+
+ private:
+  const at::Tensor& AtX_;
+  const ScaledGram& g_;
+  const at::Tensor& Ht_;
+  at::Tensor idx_, scale_;
+};
+
+// Solves the M columns of one problem in chunks of `chunk` columns, rescaling a chunk whose right-hand sides
+// overflow. Sb (k, M) must hold zeros on entry (rows of zero columns of A are never written).
+void solve_item(const RhsSource& source, const ScaledGram& g, int64_t M, int64_t chunk,
+                const std::optional<at::Tensor>& initb, int64_t max_iter, at::Tensor& Sb, at::Tensor& infob) {
   int32_t* info = infob.data_ptr<int32_t>();
   for (int64_t c0 = 0; c0 < M; c0 += chunk) {
     const int64_t len = std::min(chunk, M - c0);
-    const at::Tensor Xc = Xb.narrow(1, c0, len);
     ChunkProblem p{{nullptr, 0, 0}, {nullptr, 0, 0}, {nullptr, 0, 0}};
     if (initb.has_value()) {
       p.init = {initb->data_ptr<bool>() + c0 * initb->stride(1), initb->stride(0), initb->stride(1)};
@@ -147,54 +198,97 @@ void solve_item(const at::Tensor& Xb, const ScaledGram& g, const std::optional<a
     double x_scale = 1.0;
     for (int attempt = 0;; ++attempt) {
       at::Tensor B, U;
-      right_hand_sides(attempt == 0 ? Xc : Xc * x_scale, g, Ad_x, Ht, B, U, p);
+      source.compute(c0, len, x_scale, B, U, p);
       bool done = false;
       AT_DISPATCH_FLOATING_TYPES(Sb.scalar_type(), "nnls_forward", [&] {
         Strided<scalar_t> S{Sb.data_ptr<scalar_t>() + c0 * Sb.stride(1), Sb.stride(0), Sb.stride(1)};
         done = solve_chunk<scalar_t>(g, p, len, max_iter, x_scale, S, info + c0);
       });
       if (done) break;
-      // NaN and Inf in X always reach B (0 * Inf is NaN); a finite X can only overflow the products.
-      TORCH_CHECK_VALUE(at::isfinite(Xc).all().item<bool>(), "nnls: X contains NaN or Inf");
-      TORCH_CHECK(attempt == 0, "nnls: right-hand sides overflow even after rescaling X");
-      x_scale = power_of_two_below(Xc.abs().max().item<double>());
+      const double fix = source.repair(c0, len);
+      TORCH_CHECK(attempt == 0, "nnls: right-hand sides overflow even after rescaling");
+      x_scale = fix;
     }
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> nnls_forward_kernel(const at::Tensor& X, const at::Tensor& A,
-                                                        const std::optional<at::Tensor>& init, int64_t max_iter) {
-  check_nnls_inputs(X, A, init);
-  const bool batched = X.dim() == 3;
-  const int64_t nb = batched ? X.size(0) : 1;
-  const int64_t M = X.size(-1), k = A.size(-1);
-  at::Tensor S = at::zeros({nb, k, M}, X.options());
-  at::Tensor info = at::zeros({nb, M}, X.options().dtype(at::kInt));
+at::Tensor gram_inverse(const ScaledGram& g) {
+  if (g.H.empty()) return at::Tensor();
+  return at::from_blob(const_cast<double*>(g.H.data()), {g.kr, g.kr}, at::TensorOptions().dtype(at::kDouble));
+}
+
+// Runs `solve(b, gram, Sb, infob)` for each batch item b, sharing one Gram when A is (N, k). Returns S, info with
+// the batch dimension of `batched`.
+template <typename Solve>
+std::tuple<at::Tensor, at::Tensor> for_each_item(const at::Tensor& A, bool batched, int64_t nb, int64_t M,
+                                                 const at::TensorOptions& options, Solve solve) {
+  const int64_t k = A.size(-1);
+  at::Tensor S = at::zeros({nb, k, M}, options);
+  at::Tensor info = at::zeros({nb, M}, options.dtype(at::kInt));
   std::optional<ScaledGram> shared;
   if (A.dim() == 2) {
     shared.emplace(make_scaled_gram(A));
     TORCH_CHECK_VALUE(shared->finite, "nnls: A contains NaN or Inf");
   }
   for (int64_t b = 0; b < nb; ++b) {
-    const at::Tensor Xb = batched ? X[b] : X;
-    std::optional<at::Tensor> initb;
-    if (init.has_value()) initb = batched ? (*init)[b] : *init;
     at::Tensor Sb = S[b], infob = info[b];
-    if (shared.has_value()) {
-      solve_item(Xb, *shared, initb, max_iter, Sb, infob);
-    } else {
-      const ScaledGram g = make_scaled_gram(A[b]);
-      TORCH_CHECK_VALUE(g.finite, "nnls: A contains NaN or Inf");
-      solve_item(Xb, g, initb, max_iter, Sb, infob);
-    }
+    const ScaledGram local = shared.has_value() ? ScaledGram() : make_scaled_gram(A[b]);
+    const ScaledGram& g = shared.has_value() ? *shared : local;
+    TORCH_CHECK_VALUE(g.finite, "nnls: A contains NaN or Inf");
+    solve(b, g, Sb, infob);
   }
   if (!batched) return {S[0], info[0]};
   return {S, info};
 }
 
+std::tuple<at::Tensor, at::Tensor> nnls_forward_kernel(const at::Tensor& X, const at::Tensor& A,
+                                                        const std::optional<at::Tensor>& init, int64_t max_iter) {
+  check_nnls_inputs(X, A, init);
+  const bool batched = X.dim() == 3;
+  const int64_t N = X.size(-2), M = X.size(-1);
+  return for_each_item(A, batched, batched ? X.size(0) : 1, M, X.options(),
+                       [&](int64_t b, const ScaledGram& g, at::Tensor& Sb, at::Tensor& infob) {
+    const at::Tensor Xb = batched ? X[b] : X;
+    if (M == 0) return;
+    if (g.kr == 0) {  // A is all zeros: S = 0, but bad data must still be reported
+      TORCH_CHECK_VALUE(at::isfinite(Xb).all().item<bool>(), "nnls: X contains NaN or Inf");
+      return;
+    }
+    std::optional<at::Tensor> initb;
+    if (init.has_value()) initb = batched ? (*init)[b] : *init;
+    const at::Tensor Ht = gram_inverse(g);
+    const int64_t chunk = std::min<int64_t>(M, std::max<int64_t>(256, kChunkBytes / (8 * (N + 4 * g.kr))));
+    solve_item(DataSource(Xb, g, Ht), g, M, chunk, initb, max_iter, Sb, infob);
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> nnls_rhs_kernel(const at::Tensor& AtX, const at::Tensor& A,
+                                                    const std::optional<at::Tensor>& init, int64_t max_iter) {
+  check_nnls_rhs_inputs(AtX, A, init);
+  const bool batched = AtX.dim() == 3;
+  const int64_t M = AtX.size(-1);
+  return for_each_item(A, batched, batched ? AtX.size(0) : 1, M, AtX.options(),
+                       [&](int64_t b, const ScaledGram& g, at::Tensor& Sb, at::Tensor& infob) {
+    const at::Tensor Bb = batched ? AtX[b] : AtX;
+    if (M == 0) return;
+    if (g.kr == 0) {
+      TORCH_CHECK_VALUE(at::isfinite(Bb).all().item<bool>(), "nnls_rhs: AtX contains NaN or Inf");
+      return;
+    }
+    std::optional<at::Tensor> initb;
+    if (init.has_value()) initb = batched ? (*init)[b] : *init;
+    const at::Tensor Ht = gram_inverse(g);
+    const int64_t chunk = std::min<int64_t>(M, std::max<int64_t>(256, kChunkBytes / (8 * 6 * g.kr)));
+    solve_item(ProductSource(Bb, g, Ht), g, M, chunk, initb, max_iter, Sb, infob);
+  });
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(neuralnmf, CPU, m) { m.impl("nnls", &nnls_forward_kernel); }
+TORCH_LIBRARY_IMPL(neuralnmf, CPU, m) {
+  m.impl("nnls", &nnls_forward_kernel);
+  m.impl("nnls_rhs", &nnls_rhs_kernel);
+}
 
 }  // namespace cpu
 }  // namespace neuralnmf
