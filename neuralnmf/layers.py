@@ -31,7 +31,10 @@ class SupportCache:
 
     @staticmethod
     def key_of(x: torch.Tensor):
-        return (x.data_ptr(), tuple(x.shape), tuple(x.stride()), x._version, x.device, x.dtype)
+        if x.layout == torch.strided:
+            return (x.data_ptr(), tuple(x.shape), tuple(x.stride()), x._version, x.device, x.dtype)
+        values = x._values() if x.layout == torch.sparse_coo else x.values()
+        return (x.layout, values.data_ptr(), values.numel(), tuple(x.shape), x._version, x.device, x.dtype)
 
     def lookup(self, x: torch.Tensor) -> list[torch.Tensor] | None:
         return self.supports if self.key is not None and self.key == self.key_of(x) else None
@@ -46,7 +49,8 @@ class SupportCache:
 class NNLSLayer(nn.Module):
     """Nonnegative codes of the inputs: ``forward(x)[j] = argmin_{s >= 0} ||x[j] - A s||_2``.
 
-    Batch first like ``nn.Linear``: (*, in_features) -> (*, rank). The dictionary ``A`` (in_features, rank)
+    Batch first like ``nn.Linear``: (*, in_features) -> (*, rank); a sparse (COO/CSR) input (M, in_features) is
+    solved through sparse-dense products without being densified. The dictionary ``A`` (in_features, rank)
     holds one topic per column, as in the papers, and is declared nonnegative (see
     :class:`neuralnmf.NonnegativeProjection`). Codes are exact and differentiable in ``x`` and ``A``.
 
@@ -105,7 +109,12 @@ class NNLSLayer(nn.Module):
             raise TypeError(f"NNLSLayer: input has dtype {x.dtype} but the layer's dictionary is {self.A.dtype}; "
                             f"convert one of them (e.g. model.to({x.dtype}))")
         lead = x.shape[:-1]
-        X = x.reshape(-1, self.in_features).mT  # (in_features, M): columns are samples
+        if x.layout != torch.strided:  # sparse (M, in_features): the solve uses sparse-dense products only
+            if x.dim() != 2:
+                raise ValueError(f"NNLSLayer: sparse input must be 2-D (samples, {self.in_features}), got {tuple(x.shape)}")
+            X = x.t()
+        else:
+            X = x.reshape(-1, self.in_features).mT  # (in_features, M): columns are samples
         if init is None and self.warm_start:
             cached = self._cache.lookup(x)
             init = cached[0] if cached is not None else None

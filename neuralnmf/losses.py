@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["reconstruction_loss", "energy_loss", "supervision_loss", "masked_mse"]
+__all__ = ["reconstruction_loss", "energy_loss", "supervision_loss", "masked_mse", "factorization_mse"]
 
 
 def masked_mse(target: torch.Tensor, approx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -25,16 +25,36 @@ def masked_mse(target: torch.Tensor, approx: torch.Tensor, mask: torch.Tensor | 
     return ((target - approx) ** 2 * mask).sum() / mask.sum().clamp_min(1)
 
 
+def factorization_mse(x: torch.Tensor, codes: torch.Tensor, dictionary: torch.Tensor,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of (x - codes dictionary^T)^2: x (M, N), codes (M, k), dictionary (N, k).
+
+    A sparse x is never densified, and neither is the product: with the expansion
+    ||x||^2 - 2 <codes, x dictionary> + <codes^T codes, dictionary^T dictionary> the cost is O(nnz k + (M + N) k^2)
+    in time and O((M + N) k) in memory. (In float32 the expansion loses relative precision when the fit is
+    almost exact; sparse corpora are far from that.)
+    """
+    if x.layout == torch.strided:
+        return masked_mse(x, codes @ dictionary.mT, mask)
+    if mask is not None:
+        raise ValueError("a data mask is not supported with sparse data (the implicit zeros count as observed)")
+    xc = x if x.layout == torch.sparse_coo else x.to_sparse_coo()
+    xc = xc.coalesce()
+    cross = (codes * torch.sparse.mm(xc, dictionary)).sum()
+    gram = ((codes.mT @ codes) * (dictionary.mT @ dictionary)).sum()
+    return ((xc.values() ** 2).sum() - 2 * cross + gram) / (x.shape[0] * x.shape[1])
+
+
 def reconstruction_loss(model, x: torch.Tensor, output, data_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Deepest-layer reconstruction: x (M, N) against A_0 ... A_L S_L."""
-    return masked_mse(x, model.reconstruct(output=output), data_mask)
+    return factorization_mse(x, output.codes[-1], model.dictionary(), data_mask)
 
 
 def energy_loss(model, x: torch.Tensor, output, data_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Sum over layers of the mean squared error of each layer's own factorization S_{l-1} ~ S_l A_l^T."""
     total, below = 0.0, x
     for l, (layer, codes) in enumerate(zip(model.layers, output.codes)):
-        total = total + masked_mse(below, codes @ layer.A.mT, data_mask if l == 0 else None)
+        total = total + factorization_mse(below, codes, layer.A, data_mask if l == 0 else None)
         below = codes
     return total
 

@@ -104,6 +104,18 @@ class NeuralNMF(nn.Module):
         logits = codes[-1] @ self.B.mT if self.B is not None else None
         return NeuralNMFOutput(codes, logits)
 
+    @torch.no_grad()
+    def transform(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """Codes of new samples against the frozen dictionaries (exact NNLS, nothing refitted).
+
+        x: (M, in_features), dense or sparse -> (M, k_depth) for the layer `depth` (default: the last).
+        """
+        depth = self._depth(depth)
+        h = x
+        for layer in self.layers[: depth + 1]:
+            h = layer(h)
+        return h
+
     def dictionary(self, depth: int | None = None) -> torch.Tensor:
         """Topics of layer `depth` (default: the last) in input space: A_0 A_1 ... A_depth, (in_features, k)."""
         depth = self._depth(depth)

@@ -1,0 +1,43 @@
+"""Two processes on gloo train to the same dictionaries as one process on all the data."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from neuralnmf import NeuralNMF, fit
+from neuralnmf.datasets import make_hierarchical_corpus
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
+@pytest.mark.parametrize("uneven", [False, True])
+def test_two_gloo_processes_equal_one_process(tmp_path, uneven):
+    out = tmp_path / "model.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           os.path.join(ROOT, "examples", "distributed_fit.py"), "--epochs", "30", "--out", str(out)]
+    if uneven:
+        cmd.append("--uneven")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 processes" in done.stdout
+    distributed = torch.load(out, weights_only=True)
+
+    corpus = make_hierarchical_corpus(seed=0)
+    model = NeuralNMF(87, (9, 4), num_classes=4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    fit(model, corpus.x, y=corpus.labels[1], label_mask=corpus.label_mask(40), loss="energy", epochs=30, lr=0.01,
+        progress=False, distributed=False)
+    for name, value in model.state_dict().items():
+        assert (distributed[name] - value).abs().max().item() <= 1e-6, name
+
+
+def test_distributed_requires_a_process_group():
+    corpus = make_hierarchical_corpus(seed=0)
+    model = NeuralNMF(87, (9,), dtype=torch.float64)
+    with pytest.raises(ValueError, match="process group"):
+        fit(model, corpus.x, epochs=1, distributed=True)
