@@ -26,6 +26,8 @@ __all__ = [
     "random_label_mask",
     "find_data_file",
     "DATA_DIR_ENV",
+    "NpzShards",
+    "scipy_to_torch",
 ]
 
 DATA_DIR_ENV = "NEURALNMF_DATA_DIR"
@@ -589,3 +591,37 @@ def load_matrix(
     return Corpus(
         x=torch.from_numpy(np.ascontiguousarray(x)).to(dtype=dtype, device=device), labels=lab, vocabulary=vocab
     )
+
+
+def scipy_to_torch(matrix, *, dtype=torch.float64, device=None) -> torch.Tensor:
+    """A scipy.sparse matrix (samples, features) as a coalesced torch sparse COO tensor (no densifying)."""
+    coo = matrix.tocoo()
+    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    values = torch.from_numpy(coo.data).to(dtype)
+    return torch.sparse_coo_tensor(indices, values, coo.shape, device=device, check_invariants=True).coalesce()
+
+
+class NpzShards:
+    """Re-iterable source of sample blocks stored as scipy.sparse ``.npz`` files, read one at a time.
+
+    For corpora larger than memory: ``fit(model, NpzShards(paths))`` trains on one shard per step, each a
+    sparse COO tensor (samples_in_shard, features). Every shard must have the same number of features.
+    """
+
+    def __init__(self, paths, *, dtype=torch.float64, device=None):
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise ValueError("NpzShards: no shard paths given")
+        missing = [str(p) for p in self.paths if not p.is_file()]
+        if missing:
+            raise ValueError(f"NpzShards: shard files not found: {missing[:3]}")
+        self.dtype, self.device = dtype, device
+
+    def __iter__(self):
+        import scipy.sparse
+
+        for path in self.paths:
+            yield scipy_to_torch(scipy.sparse.load_npz(path), dtype=self.dtype, device=self.device)
+
+    def __len__(self) -> int:
+        return len(self.paths)
