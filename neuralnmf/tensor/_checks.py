@@ -1,0 +1,121 @@
+"""Input validation of the tensor models: clear errors that name the function, the argument and the problem.
+
+Every check runs once, before any iteration; value checks (finite, nonnegative) read one scalar back from the
+device each, never inside a training loop.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+from ..baselines._checks import check_generator, check_int, check_rank, check_real  # noqa: F401 (re-exported)
+
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def check_tensor(X, fn: str, name: str = "tensor", *, min_ndim: int = 2) -> torch.Tensor:
+    """A dense float32/float64 tensor with at least ``min_ndim`` modes, none of them empty (shape and dtype only)."""
+    if not isinstance(X, torch.Tensor):
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(X).__name__}")
+    if X.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{fn}: {name} must be float32 or float64, got {X.dtype}")
+    if X.layout != torch.strided:
+        raise TypeError(f"{fn}: {name} must be a dense (strided) tensor, got layout {X.layout}")
+    if X.dim() < min_ndim:
+        raise ValueError(f"{fn}: {name} must have at least {min_ndim} modes (I_1, ..., I_N), got shape "
+                         f"{tuple(X.shape)}")
+    if any(s == 0 for s in X.shape):
+        raise ValueError(f"{fn}: {name} has an empty mode, shape {tuple(X.shape)}")
+    return X
+
+
+def check_mask(mask, X: torch.Tensor, fn: str, name: str = "mask") -> torch.Tensor | None:
+    """None, or a mask of X's shape (bool or {0, 1}, 1 = observed as in tensorly) as a float tensor of X's dtype."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor or None, got {type(mask).__name__}")
+    if tuple(mask.shape) != tuple(X.shape):
+        raise ValueError(f"{fn}: {name} must have the shape of the tensor {tuple(X.shape)}, got {tuple(mask.shape)}")
+    if mask.device != X.device:
+        raise ValueError(f"{fn}: {name} is on {mask.device} but the tensor is on {X.device}")
+    if mask.dtype == torch.bool:
+        return mask.to(X.dtype)
+    if mask.is_complex():
+        raise TypeError(f"{fn}: {name} must be bool or hold real 0/1 values, got {mask.dtype}")
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError(f"{fn}: {name} must hold only 0 and 1 (1 = observed), found other values")
+    return mask.to(X.dtype)
+
+
+def check_values(X: torch.Tensor, mask: torch.Tensor | None, fn: str, name: str = "tensor") -> torch.Tensor:
+    """Observed entries finite and nonnegative; returns X with the hidden entries set to 0 (never modifies X)."""
+    if mask is not None:
+        X = torch.where(mask > 0, X, torch.zeros((), dtype=X.dtype, device=X.device))
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError(f"{fn}: {name} contains NaN or Inf{'' if mask is None else ' (observed entries)'}")
+    if bool((X < 0).any()):
+        raise ValueError(f"{fn}: {name} has negative entries (min {float(X.min()):.4g}); nonnegative "
+                         "factorizations need nonnegative data")
+    return X
+
+
+def check_data(X, mask, fn: str, *, min_ndim: int = 2, name: str = "tensor"):
+    """(X with hidden entries zeroed and detached, float mask or None) after every check above."""
+    X = check_tensor(X, fn, name, min_ndim=min_ndim)
+    m = check_mask(mask, X, fn)
+    return check_values(X.detach(), m, fn, name), m
+
+
+def check_ranks(ranks, fn: str, *, min_len: int = 1) -> tuple[int, ...]:
+    """A sequence of positive ints (r_0, r_1, ..., r_L) of length >= min_len."""
+    if isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
+        ranks = (ranks,)
+    if isinstance(ranks, (str, bytes)) or not hasattr(ranks, "__iter__"):
+        raise TypeError(f"{fn}: ranks must be a sequence of positive integers (r_0, r_1, ...), got {ranks!r}")
+    ranks = tuple(ranks)
+    if len(ranks) < min_len:
+        raise ValueError(f"{fn}: ranks must hold at least {min_len} positive integers (r_0, r_1, ...), got {ranks}")
+    return tuple(check_rank(r, fn, f"ranks[{i}]") for i, r in enumerate(ranks))
+
+
+def check_shape(shape, fn: str, name: str = "shape") -> tuple[int, ...]:
+    """(I_1, ..., I_N), N >= 2, positive ints; a torch.Size or tensor shape also works."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise TypeError(f"{fn}: {name} must be a sequence of positive integers (I_1, ..., I_N), got {shape!r}")
+    shape = tuple(shape)
+    if len(shape) < 2:
+        raise ValueError(f"{fn}: {name} must have at least 2 modes, got {shape}")
+    return tuple(check_rank(s, fn, f"{name}[{i}]") for i, s in enumerate(shape))
+
+
+def check_mode(mode, ndim: int, fn: str, name: str = "mode") -> int:
+    """An integer mode index in [-ndim, ndim), returned in [0, ndim)."""
+    if isinstance(mode, bool) or not isinstance(mode, numbers.Integral):
+        raise TypeError(f"{fn}: {name} must be an integer, got {mode!r}")
+    if not -ndim <= int(mode) < ndim:
+        raise ValueError(f"{fn}: {name} must be in [-{ndim}, {ndim}) for a {ndim}-way tensor, got {mode}")
+    return int(mode) % ndim
+
+
+def check_matrix(t, shape: tuple[int, int], fn: str, name: str, like: torch.Tensor | None = None,
+                 *, nonnegative: bool = True) -> torch.Tensor:
+    """A finite (nonnegative) 2-D tensor of the given shape (and of ``like``'s dtype and device)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{fn}: {name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+    if like is not None:
+        if t.dtype != like.dtype:
+            raise TypeError(f"{fn}: {name} has dtype {t.dtype} but the tensor has {like.dtype}; they must match")
+        if t.device != like.device:
+            raise ValueError(f"{fn}: {name} is on {t.device} but the tensor is on {like.device}")
+    elif t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{fn}: {name} must be float32 or float64, got {t.dtype}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{fn}: {name} contains NaN or Inf")
+    if nonnegative and bool((t < 0).any()):
+        raise ValueError(f"{fn}: {name} has negative entries; it must be nonnegative")
+    return t

@@ -1,0 +1,219 @@
+"""fit_tensor(): train a tensor model (:class:`NeuralNCPD`, :class:`NeuralMultiHNTF`) with any torch optimizer.
+
+The tensor twin of :func:`neuralnmf.fit`: the same optimizers, projection hook (every nonnegative parameter is
+clamped to >= 0 after each step), history, early stopping, callbacks and progress bar; the data is one tensor
+(I_1, ..., I_N) instead of a sample matrix, and the loss is the energy loss across levels of
+:mod:`neuralnmf.tensor.losses`, plus a supervision term when one mode carries labels.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+
+from ..losses import supervision_loss
+from ..projection import NonnegativeProjection
+from ..train import OPTIMIZERS, History, check_labels
+from . import _checks
+from .losses import default_levels, energy_loss
+
+__all__ = ["fit_tensor", "fit_tensor_restarts"]
+
+
+def _optimizer(model, optimizer, lr, factor_lr, kwargs):
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer
+    cls = OPTIMIZERS.get(optimizer.lower()) if isinstance(optimizer, str) else optimizer
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        raise ValueError(f"fit_tensor: optimizer must be one of {sorted(OPTIMIZERS)}, a torch.optim class or "
+                         f"instance, got {optimizer!r}")
+    groups = [{"params": model.hierarchy_parameters(), "lr": lr}]
+    factors = model.factor_parameters()
+    if factors:
+        groups.append({"params": factors, "lr": lr if factor_lr is None else factor_lr})
+    if getattr(model, "B", None) is not None:
+        groups.append({"params": [model.B], "lr": lr})
+    if "foreach" in inspect.signature(cls).parameters and not kwargs.get("fused"):
+        kwargs = {"foreach": True, **kwargs}  # one multi-tensor op per step instead of one per parameter
+    return cls(groups, lr=lr, **kwargs)
+
+
+def _progress_bar(epochs: int, progress: bool | None):
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=epochs, desc="fit_tensor", unit="epoch", mininterval=0.5)
+
+
+def _check_levels(levels, num_levels):
+    if levels is None:
+        return default_levels(num_levels)
+    if isinstance(levels, int) and not isinstance(levels, bool):
+        levels = (levels,)
+    levels = tuple(levels)
+    if not levels or any(isinstance(l, bool) or not isinstance(l, int) or not 0 <= l < num_levels for l in levels):
+        raise ValueError(f"fit_tensor: levels must be a non-empty sequence of integers in [0, {num_levels}), "
+                         f"got {levels!r}")
+    return levels
+
+
+def fit_tensor(
+    model,
+    tensor: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    levels=None,
+    y=None,
+    label_mask=None,
+    lam: float = 1.0,
+    classification: str = "l2",
+    epochs: int = 1000,
+    optimizer="adam",
+    lr: float = 1e-2,
+    factor_lr: float | None = None,
+    optimizer_kwargs: dict | None = None,
+    scheduler=None,
+    tol: float | None = None,
+    patience: int = 10,
+    callbacks: Iterable[Callable] = (),
+    progress: bool | None = None,
+) -> History:
+    """Train ``model`` on ``tensor`` (I_1, ..., I_N) >= 0 by full-batch gradient steps.
+
+    The objective is the energy loss ``sum_{l in levels} mean((X - X_l)^2)`` over the observed entries, X_l the
+    model's level-l tensor (:mod:`neuralnmf.tensor.losses`), plus ``lam * supervision`` when labels ``y`` of the
+    model's ``label_mode`` are given. After every optimizer step the nonnegative parameters (dictionaries,
+    first-layer factors, classifier) are clamped to >= 0.
+
+    Args:
+        model: a :class:`NeuralNCPD` or :class:`NeuralMultiHNTF` (or any module with ``forward() ->
+            TensorModelOutput``, ``hierarchy_parameters()`` and ``factor_parameters()``).
+        tensor: (I_1, ..., I_N) nonnegative data of the model's shape, dtype and device.
+        mask: (I_1, ..., I_N) bool or {0, 1}, 1 = observed; hidden entries are ignored (any value, NaN too).
+        levels: which levels enter the loss; default 1 .. L, the Neural NCPD paper's energy loss.
+        y: (I_label,) integer classes of the label mode's entries; label_mask (I_label,) bool, True = labeled.
+        lam, classification: weight and kind ("l2" one-hot squared error, or "ce") of the supervision term.
+        epochs: full-batch steps.
+        optimizer: "adam", "sgd", ... (see :data:`neuralnmf.train.OPTIMIZERS`), a torch.optim class, or an
+            instance (then ``lr`` and ``factor_lr`` are ignored). ``optimizer_kwargs`` go to the class, e.g.
+            ``{"betas": (0.9, 0.99)}`` for the Neural NCPD paper's Adam.
+        lr: learning rate of the hierarchy (and classifier); factor_lr: of trained first-layer factors
+            (default: lr).
+        scheduler: ``scheduler(optimizer) -> LRScheduler`` or an LRScheduler, stepped once per epoch.
+        tol, patience: stop once the relative decrease of the loss stays below tol for ``patience`` epochs.
+        callbacks: ``callback(epoch, logs, model)`` after each epoch; returning True stops training.
+        progress: tqdm bar (default: only when stderr is a terminal).
+
+    Returns:
+        :class:`neuralnmf.History` with per-epoch "loss" and "level_l" (and "supervision") values. Without
+        ``tol``, callbacks or a progress bar the values stay on the device until the end (no host
+        synchronisation inside the loop).
+    """
+    fn = "fit_tensor"
+    model.check_tensor(tensor, fn)
+    X, M = _checks.check_data(tensor, mask, fn)
+    levels = _check_levels(levels, model.num_levels)
+    num_classes = getattr(model, "num_classes", None)
+    label_size = model.shape[model.label_mode] if num_classes is not None else 0
+    y, label_mask = check_labels(y, label_mask, num_classes, label_size, X.device)
+    epochs = _checks.check_int(epochs, fn, "epochs", minimum=0)
+    lam = _checks.check_real(lam, fn, "lam")
+    if classification not in ("l2", "ce"):
+        raise ValueError(f"{fn}: classification must be 'l2' or 'ce', got {classification!r}")
+    opt = _optimizer(model, optimizer, lr, factor_lr, optimizer_kwargs or {})
+    sched = scheduler(opt) if callable(scheduler) and not hasattr(scheduler, "step") else scheduler
+    projection = NonnegativeProjection(model)
+    projection()
+    handle = projection.attach(opt)
+    callbacks = list(callbacks)
+    bar = _progress_bar(epochs, progress)
+    eager = bool(callbacks) or tol is not None or bar is not None  # need the values on the host every epoch
+    history, rows, names = History(), [], None
+    best, calm = float("inf"), 0
+    x_norm_sq = (X * X).sum() if M is None else None
+    start = time.perf_counter()
+    try:
+        for epoch in range(epochs):
+            out = model()
+            terms = energy_loss(X, out, M, levels, x_norm_sq=x_norm_sq)
+            total = sum(terms.values())
+            if y is not None:
+                terms["supervision"] = supervision_loss(out.logits, y, label_mask, classification)
+                total = total + lam * terms["supervision"]
+            terms = {"loss": total, **terms}
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            values = torch.stack([v.detach() for v in terms.values()])
+            names = list(terms)
+            if not eager:
+                rows.append(values)
+                continue
+            logs = dict(zip(names, values.tolist()))
+            history.append(logs)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+            stop = any(cb(epoch, logs, model) is True for cb in callbacks)
+            if tol is not None:
+                calm = calm + 1 if best - logs["loss"] < tol * abs(best) else 0
+                best = min(best, logs["loss"])
+                stop = stop or calm >= patience
+            if stop:
+                history.stopped_early = epoch + 1 < epochs
+                break
+    finally:
+        handle.remove()
+        if bar is not None:
+            bar.close()
+        if rows:
+            for row in torch.stack(rows).tolist():  # one host read for the whole run
+                history.append(dict(zip(names, row)))
+        history.seconds = time.perf_counter() - start
+    return history
+
+
+def fit_tensor_restarts(make_model: Callable, tensor: torch.Tensor, *, n_init: int = 4, epochs: int = 300,
+                        seed: int | None = None, generator: torch.Generator | None = None, **fit_kwargs):
+    """Best of several random starts, judged by the training loss alone.
+
+    Hierarchical tensor models have poor local minima that depend on the random start (Multi-HNTF assigns a
+    component to the wrong topic; Neural NCPD sits on a plateau); their training loss is higher, so a short
+    screening run of each start finds them without looking at anything but the data. ``make_model(generator)``
+    is called ``n_init`` times with one generator that advances, so every start differs; each model is
+    trained by ``fit_tensor(model, tensor, epochs=epochs, **fit_kwargs)``.
+
+    Args:
+        make_model: ``generator -> model`` (a fresh model drawing its random start from the generator).
+        n_init: number of starts.
+        epochs: screening epochs per start.
+        seed, generator: the generator passed to ``make_model`` (a fresh one seeded with ``seed``; at most one;
+            neither passes None, so the models draw from torch's global RNG).
+        **fit_kwargs: everything else :func:`fit_tensor` takes (mask, levels, lr, optimizer_kwargs, ...).
+
+    Returns:
+        ``(model, history)`` of the start with the lowest final loss; continue training it with
+        :func:`fit_tensor` (with the same or other settings, e.g. releasing the first-layer factors).
+    """
+    fn = "fit_tensor_restarts"
+    if not callable(make_model):
+        raise TypeError(f"{fn}: make_model must be a callable generator -> model, got {type(make_model).__name__}")
+    n_init = _checks.check_int(n_init, fn, "n_init", minimum=1)
+    gen = _checks.check_generator(seed, generator, fn)  # None: the models draw from torch's global RNG
+    best = None
+    for _ in range(n_init):
+        model = make_model(gen)
+        history = fit_tensor(model, tensor, epochs=epochs, **fit_kwargs)
+        loss = history["loss"][-1] if history.epochs else float("inf")
+        if best is None or loss < best[0]:
+            best = (loss, model, history)
+    return best[1], best[2]
