@@ -4,7 +4,7 @@ The core is one differentiable operator, ``nnls(X, A)`` = argmin_{S >= 0} ||X - 
 compiled kernels with a closed-form backward pass; layers, models and training are built on it.
 """
 
-from . import baselines, datasets, metrics, topics
+from . import baselines, datasets, metrics, tensor, topics
 from .layers import NNLSLayer
 from .models import NeuralNMF, NeuralNMFOutput
 from .ops import NNLSConvergenceWarning, nnls, set_validation, validation, validation_enabled
@@ -28,6 +28,7 @@ __all__ = [
     "baselines",
     "datasets",
     "metrics",
+    "tensor",
     "topics",
     "__version__",
 ]

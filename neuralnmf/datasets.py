@@ -28,6 +28,9 @@ __all__ = [
     "DATA_DIR_ENV",
     "NpzShards",
     "scipy_to_torch",
+    "make_synthetic_tensor",
+    "make_hierarchical_tensor",
+    "TensorHierarchy",
 ]
 
 DATA_DIR_ENV = "NEURALNMF_DATA_DIR"
@@ -625,3 +628,12 @@ class NpzShards:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+
+def __getattr__(name):
+    """The tensor data sets live in neuralnmf.tensor.data; they are reachable here too, imported on first use."""
+    if name in ("make_synthetic_tensor", "make_hierarchical_tensor", "TensorHierarchy"):
+        from .tensor import data
+
+        return getattr(data, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
