@@ -1,11 +1,101 @@
 """Command line: `python -m neuralnmf demo` trains a hierarchical topic model on a generated corpus in seconds;
-`python -m neuralnmf nnls-demo` shows the exact, differentiable NNLS operator it is built on."""
+`python -m neuralnmf nnls-demo` shows the exact, differentiable NNLS operator it is built on;
+`python -m neuralnmf fit` turns your documents into a topic hierarchy, and `transform` gives new documents their
+topic codes. `python -m neuralnmf COMMAND --help` explains each command."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from .corpus_io import CLIError
 from .demos import nnls_demo, topic_model_demo
+
+DTYPE_NAMES = ("float32", "float64")
+
+FIT_DESCRIPTION = """\
+Fit a hierarchical topic model (Neural NMF) to a corpus and write its topic hierarchy.
+
+INPUT is a documents x words matrix: documents are ROWS, words (features) are COLUMNS.
+  FILE.npz  a scipy.sparse matrix saved by scipy.sparse.save_npz: kept sparse from end to end
+            (or numpy.savez arrays: the largest 2-D one, or --key NAME)
+  FILE.mat  MATLAB v5/v7: the variable --key NAME, default the largest 2-D numeric one (sparse stays sparse)
+  FILE.npy  a dense 2-D numpy array
+  FOLDER    plain-text documents, one per .txt file, read in sorted file-name order and turned into tf-idf
+            rows by scikit-learn's TfidfVectorizer (pip install scikit-learn, or pip install 'neuralnmf[text]');
+            the words it finds become the vocabulary
+A file that stores words x documents (the papers' orientation) needs --transpose. Entries must be finite and
+>= 0. Empty documents (all-zero rows) are an error, unless --drop-empty leaves them out.
+
+The model has one layer per rank: --ranks 64 16 4 learns 64 fine topics, groups them into 16 topics, and those
+into 4 broad ones. With --labels it also learns a classifier on the deepest codes: supervised, or semi-supervised
+when only some labels are used (--labeled-fraction, --label-mask, or -1 in the labels file).
+
+Initialization: NNDSVDa (from the SVD of the data). A sparse input is densified for that only when documents x
+words <= 10 million entries; larger sparse inputs start from uniform random dictionaries, and nothing is densified.
+
+The output folder (--out) receives:
+  model.pt        weights and config (torch.load(path, weights_only=True)); what `transform` reads
+  topics.md       the top words of every topic at every level, and the topic tree
+  metrics.json    relative error ||X - A_0..A_l S_l|| / ||X|| per level; with labels, the accuracy of the learned
+                  classifier and of the least-squares classifier on labeled and unlabeled documents
+  loss.png        the training loss per epoch
+  hierarchy.png   the topic hierarchy as a graph
+  layers.png      data and reconstructions as heatmaps (only when documents x words <= 1 million)
+  vocabulary.txt  the words, one per line (text folders, or --vocabulary)
+  documents.txt   the file behind each row (text folders)
+"""
+
+FIT_EPILOG = """\
+examples:
+  python -m neuralnmf fit corpus.npz --ranks 64 16 4 --vocabulary words.txt --out topics_run
+  python -m neuralnmf fit my_texts/ --ranks 20 5 --epochs 300 --out text_run
+  python -m neuralnmf fit corpus.npz --ranks 9 4 2 --labels labels.txt --labeled-fraction 0.3
+  python -m neuralnmf transform topics_run new_docs.npz --out new_codes.npy
+"""
+
+TRANSFORM_DESCRIPTION = """\
+Topic codes of documents under a model written by `fit`: its dictionaries stay fixed, and each document gets the
+exact nonnegative least-squares fit of its words by the topics.
+
+INPUT takes the formats of `fit` (documents are rows); its words (columns) must be those the model was fitted on.
+A folder of .txt files is vectorised with the vocabulary and idf weights that `fit` saved in model.pt, so words
+the model never saw are ignored. Writes a documents x k float array as .npy (k = topics of level --depth; rows
+in the input's order, sorted file names for a folder) and prints a summary. Empty documents get zero codes.
+"""
+
+TRANSFORM_EPILOG = """\
+examples:
+  python -m neuralnmf transform topics_run new_docs.npz --out new_codes.npy
+  python -m neuralnmf transform text_run more_texts/ --out codes.npy --depth 0
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _df(text: str):
+    """min_df/max_df: an integer count of documents, or a float proportion in [0, 1]."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a document count or a proportion, got {text!r}")
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", metavar="NAME", help="the variable holding the matrix in a .mat / .npz file "
+                   "(default: the largest 2-D numeric one)")
+    p.add_argument("--transpose", action="store_true", help="the file stores words x documents: transpose it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,9 +115,91 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=100, help="gradient steps in part 2 (default: 100)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=nnls_demo)
+    _add_fit(sub)
+    _add_transform(sub)
     return parser
+
+
+def _add_fit(sub) -> None:
+    from .commands import run_fit
+
+    p = sub.add_parser("fit", help="fit a topic hierarchy to your documents (.npz, .mat, .npy or a folder of .txt)",
+                       description=FIT_DESCRIPTION, epilog=FIT_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", metavar="INPUT", help="documents x words: FILE.npz, FILE.mat, FILE.npy, or a FOLDER of "
+                   ".txt files (see above)")
+    p.add_argument("--ranks", type=_positive_int, nargs="+", required=True, metavar="K",
+                   help="topics per level, finest first, e.g. --ranks 64 16 4")
+    p.add_argument("--out", default="neuralnmf_fit", metavar="DIR",
+                   help="output folder, created if needed; files in it are overwritten (default: ./neuralnmf_fit)")
+    _add_input_options(p)
+    g = p.add_argument_group("words and labels")
+    g.add_argument("--vocabulary", metavar="FILE", help="one word per line, one line per column (or a .npy of "
+                   "strings, or the name of a variable of the .mat input); names the topics' words in topics.md")
+    g.add_argument("--labels", metavar="FILE", help="one integer class per line (0, 1, ...), one line per document "
+                   "(or a .npy, or the name of a variable of the .mat input); -1 = label unknown. "
+                   "Classes: max label + 1")
+    lab = g.add_mutually_exclusive_group()
+    lab.add_argument("--labeled-fraction", type=float, metavar="F", help="semi-supervised: train on the labels "
+                     "of a random fraction F in (0, 1] of the documents (drawn with --seed); the accuracy on the "
+                     "others is reported")
+    lab.add_argument("--label-mask", metavar="FILE", help="semi-supervised: one 0/1 per line (or a .npy, or a "
+                     "variable of the .mat input); "
+                     "1 = train on this document's label, 0 = hold it out")
+    g.add_argument("--drop-empty", action="store_true", help="leave out empty documents (all-zero rows) with a "
+                   "warning instead of stopping; their indices go to metrics.json")
+    g = p.add_argument_group("training")
+    g.add_argument("--loss", choices=["energy", "reconstruction"], default="energy",
+                   help="energy: every layer fits the codes of the layer below; reconstruction: only the deepest "
+                   "layer's reconstruction of the data counts (default: energy)")
+    g.add_argument("--epochs", type=_positive_int, default=1000, help="passes over the data (default: 1000)")
+    g.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
+    g.add_argument("--lam", type=float, default=1.0, help="weight of the label term (default: 1.0)")
+    g.add_argument("--batch-size", type=_positive_int, metavar="B",
+                   help="documents per step (default: all documents at once)")
+    g.add_argument("--device", default="cpu", help="torch device: cpu or cuda (default: cpu)")
+    g.add_argument("--dtype", choices=list(DTYPE_NAMES), default="float64", help="(default: float64)")
+    g.add_argument("--seed", type=int, default=0, help="seeds the initialization, the labeled fraction and the "
+                   "batch order (default: 0)")
+    g.add_argument("--top-words", type=_positive_int, default=10, metavar="N",
+                   help="words per topic in topics.md (default: 10)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown on a terminal)")
+    g = p.add_argument_group("text folders (tf-idf by scikit-learn)")
+    g.add_argument("--stop-words", choices=["english", "none"], default="english",
+                   help="drop common English words (default: english)")
+    g.add_argument("--min-df", type=_df, default=1, metavar="N|F", help="ignore words in fewer documents than this "
+                   "count (int) or proportion (float) (default: 1)")
+    g.add_argument("--max-df", type=_df, default=1.0, metavar="N|F", help="ignore words in more documents than "
+                   "this count or proportion (default: 1.0, none)")
+    g.add_argument("--max-features", type=_positive_int, metavar="N",
+                   help="keep the N most frequent words (default: all)")
+    p.set_defaults(run=run_fit)
+
+
+def _add_transform(sub) -> None:
+    from .commands import run_transform
+
+    p = sub.add_parser("transform", help="topic codes of documents under a fitted model (writes a .npy)",
+                       description=TRANSFORM_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=TRANSFORM_EPILOG)
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="the output folder of `fit` (or its model.pt)")
+    p.add_argument("input", metavar="INPUT", help="documents x words, as for fit")
+    p.add_argument("--out", default="codes.npy", metavar="FILE",
+                   help="where to write the codes (default: ./codes.npy)")
+    p.add_argument("--depth", type=int, metavar="D", help="level whose codes to write: 0 = finest, -1 = deepest "
+                   "(default: the deepest)")
+    _add_input_options(p)
+    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda (default: cpu)")
+    p.set_defaults(run=run_transform)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except CLIError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,312 @@
+"""`python -m neuralnmf fit` and `transform`: end to end on small corpora, output files, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+
+from neuralnmf import commands
+from neuralnmf.cli import main
+from neuralnmf.corpus_io import TextModel, read_text_folder
+from neuralnmf.datasets import make_hierarchical_corpus
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "neuralnmf", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The generated 90 x 87 hierarchical corpus as .npz (sparse) and .npy, with labels, vocabulary and a mask."""
+    d = tmp_path_factory.mktemp("corpus")
+    c = make_hierarchical_corpus(seed=0)
+    x = c.x.numpy()
+    scipy.sparse.save_npz(d / "x.npz", scipy.sparse.csr_matrix(x))
+    np.save(d / "x.npy", x)
+    np.savetxt(d / "labels.txt", c.labels[1].numpy(), fmt="%d")
+    (d / "vocab.txt").write_text("\n".join(c.vocabulary) + "\n")
+    mask = np.zeros(90, dtype=int)
+    mask[::3] = 1
+    np.savetxt(d / "mask.txt", mask, fmt="%d")
+    return d, c
+
+
+@pytest.fixture(scope="module")
+def fitted(corpus):
+    """One fit through the real entry point: sparse .npz, labels, half of them used for training."""
+    d, _ = corpus
+    out = d / "run"
+    done = _run("fit", str(d / "x.npz"), "--ranks", "9", "4", "2", "--vocabulary", str(d / "vocab.txt"),
+                "--labels", str(d / "labels.txt"), "--labeled-fraction", "0.5", "--epochs", "150",
+                "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    return out, done.stdout
+
+
+def _error(capsys, argv, *fragments, code=1):
+    """main(argv) fails with one clear line on stderr (no traceback) containing every fragment."""
+    assert main([str(a) for a in argv]) == code
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    for f in fragments:
+        assert f in err, err
+    return err
+
+
+def test_help_describes_inputs_and_outputs(capsys):
+    top = _run("--help")
+    assert top.returncode == 0 and all(c in top.stdout for c in ("demo", "nnls-demo", "fit", "transform"))
+    fit_help = _run("fit", "--help")
+    assert fit_help.returncode == 0
+    for text in ("documents are ROWS", ".npz", ".mat", ".npy", ".txt", "neuralnmf[text]", "model.pt", "topics.md",
+                 "metrics.json", "--labeled-fraction", "--ranks", "--drop-empty", "10 million"):
+        assert text in fit_help.stdout, text
+    with pytest.raises(SystemExit) as e:
+        main(["transform", "--help"])
+    assert e.value.code == 0 and "--depth" in capsys.readouterr().out
+
+
+def test_fit_writes_every_output(fitted):
+    out, stdout = fitted
+    assert "relative error" in stdout and "accuracy" in stdout
+    names = {p.name for p in out.iterdir()}
+    assert {"model.pt", "topics.md", "metrics.json", "loss.png", "hierarchy.png", "layers.png",
+            "vocabulary.txt"} <= names
+    for png in ("loss.png", "hierarchy.png", "layers.png"):
+        assert (out / png).read_bytes()[:8] == PNG
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    assert ckpt["config"] == {"in_features": 87, "ranks": [9, 4, 2], "num_classes": 4, "dtype": "float64"}
+    assert ckpt["state_dict"]["layers.0.A"].shape == (87, 9) and ckpt["state_dict"]["B"].shape == (4, 2)
+    assert len(ckpt["vocabulary"]) == 87 and ckpt["text"] is None
+
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["sparse"] is True and m["init"] == "nndsvda" and m["documents"] == 90
+    err = m["relative_error"]
+    assert len(err) == 3 and all(0 < e < 1 for e in err) and err[0] < err[2]
+    cls = m["classification"]
+    assert cls["labeled_documents"] == 45 and cls["unlabeled_documents"] == 45 and cls["num_classes"] == 4
+    assert len(cls["least_squares"]) == 3
+    for acc in (cls["classifier"], *cls["least_squares"]):
+        assert 0 <= acc["labeled"] <= 1 and 0 <= acc["unlabeled"] <= 1
+
+    md = (out / "topics.md").read_text()
+    for text in ("## Level 0: 9 topics", "## Level 2: 2 topics", "## Hierarchy", "L2.T0", "L0.T8", "_g"):
+        assert text in md
+
+
+def test_relative_error_matches_dense_computation(fitted, corpus):
+    out, _ = fitted
+    model, _ = commands.load_model(out)
+    x = corpus[1].x
+    with torch.no_grad():
+        codes = model(x).codes
+        dense = [float(torch.linalg.norm(x - model.reconstruct(x, d)) / torch.linalg.norm(x)) for d in range(3)]
+    sparse = commands.relative_errors(model, x.to_sparse(), codes)
+    assert np.allclose(sparse, dense, rtol=1e-8)
+    saved = json.loads((out / "metrics.json").read_text())["relative_error"]
+    assert np.allclose(saved, dense, rtol=1e-6)
+
+
+def test_transform_after_fit(fitted, corpus, tmp_path, capsys):
+    out, _ = fitted
+    d, c = corpus
+    done = _run("transform", str(out), str(d / "x.npy"), "--out", str(tmp_path / "codes.npy"))
+    assert done.returncode == 0, done.stderr
+    assert "90 documents x 2 topics" in done.stdout and "relative error" in done.stdout
+    codes = np.load(tmp_path / "codes.npy")
+    model, _ = commands.load_model(out)
+    assert codes.shape == (90, 2)
+    assert np.allclose(codes, model.transform(c.x).numpy(), rtol=1e-10, atol=1e-12)
+    # sparse input and another depth, in process
+    assert main(["transform", str(out), str(d / "x.npz"), "--out", str(tmp_path / "c0.npy"), "--depth", "0"]) == 0
+    c0 = np.load(tmp_path / "c0.npy")
+    assert c0.shape == (90, 9) and np.allclose(c0, model.transform(c.x, 0).numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_dense_npy_with_label_mask_float32_minibatches(corpus, tmp_path):
+    d, _ = corpus
+    out = tmp_path / "run"
+    argv = ["fit", str(d / "x.npy"), "--ranks", "6", "3", "--labels", str(d / "labels.txt"), "--label-mask",
+            str(d / "mask.txt"), "--loss", "reconstruction", "--epochs", "20", "--batch-size", "32", "--dtype",
+            "float32", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["sparse"] is False and m["dtype"] == "float32"
+    assert m["classification"]["labeled_documents"] == 30
+    assert m["classification"]["least_squares"][0]["unlabeled"] is not None
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    assert ckpt["config"]["dtype"] == "float32" and ckpt["vocabulary"] is None
+    assert "w0" in (out / "topics.md").read_text() and not (out / "vocabulary.txt").exists()
+    model, _ = commands.load_model(out)
+    assert model.layers[0].A.dtype == torch.float32
+
+
+def test_large_sparse_input_is_never_densified(corpus, tmp_path, monkeypatch):
+    """Above the limits the init is uniform and no figure needs the dense matrix: to_dense must never run."""
+    d, _ = corpus
+    monkeypatch.setattr(commands, "DENSE_INIT_LIMIT", 100)
+    monkeypatch.setattr(commands, "HEATMAP_LIMIT", 100)
+
+    def refuse(self, *a, **k):
+        raise AssertionError("a sparse tensor was densified")
+
+    monkeypatch.setattr(torch.Tensor, "to_dense", refuse)
+    out = tmp_path / "run"
+    assert main(["fit", str(d / "x.npz"), "--ranks", "4", "2", "--epochs", "5", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["init"] == "uniform"
+    assert not (out / "layers.png").exists() and (out / "hierarchy.png").exists()
+    assert main(["transform", str(out), str(d / "x.npz"), "--out", str(tmp_path / "c.npy")]) == 0
+
+
+def _write_docs(folder, docs):
+    folder.mkdir()
+    for name, text in docs.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+DOCS = {
+    "a1.txt": "the cat chased the mouse; cats and mice and kittens play",
+    "a2.txt": "a kitten and a cat sleep; the mouse hides from the cat",
+    "a3.txt": "mice run, cats purr, kittens sleep in the sun",
+    "b1.txt": "stocks fell as markets and banks reported losses",
+    "b2.txt": "the bank raised rates; stocks and bonds markets rallied",
+    "b3.txt": "investors sold stocks; bonds and banks gained on markets",
+}
+
+
+def test_text_folder_fit_and_transform(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    folder = _write_docs(tmp_path / "docs", DOCS)
+    (folder / "notes.md").write_text("not a document")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0\n0\n0\n1\n1\n1\n")
+    out = tmp_path / "run"
+    assert main(["fit", str(folder), "--ranks", "3", "2", "--labels", str(labels), "--epochs", "30", "--out", str(out),
+                 "--no-progress"]) == 0
+    vocab = (out / "vocabulary.txt").read_text().split()
+    assert "stocks" in vocab and "the" not in vocab  # English stop words are dropped
+    assert (out / "documents.txt").read_text().split() == sorted(DOCS)
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    assert ckpt["vocabulary"] == vocab and ckpt["text"]["vocabulary"] == vocab
+    assert ckpt["text"]["idf"].shape == (len(vocab),) and ckpt["text"]["params"]["stop_words"] == "english"
+    assert "stocks" in (out / "topics.md").read_text()
+
+    # the saved vocabulary and idf reproduce the fitted tf-idf matrix exactly
+    fitted = TfidfVectorizer(stop_words="english").fit_transform([DOCS[k] for k in sorted(DOCS)]).toarray()
+    text = TextModel(ckpt["text"]["vocabulary"], ckpt["text"]["idf"].numpy(), ckpt["text"]["params"])
+    again = read_text_folder(folder, text=text).data.toarray()
+    assert np.allclose(again, fitted, atol=1e-14)
+
+    capsys.readouterr()
+    assert main(["transform", str(out), str(folder), "--out", str(tmp_path / "codes.npy")]) == 0
+    assert "sorted file names" in capsys.readouterr().out
+    model, _ = commands.load_model(out)
+    codes = np.load(tmp_path / "codes.npy")
+    assert codes.shape == (6, 2)
+    assert np.allclose(codes, model.transform(torch.from_numpy(fitted)).numpy(), atol=1e-12)
+
+    # new documents: unseen words are ignored, a document without known words gets zero codes (with a warning)
+    new = _write_docs(tmp_path / "new", {"n1.txt": "cats and stocks", "n2.txt": "zebra quantum"})
+    assert main(["transform", str(out), str(new), "--out", str(tmp_path / "new.npy"), "--depth", "0"]) == 0
+    assert "1 of 2 documents are empty" in capsys.readouterr().err
+    new_codes = np.load(tmp_path / "new.npy")
+    assert new_codes.shape == (2, 3) and new_codes[0].sum() > 0 and not new_codes[1].any()
+
+
+def test_text_folder_without_scikit_learn(tmp_path, monkeypatch, capsys):
+    folder = _write_docs(tmp_path / "docs", DOCS)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.feature_extraction", None)
+    _error(capsys, ["fit", folder, "--ranks", "2"], "pip install scikit-learn", "neuralnmf[text]")
+
+
+def test_empty_documents_rejected_or_dropped(corpus, tmp_path, capsys):
+    d, c = corpus
+    x = c.x.numpy().copy()
+    x[[3, 7]] = 0
+    path = tmp_path / "holes.npz"
+    scipy.sparse.save_npz(path, scipy.sparse.csr_matrix(x))
+    _error(capsys, ["fit", path, "--ranks", "3", "--out", tmp_path / "r"],
+           "2 of 90 documents are empty", "rows 3, 7", "--drop-empty")
+    out = tmp_path / "r2"
+    assert main([str(a) for a in ["fit", path, "--ranks", "3", "--labels", d / "labels.txt", "--epochs", "5",
+                                  "--drop-empty", "--out", out, "--no-progress"]]) == 0
+    assert "are left out" in capsys.readouterr().err
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["dropped_empty_documents"] == [3, 7] and m["documents"] == 88
+
+
+def test_bad_inputs_give_one_clear_line(corpus, tmp_path, capsys):
+    d, c = corpus
+    x = c.x.numpy()
+    fit = ["fit"]
+    r = ["--ranks", "3", "--epochs", "2", "--out", tmp_path / "out", "--no-progress"]
+
+    _error(capsys, [*fit, tmp_path / "missing.npz", *r], "does not exist")
+    (tmp_path / "x.csv").write_text("1,2\n3,4\n")
+    _error(capsys, [*fit, tmp_path / "x.csv", *r], "unsupported input", ".npz")
+    (tmp_path / "broken.npz").write_bytes(b"this is not a zip file")
+    _error(capsys, [*fit, tmp_path / "broken.npz", *r], "cannot read")
+    (tmp_path / "empty_dir").mkdir()
+    _error(capsys, [*fit, tmp_path / "empty_dir", *r], "holds no .txt documents")
+
+    neg = x.copy()
+    neg[5, 17] = -1.0
+    np.save(tmp_path / "neg.npy", neg)
+    _error(capsys, [*fit, tmp_path / "neg.npy", *r], "1 negative entries", "document 5, word 17")
+    nan = x.copy()
+    nan[2, 3] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    _error(capsys, [*fit, tmp_path / "nan.npy", *r], "NaN")
+
+    (tmp_path / "short_vocab.txt").write_text("\n".join(c.vocabulary[:-1]))
+    _error(capsys, [*fit, d / "x.npz", "--vocabulary", tmp_path / "short_vocab.txt", *r],
+           "has 86 words but the data has 87 words")
+    np.savetxt(tmp_path / "short_labels.txt", np.zeros(89), fmt="%d")
+    _error(capsys, [*fit, d / "x.npz", "--labels", tmp_path / "short_labels.txt", *r],
+           "has 89 entries but the data has 90 documents")
+    (tmp_path / "word_labels.txt").write_text("0\nsports\n" + "1\n" * 88)
+    _error(capsys, [*fit, d / "x.npz", "--labels", tmp_path / "word_labels.txt", *r], "line 2", "integer")
+    _error(capsys, [*fit, d / "x.npz", "--labeled-fraction", "0.5", *r], "need --labels")
+    _error(capsys, [*fit, d / "x.npz", "--labels", d / "labels.txt", "--labeled-fraction", "1.5", *r], "(0, 1]")
+    _error(capsys, [*fit, d / "x.npz", "--vocabulary", tmp_path / "nope.txt", *r], "is not a file")
+    if not torch.cuda.is_available():
+        _error(capsys, [*fit, d / "x.npz", *r, "--device", "cuda"], "CUDA is not available")
+
+    for ranks in (["4", "0"], ["-2"], ["two"]):
+        with pytest.raises(SystemExit) as e:
+            main(["fit", str(d / "x.npz"), "--ranks", *ranks])
+        assert e.value.code == 2 and "expected a positive integer" in capsys.readouterr().err
+
+
+def test_transform_bad_inputs(fitted, corpus, tmp_path, capsys):
+    out, _ = fitted
+    d, c = corpus
+    _error(capsys, ["transform", tmp_path / "nowhere", d / "x.npy"], "no model")
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "model.pt").write_bytes(b"junk")
+    _error(capsys, ["transform", tmp_path / "fake", d / "x.npy"], "cannot load")
+    np.save(tmp_path / "narrow.npy", c.x.numpy()[:, :80])
+    _error(capsys, ["transform", out, tmp_path / "narrow.npy"], "has 80 words (columns)", "fitted on 87")
+    _error(capsys, ["transform", out, d / "x.npy", "--depth", "3"], "--depth")
+    docs = _write_docs(tmp_path / "docs", DOCS)
+    _error(capsys, ["transform", out, docs], "not fitted on text")
+
+
+def test_errors_through_the_entry_point_have_no_traceback(tmp_path):
+    done = _run("fit", str(tmp_path / "missing.npz"), "--ranks", "3")
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: ") and "Traceback" not in done.stderr
