@@ -1,0 +1,707 @@
+"""Benchmark of the ``neuralnmf.nnls`` CPU operator against the matmul floor and against peer solvers.
+
+Run from the repository root:
+
+    python benchmarks/bench_nnls.py                # full run (about 5-15 minutes on 2 cores)
+    python benchmarks/bench_nnls.py --quick        # smoke run, well under a minute
+    python benchmarks/bench_nnls.py --skip-peers   # no scipy / NeuralNMF==1.0.0 / pure-torch reference
+    python benchmarks/bench_nnls.py --only 3 4     # just some sections (e.g. to re-run one disturbed by load)
+
+On a shared machine, other processes distort the timings: each timed row reports how long our threads waited
+for a CPU during its best repeats ("runq wait", from /proc/self/task/*/schedstat; '!' marks disturbed rows), and
+each section the share of the cores other processes used while it ran.
+
+Sections (every headline figure is a ratio measured side by side in one run, so machine drift cancels):
+
+1. Forward time vs the matmul floor ``A.T @ X``; speedup over a per-column ``scipy.optimize.nnls`` loop and
+   over the pure-torch reference ``neuralnmf._reference.nnls_reference`` (both timed on a column subset and
+   extrapolated linearly to all M columns).
+2. Forward+backward vs ``LsqNonnegF`` from the paper authors' PyPI package ``NeuralNMF==1.0.0``.
+3. Scaling of the forward time with the number of columns M.
+4. Peak extra resident memory of the forward (and forward+backward), each in a fresh process.
+
+Data: A = torch.rand(N, k), X = torch.rand(N, M) (uniform nonnegative entries, like topic-model data),
+fixed seed. Timings are the minimum over repeats after a warm-up call, with time.perf_counter, using
+torch's default thread count.
+
+Installing the NeuralNMF==1.0.0 peer. Do NOT ``pip install NeuralNMF`` into the environment that holds this
+project: pip normalises the name "NeuralNMF" to "neuralnmf", the distribution name of this project, so it
+would uninstall the editable install of neuralnmf. Install it into a separate folder instead (no
+dependencies, so pip cannot touch torch; ``fnnls`` is the only extra module its NNLS layer imports):
+
+    pip install --no-deps --target ~/.cache/neuralnmf-bench/peers NeuralNMF==1.0.0 fnnls==1.0.0
+
+The script looks there by default (``--peer-dir`` to change it) and loads only the file
+``NeuralNMF/lsqnonneg_module.py``, so the package's plotting dependencies (matplotlib) are not needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import multiprocessing
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+
+import neuralnmf
+from neuralnmf._reference import nnls_reference
+
+SEED = 0
+DEFAULT_PEER_DIR = os.path.expanduser("~/.cache/neuralnmf-bench/peers")
+MIN_TOTAL_S = 3.0  # seconds of repeats per timing (set from the Config in main)
+RETRIES = 1  # extra attempts at a row whose best repeats other processes disturbed (set from the Config in main)
+PEER_BUDGET_S = 10.0  # seconds per NeuralNMF call in the grid; beyond that, a column subset + extrapolation
+
+
+@dataclass
+class Config:
+    """What to run: full grid or the --quick smoke grid."""
+
+    dtypes: tuple
+    ks: tuple
+    Ns: tuple
+    M: int
+    scipy_cols: int
+    ref_cols: int
+    headline: tuple  # (N, M, k) of the forward+backward comparison with NeuralNMF
+    scaling_Ms: tuple
+    memory_sizes: tuple  # (N, M, k) in float64
+    peer_budget_s: float
+    min_total_s: float  # seconds of repeats behind each of our timings
+    retries: int  # extra attempts at a disturbed row (sections 1, 2 headline, 3)
+
+
+FULL = Config(
+    dtypes=(torch.float64, torch.float32),
+    ks=(8, 32, 64),
+    Ns=(500, 2000),
+    M=20000,
+    scipy_cols=500,
+    ref_cols=2000,
+    headline=(500, 2000, 16),
+    scaling_Ms=(1_000, 10_000, 100_000, 1_000_000),
+    memory_sizes=((2000, 20000, 32), (500, 1_000_000, 32)),
+    peer_budget_s=PEER_BUDGET_S,
+    min_total_s=MIN_TOTAL_S,
+    retries=RETRIES,
+)
+
+QUICK = Config(
+    dtypes=(torch.float64, torch.float32),
+    ks=(8, 32),
+    Ns=(500,),
+    M=4000,
+    scipy_cols=200,
+    ref_cols=500,
+    headline=(500, 200, 16),
+    scaling_Ms=(1_000, 10_000, 100_000),
+    memory_sizes=((500, 20000, 32),),
+    peer_budget_s=1.0,
+    min_total_s=0.3,
+    retries=0,
+)
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def make_problem(N: int, M: int, k: int, dtype: torch.dtype, seed: int = SEED):
+    """A (N, k) and X (N, M), uniform on [0, 1), from a fixed seed."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.rand(N, k, dtype=dtype, generator=g)
+    X = torch.rand(N, M, dtype=dtype, generator=g)
+    return A, X
+
+
+def make_grad(k: int, M: int, dtype: torch.dtype, seed: int = SEED + 1):
+    """A fixed upstream gradient dL/dS (k, M)."""
+    return torch.randn(k, M, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+
+
+def _runqueue_wait() -> dict:
+    """Per thread of this process: nanoseconds spent runnable but waiting for a CPU (/proc/self/task/*/schedstat)."""
+    waits = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return waits
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                waits[tid] = int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return waits
+
+
+class Contention:
+    """How much the kept (minimum) timings were disturbed: the worst ratio, over the timings of one table row, of
+    the time our threads waited for a CPU to the wall time. About 0 on a quiet machine; above DISTURBED, another
+    process held a core during even the best repeat, and the row's times are inflated."""
+
+    DISTURBED = 0.10
+    worst = 0.0
+    last = 0.0  # the worst ratio of the row last taken
+
+    @classmethod
+    def record(cls, waited_s: float, elapsed_s: float) -> None:
+        cls.worst = max(cls.worst, waited_s / elapsed_s)
+
+    @classmethod
+    def take(cls) -> str:
+        """Cell for the row just measured ('2%', or '35% !' when disturbed); starts the next row."""
+        worst, cls.worst = cls.worst, 0.0
+        cls.last = worst
+        return f"{100 * worst:.0f}%" + (" !" if worst > cls.DISTURBED else "")
+
+
+CONTENTION_NOTE = (
+    "'runq wait': time our threads waited for a CPU during the kept repeats, as a share of their wall time (worst "
+    f"timing of the row); '!' marks rows above {100 * Contention.DISTURBED:.0f}%, whose times other processes "
+    "inflated."
+)
+
+
+def retry_disturbed(build_row, retries: int | None = None, pause_s: float = 5.0):
+    """build_row() (which ends with Contention.take()); while Contention flags it, pause and build it again, up
+    to `retries` more times (default: the run's Config.retries). Keeps the least disturbed attempt."""
+    retries = RETRIES if retries is None else retries
+    best = None
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(pause_s)
+        row = build_row()
+        if best is None or Contention.last < best[0]:
+            best = (Contention.last, row)
+        if Contention.last <= Contention.DISTURBED:
+            break
+    return best[1]
+
+
+def best_times(fns, min_reps: int = 3, max_reps: int = 200, min_total_s: float | None = None, warmup: int = 1):
+    """Minimum wall time of each f() in fns, calling them interleaved (f0, f1, f0, f1, ...) so that they see
+    the same machine conditions; after warm-up calls, at least min_reps rounds, more (up to max_reps) until
+    min_total_s seconds (default: the run's Config.min_total_s) have been spent. Many short repeats spread over
+    seconds let the minimum find the moments when other processes leave the cores alone. The run-queue wait
+    of each kept repeat goes to Contention."""
+    if min_total_s is None:
+        min_total_s = MIN_TOTAL_S
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]  # (seconds, seconds waited for a CPU)
+    spent = 0.0
+    while len(times[0]) < max_reps and (len(times[0]) < min_reps or spent < min_total_s):
+        for fn, ts in zip(fns, times):
+            w0 = _runqueue_wait()
+            t0 = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - t0
+            w1 = _runqueue_wait()
+            ts.append((elapsed, sum(w - w0.get(tid, 0) for tid, w in w1.items()) / 1e9))
+            spent += elapsed
+    best = [min(ts) for ts in times]
+    for elapsed, waited in best:
+        Contention.record(waited, elapsed)
+    return [elapsed for elapsed, _ in best]
+
+
+def best_time(fn, **kwargs) -> float:
+    return best_times([fn], **kwargs)[0]
+
+
+def fmt_time(s: float) -> str:
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} us"
+    if s < 1.0:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def md_table(headers, rows) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _busy_machine_s() -> float | None:
+    """CPU seconds all processes have used since boot (non-idle time in /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _busy_self_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class OtherLoad:
+    """Share of the machine's cores that OTHER processes used while a section ran: timings of a section with a
+    large share are distorted (on 2 cores, one busy neighbour preempts one of our two threads)."""
+
+    def __enter__(self):
+        self.t0, self.machine0, self.self0 = time.perf_counter(), _busy_machine_s(), _busy_self_s()
+        return self
+
+    def __exit__(self, *exc):
+        machine1 = _busy_machine_s()
+        if self.machine0 is None or machine1 is None:
+            return False
+        wall = time.perf_counter() - self.t0
+        other = (machine1 - self.machine0) - (_busy_self_s() - self.self0)
+        share = max(0.0, other) / (wall * (os.cpu_count() or 1))
+        say(f"_Other processes used {100 * share:.0f}% of the {os.cpu_count()} cores during this section "
+            f"({wall:.0f} s); 1-minute load average now {os.getloadavg()[0]:.2f}._")
+        say()
+        return False
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def code_version() -> str:
+    """Which build is measured: git commit of the checkout, whether its sources differ, the kernel's mtime."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(neuralnmf.__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "csrc", "neuralnmf/ops.py"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        version = f"git {head}" + (" (csrc/ or ops.py modified in the working tree)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        version = "git: unknown"
+    libs = [f for f in os.listdir(os.path.dirname(neuralnmf.__file__)) if f.startswith("_C") and f.endswith(".so")]
+    for lib in libs:
+        mtime = os.path.getmtime(os.path.join(os.path.dirname(neuralnmf.__file__), lib))
+        version += f", {lib} built {datetime.datetime.fromtimestamp(mtime).isoformat(timespec='seconds')}"
+    return version
+
+
+def print_machine() -> None:
+    say("## Machine")
+    say()
+    say(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}")
+    say(f"- cpu: {cpu_model()}, {os.cpu_count()} logical cores")
+    say(f"- torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}")
+    say(f"- python {platform.python_version()}, neuralnmf {neuralnmf.__version__} ({code_version()})")
+    say("- data: A = torch.rand(N, k), X = torch.rand(N, M): uniform nonnegative entries, seed 0")
+    say(
+        f"- timing: min over repeats (>= 3, and >= {MIN_TOTAL_S:g} s of them) after a warm-up call, "
+        "time.perf_counter; ours and A.T@X run interleaved; a row disturbed by other processes is measured "
+        f"again (up to {RETRIES}x) and the least disturbed attempt kept"
+    )
+    say(f"- 1-minute load average at start: {os.getloadavg()[0]:.2f} (counts this benchmark's own threads too)")
+    say()
+
+
+# --- peers --------------------------------------------------------------------------------------------------
+
+
+def scipy_nnls_columns(X: torch.Tensor, A: torch.Tensor, ncols: int):
+    """S[:, :ncols] by a per-column scipy.optimize.nnls loop (float64)."""
+    from scipy.optimize import nnls as scipy_nnls
+
+    An, Xn = A.double().numpy(), X[:, :ncols].double().numpy()
+    return torch.stack([torch.from_numpy(scipy_nnls(An, Xn[:, j])[0]) for j in range(ncols)], dim=1)
+
+
+def load_lsqnonneg(peer_dir: str):
+    """LsqNonnegF from NeuralNMF==1.0.0, loading only NeuralNMF/lsqnonneg_module.py. Raises ImportError."""
+    if os.path.isdir(peer_dir) and peer_dir not in sys.path:
+        sys.path.append(peer_dir)  # appended: it can never shadow this project's modules
+    spec = importlib.util.find_spec("NeuralNMF")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"NeuralNMF is not importable (looked on sys.path and in {peer_dir})")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "lsqnonneg_module.py")
+    mod_spec = importlib.util.spec_from_file_location("_neuralnmf_peer_lsqnonneg", path)
+    if mod_spec is None or not os.path.exists(path):
+        raise ImportError(f"NeuralNMF found but {path} is missing")
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)  # imports numpy, scipy, fnnls: ImportError if fnnls is missing
+    return module.LsqNonnegF
+
+
+def forward_backward(fn, X: torch.Tensor, A: torch.Tensor, G: torch.Tensor, grad_X: bool):
+    """S = fn(X, A), then S.backward(G); returns (S, dA, dX)."""
+    A = A.detach().clone().requires_grad_(True)
+    X = X.detach().clone().requires_grad_(grad_X)
+    S = fn(X, A)
+    S.backward(G)
+    return S.detach(), A.grad, X.grad
+
+
+def ours(X, A):
+    return neuralnmf.nnls(X, A)
+
+
+def max_abs_diff(a, b) -> str:
+    if a is None or b is None:
+        return "-"
+    return f"{(a - b).abs().max().item():.1e}"
+
+
+# --- section 1: forward vs matmul floor and peers -----------------------------------------------------------
+
+
+def forward_row(N: int, M: int, k: int, dtype: torch.dtype, cfg: Config, skip_peers: bool):
+    A, X = make_problem(N, M, k, dtype)
+    t_ours, t_mm = best_times([lambda: neuralnmf.nnls(X, A), lambda: A.T @ X])
+    S = neuralnmf.nnls(X, A)
+    supp = (S > 0).sum(0).double().mean().item()
+    row = [dtype_name(dtype), k, N, M, fmt_time(t_ours), fmt_time(t_mm), f"{t_ours / t_mm:.2f}", f"{supp:.1f}"]
+    if skip_peers:
+        return row + [Contention.take()]
+    nr = min(cfg.ref_cols, M)
+    t_ref = best_time(lambda: nnls_reference(X[:, :nr], A), min_reps=2, max_reps=2, min_total_s=0) * M / nr
+    d_ref = max_abs_diff(nnls_reference(X[:, :nr], A)[0], S[:, :nr])
+    row += [f"{t_ref / t_ours:.0f}x", d_ref]
+    if dtype == torch.float64:
+        ns = min(cfg.scipy_cols, M)
+        t_sp = best_time(lambda: scipy_nnls_columns(X, A, ns), min_reps=2, max_reps=2, min_total_s=0) * M / ns
+        d_sp = max_abs_diff(scipy_nnls_columns(X, A, ns), S[:, :ns])
+        row += [f"{t_sp / t_ours:.0f}x", d_sp]
+    else:
+        row += ["n/a (float64 only)", "-"]
+    return row + [Contention.take()]
+
+
+def section_forward(cfg: Config, skip_peers: bool) -> None:
+    say("## 1. Forward: ours vs the matmul floor A.T @ X, and vs slow peers")
+    say()
+    headers = ["dtype", "k", "N", "M", "ours", "A.T@X", "ours/matmul", "mean nnz/col"]
+    if not skip_peers:
+        headers += [
+            f"reference/ours (extrap. from {cfg.ref_cols} cols)",
+            "max|dS| vs ref",
+            f"scipy/ours (extrap. from {cfg.scipy_cols} cols)",
+            "max|dS| vs scipy",
+        ]
+    headers.append("runq wait")
+    Contention.take()
+    rows = [
+        retry_disturbed(lambda: forward_row(N, cfg.M, k, dt, cfg, skip_peers))
+        for dt in cfg.dtypes for k in cfg.ks for N in cfg.Ns
+    ]
+    say(md_table(headers, rows))
+    say()
+    if not skip_peers:
+        say(
+            "reference = neuralnmf._reference.nnls_reference (pure torch, float64 inside); scipy = a Python loop "
+            "of scipy.optimize.nnls, one column at a time. Both timed on the first columns only and "
+            "extrapolated linearly to M (marked 'extrap.'); max|dS| is on those columns."
+        )
+        say()
+    say(CONTENTION_NOTE)
+    say()
+
+
+# --- section 2: forward+backward vs NeuralNMF==1.0.0 --------------------------------------------------------
+
+
+def peer_columns(LsqNonnegF, N: int, k: int, M: int, budget_s: float) -> int:
+    """How many columns NeuralNMF does in about budget_s (fwd+bwd, dA and dX), from a warmed-up 20-column probe."""
+    A, X = make_problem(N, 20, k, torch.float64)
+    G = make_grad(k, 20, torch.float64)
+    per_col = best_time(lambda: forward_backward(LsqNonnegF.apply, X, A, G, True), min_reps=2, max_reps=2,
+                        min_total_s=0) / 20
+    return max(20, min(M, int(budget_s / per_col)))
+
+
+def headline_rows(LsqNonnegF, N: int, M: int, k: int):
+    """Forward only, fwd+bwd (dA), fwd+bwd (dA, dX) on the full problem, with agreement of S, dA, dX."""
+    A, X = make_problem(N, M, k, torch.float64)
+    G = make_grad(k, M, torch.float64)
+    rows = []
+    cases = [("forward", None), ("fwd+bwd (dA)", False), ("fwd+bwd (dA, dX)", True)]
+    for name, grad_X in cases:
+        if grad_X is None:
+            run_ours = lambda: neuralnmf.nnls(X, A)  # noqa: E731
+            run_theirs = lambda: LsqNonnegF.apply(X, A)  # noqa: E731
+        else:
+            run_ours = lambda g=grad_X: forward_backward(ours, X, A, G, g)  # noqa: E731
+            run_theirs = lambda g=grad_X: forward_backward(LsqNonnegF.apply, X, A, G, g)  # noqa: E731
+
+        def row(run_ours=run_ours, run_theirs=run_theirs, name=name):
+            t_theirs = best_time(run_theirs, min_reps=3, max_reps=3, min_total_s=0)
+            t_ours = best_time(run_ours)
+            return [name, N, M, k, fmt_time(t_ours), fmt_time(t_theirs), f"{t_theirs / t_ours:.0f}x", Contention.take()]
+
+        rows.append(retry_disturbed(row))
+    S_o, dA_o, dX_o = forward_backward(ours, X, A, G, True)
+    S_t, dA_t, dX_t = forward_backward(LsqNonnegF.apply, X, A, G, True)
+    agree = [max_abs_diff(S_o, S_t), max_abs_diff(dA_o, dA_t), f"{dA_o.abs().max().item():.2f}", max_abs_diff(dX_o, dX_t)]
+    degenerate = int(((S_o > 0) != (S_t > 0)).any(0).sum())
+    return rows, agree, degenerate
+
+
+def grid_row(LsqNonnegF, N: int, M: int, k: int, budget_s: float):
+    """Fwd+bwd (dA, dX): ours on all M columns; NeuralNMF on the first columns it does in about budget_s,
+    best of 2 calls, extrapolated linearly to M when that is fewer than M."""
+    A, X = make_problem(N, M, k, torch.float64)
+    G = make_grad(k, M, torch.float64)
+    t_ours = best_time(lambda: forward_backward(ours, X, A, G, True))
+    m = peer_columns(LsqNonnegF, N, k, M, budget_s)
+    Xs, Gs = X[:, :m].contiguous(), G[:, :m].contiguous()
+    run_theirs = lambda: forward_backward(LsqNonnegF.apply, Xs, A, Gs, True)  # noqa: E731
+    t_theirs = best_time(run_theirs, min_reps=2, max_reps=2, min_total_s=0, warmup=0) * M / m
+    S_t, dA_t, dX_t = run_theirs()
+    S_o, dA_o, dX_o = forward_backward(ours, Xs, A, Gs, True)
+    mark = f"extrap. from {m} cols" if m < M else "all columns"
+    return [
+        N, M, k, fmt_time(t_ours), fmt_time(t_theirs), mark, f"{t_theirs / t_ours:.0f}x",
+        max_abs_diff(S_o, S_t), max_abs_diff(dA_o, dA_t), max_abs_diff(dX_o, dX_t), Contention.take(),
+    ]
+
+
+def section_peer(cfg: Config, peer_dir: str) -> None:
+    say("## 2. Forward+backward: ours vs NeuralNMF==1.0.0 LsqNonnegF (float64)")
+    say()
+    try:
+        LsqNonnegF = load_lsqnonneg(peer_dir)
+    except ImportError as exc:
+        say(f"SKIPPED: NeuralNMF==1.0.0 is not available ({exc}). Install it with")
+        say(f"`pip install --no-deps --target {peer_dir} NeuralNMF==1.0.0 fnnls==1.0.0`")
+        say()
+        return
+    say(
+        "LsqNonnegF.apply(X, A) with X (N, M), columns as samples, A (N, k), float64 (it converts to numpy and "
+        "returns float64): forward is a Python loop of scipy.optimize.nnls per column, backward a per-column "
+        "pinv of A restricted to the support. Upstream gradient dL/dS: a fixed randn (k, M)."
+    )
+    say()
+    N, M, k = cfg.headline
+    Contention.take()
+    rows, agree, degenerate = headline_rows(LsqNonnegF, N, M, k)
+    say(f"### Headline: N={N}, M={M}, k={k} (all columns, nothing extrapolated)")
+    say()
+    say(md_table(["op", "N", "M", "k", "ours", "NeuralNMF", "speedup", "runq wait"], rows))
+    say()
+    say(md_table(["max|S_ours - S_theirs|", "max|dA diff|", "max|dA|", "max|dX diff|"], [agree]))
+    say()
+    say(f"Columns whose support differs between the two solvers: {degenerate} of {M}.")
+    say()
+    say(f"### Grid, fwd+bwd (dA, dX); NeuralNMF: best of 2 calls of at most ~{cfg.peer_budget_s:.0f} s of columns each")
+    say()
+    grid = [grid_row(LsqNonnegF, N, cfg.M, k, cfg.peer_budget_s) for k in cfg.ks for N in cfg.Ns]
+    headers = ["N", "M", "k", "ours", "NeuralNMF", "NeuralNMF timing", "speedup",
+               "max|dS|", "max|dA diff|", "max|dX diff|", "runq wait"]
+    say(md_table(headers, grid))
+    say()
+    say(
+        "'extrap.': NeuralNMF timed on the first columns only, scaled linearly to M (its cost is per column). "
+        "Differences are measured on the columns NeuralNMF solved (ours re-run on the same columns)."
+    )
+    say()
+    say(CONTENTION_NOTE)
+    say()
+
+
+# --- section 3: scaling in M --------------------------------------------------------------------------------
+
+
+def scaling_row(dtype: torch.dtype, M: int, N: int, k: int):
+    A, X = make_problem(N, M, k, dtype)
+    reps = 3 if M >= 100_000 else 5
+    t_ours, t_mm = best_times([lambda: neuralnmf.nnls(X, A), lambda: A.T @ X], min_reps=reps)
+    row = [dtype_name(dtype), N, k, M, fmt_time(t_ours), fmt_time(t_mm), f"{t_ours / t_mm:.2f}",
+           f"{t_ours / M * 1e9:.0f} ns", f"{t_mm / M * 1e9:.0f} ns", Contention.take()]
+    return row, t_ours / M
+
+
+def scaling_rows(dtype: torch.dtype, Ms, N: int = 500, k: int = 32):
+    rows, per_col = [], {}
+    for M in Ms:
+        row, per_col[M] = retry_disturbed(lambda: scaling_row(dtype, M, N, k))
+        rows.append(row)
+    return rows, per_col
+
+
+def linearity_verdict(per_col: dict) -> str:
+    Ms = sorted(per_col)
+    lo = 10_000 if 10_000 in per_col else Ms[0]
+    hi = Ms[-1]
+    r = per_col[hi] / per_col[lo]
+    ok = 1 / 1.5 <= r <= 1.5
+    return f"time/M at M={hi:g} vs M={lo:g}: {r:.2f}x -> {'linear' if ok else 'NOT linear'} (criterion: within 1.5x)"
+
+
+def section_scaling(cfg: Config) -> None:
+    say("## 3. Scaling with M (N=500, k=32)")
+    say()
+    headers = ["dtype", "N", "k", "M", "ours", "A.T@X", "ours/matmul", "ours per column", "matmul per column",
+               "runq wait"]
+    rows, verdicts = [], []
+    Contention.take()
+    for dtype in cfg.dtypes:
+        r, per_col = scaling_rows(dtype, cfg.scaling_Ms)
+        rows += r
+        verdicts.append(f"- {dtype_name(dtype)}: {linearity_verdict(per_col)}")
+    say(md_table(headers, rows))
+    say()
+    for v in verdicts:
+        say(v)
+    say()
+    say(CONTENTION_NOTE)
+    say()
+
+
+# --- section 4: peak memory ---------------------------------------------------------------------------------
+
+
+def _status_kib(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> str:
+    """Start a fresh peak-RSS window; returns the method the peak will be read with.
+
+    ru_maxrss cannot be used as is in a child process: Linux carries the parent's high-water mark over fork
+    and exec, so a child of this (large) benchmark process starts with the parent's peak. Writing "5" to
+    /proc/self/clear_refs resets this process's own high-water mark VmHWM to its current RSS instead.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        if _status_kib("VmHWM") is not None:
+            return "VmHWM"
+    except OSError:
+        pass
+    return "ru_maxrss"
+
+
+def peak_rss_bytes(method: str) -> int:
+    if method == "VmHWM":
+        return _status_kib("VmHWM") * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def _memory_child(N: int, M: int, k: int, mode: str):
+    """In a fresh process: peak RSS growth (bytes) caused by one op, inputs already allocated and touched."""
+    dtype = torch.float64
+    A_small, X_small = make_problem(50, 64, k, dtype)  # warm-up: lazy initialisation is not the op's memory
+    forward_backward(ours, X_small, A_small, make_grad(k, 64, dtype), True)
+    A, X = make_problem(N, M, k, dtype)  # torch.rand writes every page
+    G = make_grad(k, M, dtype)
+    if mode not in ("matmul", "forward"):
+        A.requires_grad_(True)
+        X.requires_grad_(mode == "fwd+bwd (dA, dX)")
+    method = reset_peak_rss()
+    base = peak_rss_bytes(method)
+    if mode == "matmul":
+        out = A.T @ X
+    elif mode == "forward":
+        out = neuralnmf.nnls(X, A)
+    else:
+        out = neuralnmf.nnls(X, A)
+        out.backward(G)
+    del out
+    return peak_rss_bytes(method) - base, method
+
+
+def measure_memory(N: int, M: int, k: int, mode: str):
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_memory_child, (N, M, k, mode))
+
+
+def section_memory(cfg: Config) -> None:
+    say("## 4. Peak extra memory (float64, fresh process per measurement)")
+    say()
+    say(
+        "Peak RSS during the op minus RSS once the inputs (A, X, and the upstream gradient G for the backward) "
+        "were allocated and touched, each in a fresh spawned process. The output S counts (it is part of the op's "
+        "memory); fwd+bwd (dA, dX) also allocates dX, which is input-sized."
+    )
+    say()
+    headers = ["N", "M", "k", "op", "peak extra", "x output (k*M*8)", "x input (N*M*8)"]
+    rows, methods = [], set()
+    for N, M, k in cfg.memory_sizes:
+        out_b, in_b = k * M * 8, N * M * 8
+        for mode in ("matmul", "forward", "fwd+bwd (dA)", "fwd+bwd (dA, dX)"):
+            extra, method = measure_memory(N, M, k, mode)
+            methods.add(method)
+            label = "A.T@X (floor)" if mode == "matmul" else mode
+            rows.append([N, M, k, label, f"{extra / 2**20:.1f} MiB", f"{extra / out_b:.2f}", f"{extra / in_b:.3f}"])
+    say(md_table(headers, rows))
+    say()
+    say(
+        f"Peak read from: {', '.join(sorted(methods))}. VmHWM = the process's own peak RSS, reset with "
+        "/proc/self/clear_refs just before the op; ru_maxrss is not usable in a child process on Linux because "
+        "it starts at the parent's high-water mark (inherited across fork/exec)."
+    )
+    say()
+
+
+# --- main ---------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small grid, smoke run (well under a minute)")
+    p.add_argument("--skip-peers", action="store_true", help="skip scipy, NeuralNMF==1.0.0 and the reference")
+    p.add_argument("--only", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4], metavar="N",
+                   help="run only these sections (1 forward, 2 NeuralNMF, 3 scaling in M, 4 memory)")
+    p.add_argument("--peer-dir", default=DEFAULT_PEER_DIR, help="folder NeuralNMF==1.0.0 was pip --target'ed to")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    global MIN_TOTAL_S, RETRIES
+    MIN_TOTAL_S, RETRIES = cfg.min_total_s, cfg.retries
+    t0 = time.perf_counter()
+    say(f"# neuralnmf.nnls benchmark{' (--quick)' if args.quick else ''}")
+    say()
+    print_machine()
+    sections = {
+        1: lambda: section_forward(cfg, args.skip_peers),
+        2: lambda: section_peer(cfg, args.peer_dir),
+        3: lambda: section_scaling(cfg),
+        4: lambda: section_memory(cfg),
+    }
+    for number, run in sections.items():
+        if number not in args.only or (number == 2 and args.skip_peers):
+            continue
+        with OtherLoad():
+            run()
+    say(f"Total benchmark time: {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
