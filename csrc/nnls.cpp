@@ -1,6 +1,6 @@
 // The neuralnmf operator library: schemas of every op, and the Python module `neuralnmf._C` whose import
-// loads them. Kernels register themselves per device (cpu/, cuda/); fake kernels and autograd are attached
-// from Python (neuralnmf/ops.py).
+// loads them. Kernels register themselves per device (cpu/, cuda/), the backward of nnls and nnls_rhs in
+// autograd.cpp; fake kernels are attached from Python (neuralnmf/ops.py).
 #include <Python.h>
 #include <torch/library.h>
 

@@ -7,10 +7,11 @@ Three ops live in the ``neuralnmf`` namespace (schemas in csrc/nnls.cpp, kernels
   the caller formed (sparse X uses it: the products are sparse-dense, and X is never densified).
 * ``neuralnmf::support_solve(grad, A, S) -> V``: V[P, j] = (A_P^T A_P)^{-1} grad[P, j] on each column's support.
 
-This module gives every op a fake kernel (for torch.compile), attaches the closed-form backward (for ``nnls``:
-dX = A V, dA = X V^T - A (S V^T + V S^T), two GEMMs, the N x M residual is never formed; for ``nnls_rhs``:
-dAtX = V, dA = -A (S V^T + V S^T)), serves devices without a compiled kernel with the pure-torch reference,
-and defines the public functions :func:`nnls` and :func:`nnls_from_products`.
+This module gives every op a fake kernel (for torch.compile), serves devices without a compiled kernel with the
+pure-torch reference, and defines the public functions :func:`nnls` and :func:`nnls_from_products`. The
+closed-form backward (for ``nnls``: dX = A V, dA = X V^T - A (S V^T + V S^T), two GEMMs, the N x M residual is
+never formed; for ``nnls_rhs``: dAtX = V, dA = -A (S V^T + V S^T)) is compiled (csrc/autograd.cpp); the same
+formulas are registered here when the extension is missing.
 
 Errors and host synchronisation. The CPU kernel raises on NaN/Inf input itself (a check is cheap there). A
 CUDA kernel cannot raise without stopping the host until the GPU is done, so the CUDA op reports instead:
@@ -230,8 +231,12 @@ def _no_double_backward(ctx, grad):
     raise NotImplementedError("neuralnmf: double backward through nnls is not supported")
 
 
-torch.library.register_autograd("neuralnmf::nnls", _backward, setup_context=_setup_context)
-torch.library.register_autograd("neuralnmf::nnls_rhs", _backward_rhs, setup_context=_setup_context_rhs)
+# The compiled extension carries the same backward in C++ (csrc/autograd.cpp), without Python dispatch per
+# call; these registrations serve builds without it.
+if not _extension.has_kernel("nnls", "Autograd"):
+    torch.library.register_autograd("neuralnmf::nnls", _backward, setup_context=_setup_context)
+if not _extension.has_kernel("nnls_rhs", "Autograd"):
+    torch.library.register_autograd("neuralnmf::nnls_rhs", _backward_rhs, setup_context=_setup_context_rhs)
 torch.library.register_autograd(
     "neuralnmf::support_solve", _no_double_backward, setup_context=lambda ctx, inputs, output: None
 )
@@ -262,8 +267,11 @@ def _prepare(X: torch.Tensor, A: torch.Tensor, init):
     if A.shape[-2] != N:
         raise ValueError(f"nnls: X has {N} rows (N) but A has {A.shape[-2]}: X is (..., N, M), A is (..., N, k)")
     k = A.shape[-1]
-    if X.dim() == 2 and A.dim() == 2 and init is None:  # the common case, without the broadcasting machinery
-        return X, A, None, (k, M)
+    if X.dim() == 2 and A.dim() == 2:  # the common case, without the broadcasting machinery
+        if init is None:
+            return X, A, None, (k, M)
+        if isinstance(init, torch.Tensor) and init.shape == (k, M) and init.device == X.device:
+            return X, A, (init if init.dtype == torch.bool else init > 0), (k, M)
     try:
         batch = torch.broadcast_shapes(X.shape[:-2], A.shape[:-2])
     except RuntimeError as exc:
@@ -334,8 +342,9 @@ def nnls(
     X_op, A_op, init_op, out_shape = _prepare(X, A, init)
     S, info = torch.ops.neuralnmf.nnls(X_op, A_op, init_op, 0 if max_iter is None else int(max_iter))
     _check_info(A, info, max_iter)
-    S = S.reshape(out_shape)
-    return (S, info.reshape(out_shape[:-2] + out_shape[-1:])) if return_info else S
+    if S.shape != out_shape:
+        S, info = S.reshape(out_shape), info.reshape(out_shape[:-2] + out_shape[-1:])
+    return (S, info) if return_info else S
 
 
 def _check_info(A: torch.Tensor, info: torch.Tensor, max_iter) -> None:

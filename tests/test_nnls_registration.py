@@ -88,6 +88,8 @@ def test_compiled_kernels_are_registered():
     assert _extension.HAS_C, f"neuralnmf._C failed to import: {_extension.IMPORT_ERROR}"
     for name in ("nnls", "nnls_rhs", "support_solve"):
         assert _extension.has_kernel(name, "CPU"), name
+    for name in ("nnls", "nnls_rhs"):  # the C++ backward (csrc/autograd.cpp), not the Python one
+        assert _extension.has_kernel(name, "Autograd"), name
 
 
 def test_import_without_compiled_extension_falls_back_to_reference():
@@ -100,7 +102,7 @@ def test_import_without_compiled_extension_falls_back_to_reference():
         assert not neuralnmf._extension.HAS_C
         g = torch.Generator().manual_seed(0)
         A = torch.rand(15, 4, generator=g, dtype=torch.float64, requires_grad=True)
-        X = torch.rand(15, 8, generator=g, dtype=torch.float64)
+        X = torch.rand(15, 8, generator=g, dtype=torch.float64, requires_grad=True)
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
             S = neuralnmf.nnls(X, A)
@@ -109,7 +111,7 @@ def test_import_without_compiled_extension_falls_back_to_reference():
         msgs = [str(x.message) for x in w if "reference implementation" in str(x.message)]
         assert len(msgs) == 1, msgs
         assert "could not be imported" in msgs[0], msgs[0]
-        torch.save({"S": S.detach(), "dA": A.grad}, sys.argv[1])
+        torch.save({"S": S.detach(), "dA": A.grad, "dX": X.grad}, sys.argv[1])
         """
     )
     out = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"neuralnmf_fallback_{os.getpid()}.pt")
@@ -118,11 +120,12 @@ def test_import_without_compiled_extension_falls_back_to_reference():
     os.remove(out)
     g = torch.Generator().manual_seed(0)
     A = torch.rand(15, 4, generator=g, dtype=torch.float64, requires_grad=True)
-    X = torch.rand(15, 8, generator=g, dtype=torch.float64)
+    X = torch.rand(15, 8, generator=g, dtype=torch.float64, requires_grad=True)
     S = nnls(X, A)
-    S.sum().backward()
+    S.sum().backward()  # the compiled forward and C++ backward against the reference and the Python backward
     torch.testing.assert_close(got["S"], S.detach(), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(got["dA"], A.grad, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(got["dX"], X.grad, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
