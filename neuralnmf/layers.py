@@ -108,21 +108,21 @@ class NNLSLayer(nn.Module):
         if x.dtype != self.A.dtype:
             raise TypeError(f"NNLSLayer: input has dtype {x.dtype} but the layer's dictionary is {self.A.dtype}; "
                             f"convert one of them (e.g. model.to({x.dtype}))")
-        lead = x.shape[:-1]
+        flat = x.dim() == 2  # (M, in_features): no reshapes, which would add autograd nodes for nothing
         if x.layout != torch.strided:  # sparse (M, in_features): the solve uses sparse-dense products only
-            if x.dim() != 2:
+            if not flat:
                 raise ValueError(f"NNLSLayer: sparse input must be 2-D (samples, {self.in_features}), got {tuple(x.shape)}")
             X = x.t()
         else:
-            X = x.reshape(-1, self.in_features).mT  # (in_features, M): columns are samples
+            X = (x if flat else x.reshape(-1, self.in_features)).mT  # (in_features, M): columns are samples
         if init is None and self.warm_start:
             cached = self._cache.lookup(x)
             init = cached[0] if cached is not None else None
-        init_op = None if init is None else init.reshape(-1, self.rank).mT
+        init_op = None if init is None else (init if init.dim() == 2 else init.reshape(-1, self.rank)).mT
         S = nnls(X, self.A, init=init_op).mT  # (M, rank)
         if self.warm_start:
             self._cache.store(x, [S.detach() > 0])
-        return S.reshape(*lead, self.rank)
+        return S if flat else S.reshape(*x.shape[:-1], self.rank)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, rank={self.rank}"

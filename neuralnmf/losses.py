@@ -35,7 +35,7 @@ def factorization_mse(x: torch.Tensor, codes: torch.Tensor, dictionary: torch.Te
     almost exact; sparse corpora are far from that.)
     """
     if x.layout == torch.strided:
-        return masked_mse(x, codes @ dictionary.mT, mask)
+        return masked_mse(x, F.linear(codes, dictionary), mask)  # codes @ dictionary^T, no transpose node
     if mask is not None:
         raise ValueError("a data mask is not supported with sparse data (the implicit zeros count as observed)")
     xc = x if x.layout == torch.sparse_coo else x.to_sparse_coo()

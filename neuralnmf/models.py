@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .initialization import INIT_METHODS
@@ -101,7 +102,7 @@ class NeuralNMF(nn.Module):
             codes.append(h)
         if self.warm_start:
             self._cache.store(x, [c.detach() > 0 for c in codes])
-        logits = codes[-1] @ self.B.mT if self.B is not None else None
+        logits = F.linear(codes[-1], self.B) if self.B is not None else None  # S_L B^T
         return NeuralNMFOutput(codes, logits)
 
     @torch.no_grad()

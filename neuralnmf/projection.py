@@ -42,8 +42,11 @@ class NonnegativeProjection:
 
     @torch.no_grad()
     def __call__(self) -> None:
-        for p in self.params:
-            p.clamp_(min=0)
+        groups: dict[tuple, list[torch.Tensor]] = {}
+        for p in self.params:  # one multi-tensor clamp per (device, dtype)
+            groups.setdefault((p.device, p.dtype), []).append(p)
+        for tensors in groups.values():
+            torch._foreach_clamp_min_(tensors, 0.0)
 
     def attach(self, optimizer: torch.optim.Optimizer):
         """Run the projection after every ``optimizer.step()``; returns a handle with ``.remove()``."""

@@ -8,8 +8,6 @@ exactly the full-data step (see :func:`fit`).
 
 from __future__ import annotations
 
-import inspect
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,17 +15,11 @@ from dataclasses import dataclass
 import torch
 
 from .losses import energy_loss, reconstruction_loss, supervision_loss
+from .optim import build_optimizer, progress_bar
 from .projection import NonnegativeProjection
 
 __all__ = ["fit", "History", "check_data", "check_labels"]
 
-OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-    "adagrad": torch.optim.Adagrad,
-}
 LOSSES = {"reconstruction": reconstruction_loss, "energy": energy_loss}
 
 
@@ -145,17 +137,10 @@ class _IterableSource:
 
 
 def _make_optimizer(model, optimizer, lr: float, classifier_lr: float | None, kwargs: dict):
-    if isinstance(optimizer, torch.optim.Optimizer):
-        return optimizer
-    cls = OPTIMIZERS.get(optimizer.lower()) if isinstance(optimizer, str) else optimizer
-    if cls is None:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, a torch.optim class or instance, got {optimizer!r}")
     groups = [{"params": [layer.A for layer in model.layers], "lr": lr}]
     if getattr(model, "B", None) is not None:
         groups.append({"params": [model.B], "lr": lr if classifier_lr is None else classifier_lr})
-    if "foreach" in inspect.signature(cls).parameters:
-        kwargs = {"foreach": True, **kwargs}  # one multi-tensor op per step instead of one per parameter
-    return cls(groups, lr=lr, **kwargs)
+    return build_optimizer(optimizer, groups, lr, kwargs)
 
 
 def _distributed(flag: bool | None):
@@ -243,7 +228,7 @@ def fit(
     projection()
     handle = projection.attach(opt)
     history = History()
-    bar = _progress_bar(epochs, progress)
+    bar = progress_bar(epochs, progress, "fit")
     best, calm = float("inf"), 0
     start = time.perf_counter()
     try:
@@ -338,13 +323,3 @@ def _epoch_logs(totals, counts, dist, lam) -> dict[str, float]:
     logs = dict(zip(names, means))
     total = logs[names[0]] + (lam * logs["supervision"] if "supervision" in logs else 0.0)
     return {"loss": total, **logs}
-
-
-def _progress_bar(epochs: int, progress: bool | None):
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=epochs, desc="fit", unit="epoch", mininterval=0.5)

@@ -8,16 +8,15 @@ clamped to >= 0 after each step), history, early stopping, callbacks and progres
 
 from __future__ import annotations
 
-import inspect
-import sys
 import time
 from collections.abc import Callable, Iterable
 
 import torch
 
 from ..losses import supervision_loss
+from ..optim import build_optimizer, progress_bar
 from ..projection import NonnegativeProjection
-from ..train import OPTIMIZERS, History, check_labels
+from ..train import History, check_labels
 from . import _checks
 from .losses import default_levels, energy_loss
 
@@ -25,31 +24,13 @@ __all__ = ["fit_tensor", "fit_tensor_restarts"]
 
 
 def _optimizer(model, optimizer, lr, factor_lr, kwargs):
-    if isinstance(optimizer, torch.optim.Optimizer):
-        return optimizer
-    cls = OPTIMIZERS.get(optimizer.lower()) if isinstance(optimizer, str) else optimizer
-    if cls is None or not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-        raise ValueError(f"fit_tensor: optimizer must be one of {sorted(OPTIMIZERS)}, a torch.optim class or "
-                         f"instance, got {optimizer!r}")
     groups = [{"params": model.hierarchy_parameters(), "lr": lr}]
     factors = model.factor_parameters()
     if factors:
         groups.append({"params": factors, "lr": lr if factor_lr is None else factor_lr})
     if getattr(model, "B", None) is not None:
         groups.append({"params": [model.B], "lr": lr})
-    if "foreach" in inspect.signature(cls).parameters and not kwargs.get("fused"):
-        kwargs = {"foreach": True, **kwargs}  # one multi-tensor op per step instead of one per parameter
-    return cls(groups, lr=lr, **kwargs)
-
-
-def _progress_bar(epochs: int, progress: bool | None):
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=epochs, desc="fit_tensor", unit="epoch", mininterval=0.5)
+    return build_optimizer(optimizer, groups, lr, kwargs, caller="fit_tensor")
 
 
 def _check_levels(levels, num_levels):
@@ -101,7 +82,7 @@ def fit_tensor(
         y: (I_label,) integer classes of the label mode's entries; label_mask (I_label,) bool, True = labeled.
         lam, classification: weight and kind ("l2" one-hot squared error, or "ce") of the supervision term.
         epochs: full-batch steps.
-        optimizer: "adam", "sgd", ... (see :data:`neuralnmf.train.OPTIMIZERS`), a torch.optim class, or an
+        optimizer: "adam", "sgd", ... (see :data:`neuralnmf.optim.OPTIMIZERS`), a torch.optim class, or an
             instance (then ``lr`` and ``factor_lr`` are ignored). ``optimizer_kwargs`` go to the class, e.g.
             ``{"betas": (0.9, 0.99)}`` for the Neural NCPD paper's Adam.
         lr: learning rate of the hierarchy (and classifier); factor_lr: of trained first-layer factors
@@ -133,7 +114,7 @@ def fit_tensor(
     projection()
     handle = projection.attach(opt)
     callbacks = list(callbacks)
-    bar = _progress_bar(epochs, progress)
+    bar = progress_bar(epochs, progress, "fit_tensor")
     eager = bool(callbacks) or tol is not None or bar is not None  # need the values on the host every epoch
     history, rows, names = History(), [], None
     best, calm = float("inf"), 0
