@@ -8,7 +8,7 @@ post-hoc least-squares classifier on the deepest codes, fitted and evaluated on 
 
     python examples/reproduce_table1.py [path/to/synthetic_noise.mat] [--seeds 3] [--epochs 3000]
 
-Settings (see the README's "Table 1" section for why):
+Settings (docs/table1.md explains them and records the latest table):
   Neural NMF   Adam, lr 0.01, projection A >= 0 after every step, reconstruction loss (+ lam=1 L2 label loss with
                the label mask), NNDSVDa initialization ("nndsvda" rows) and the paper's U[0,1) ("uniform" rows).
   Hier. NMF    sequential multiplicative updates (ssnmf's rules), 10000 iterations with the early stop OFF (ssnmf's
