@@ -29,7 +29,8 @@ Measurements. Every configuration runs in a fresh subprocess (``python bench_sca
 * seconds per epoch: the minimum over the epochs after the first (the first one also validates and coalesces
   the data and starts the solver cold; it is shown separately), from fit's per-epoch callback;
 * the floor: the sparse x dense products an epoch cannot avoid, timed in the same process right after the
-  training epochs with ``torch.sparse.mm`` on the same COO tensor (minimum over interleaved repeats): forward
+  training epochs on the CSR copies of x and x^T the library multiplies with (``neuralnmf.sparse_products``;
+  minimum over interleaved repeats), with ``torch.sparse.mm`` on the COO tensor for reference: forward
   ``x @ A_0`` (k = 64) for the first layer's right-hand sides, its backward ``x^T @ V`` (k = 64), and the two
   products of the sparse reconstruction loss with the k = 4 dictionary ``D = A_0 A_1 A_2`` (``x @ D`` and
   ``x^T @ W``); the ratio epoch / floor is printed against all four and against the two k = 64 products;
@@ -79,7 +80,7 @@ import scipy.sparse
 import torch
 
 import neuralnmf
-from neuralnmf import NeuralNMF, fit
+from neuralnmf import NeuralNMF, fit, sparse_products
 from neuralnmf.datasets import scipy_to_torch
 
 SEED = 0
@@ -334,27 +335,38 @@ def _load(path: str, dtype: torch.dtype, rows: int | None = None):
     return x
 
 
-def floor_products(x: torch.Tensor, reps: int, csr: bool, batch_size: int | None = None) -> dict:
-    """Times of the sparse products of one epoch (torch.sparse.mm on the COO tensor, as the library does); with
-    a batch size, also the time fit takes to cut one shuffled minibatch out of x (not part of the floor)."""
+def floor_products(x: torch.Tensor, reps: int, coo_reference: bool, batch_size: int | None = None) -> dict:
+    """Times of the sparse products of one epoch as the library runs them (neuralnmf.sparse_products: CSR copies
+    of x and x^T); with ``coo_reference``, also torch.sparse.mm on the COO tensor (what a plain torch program
+    would run) and the one-time cost of building the CSR pair; with a batch size, the time fit takes to cut one
+    shuffled minibatch out of x (not part of the floor)."""
     M, N = x.shape
     g = torch.Generator().manual_seed(1)
     k0, kL = RANKS[0], RANKS[-1]
     A0, G = torch.rand(N, k0, generator=g, dtype=x.dtype), torch.rand(M, k0, generator=g, dtype=x.dtype)
     D, W = torch.rand(N, kL, generator=g, dtype=x.dtype), torch.rand(M, kL, generator=g, dtype=x.dtype)
+    pair = sparse_products.csr_pair(x)
     names = ["x @ A0 (k=64)", "x^T @ V (k=64)", "x @ D (k=4)", "x^T @ W (k=4)"]
-    fns = [lambda: torch.sparse.mm(x, A0), lambda: torch.sparse.mm(x.t(), G),
-           lambda: torch.sparse.mm(x, D), lambda: torch.sparse.mm(x.t(), W)]
+    fns = [lambda: pair.x @ A0, lambda: pair.xt @ G, lambda: pair.x @ D, lambda: pair.xt @ W]
     times = dict(zip(names, best_times(fns, reps)))
-    if csr:  # the same two k=64 products with CSR copies of x and x^T (MKL sparse kernels), for reference
-        xc, xtc = x.to_sparse_csr(), x.t().coalesce().to_sparse_csr()
-        t1, t2 = best_times([lambda: xc @ A0, lambda: xtc @ G], reps)
-        times["CSR x @ A0 (k=64)"], times["CSR x^T @ V (k=64)"] = t1, t2
-        times["x^T coalesce (once)"] = best_times([lambda: x.t().coalesce()], 1)[0]
+    if coo_reference:
+        t1, t2 = best_times([lambda: torch.sparse.mm(x, A0), lambda: torch.sparse.mm(x.t(), G)], reps)
+        times["COO x @ A0 (k=64)"], times["COO x^T @ V (k=64)"] = t1, t2
+        sparse_products.clear_cache()
+        t0 = time.perf_counter()
+        sparse_products.csr_pair(x)
+        times["CSR pair (once)"] = time.perf_counter() - t0
     if batch_size is not None and batch_size < M:
         idx = torch.randperm(M, generator=g)[:batch_size]
         times["minibatch rows (index_select)"] = best_times([lambda: x.index_select(0, idx)], reps)[0]
     return times
+
+
+def _is_nnls_backward(name: str) -> bool:
+    """The backward node of nnls / nnls_rhs (compiled: CppNode<...NNLS...Function>; Python fallback:
+    GeneratedBackwardFor_neuralnmf_...) or the support solve it runs."""
+    return (name == "neuralnmf::support_solve" or name.startswith("GeneratedBackwardFor_neuralnmf")
+            or name.startswith("torch::autograd::CppNode<neuralnmf"))
 
 
 def _classify(event, M: int, N: int) -> str:
@@ -362,19 +374,19 @@ def _classify(event, M: int, N: int) -> str:
     shapes = [s for s in (event.input_shapes or []) if isinstance(s, (list, tuple))]
     big = max(M, N)
     if "mm" in event.name and any(len(s) == 2 and N in s and s[0] * s[1] >= N * 1000 for s in shapes):
-        return "sparse x dense products (torch.sparse.mm, COO)"
+        return "sparse x dense products (CSR, neuralnmf.sparse_products)"
     if any((len(s) == 1 and s[0] > big) or (len(s) == 2 and s[0] == 2 and s[1] > big) for s in shapes):
         return "sparse index/value copies and checks (transposes, isfinite, coalesce)"
     a = event.cpu_parent
     while a is not None:
         if a.name in ("neuralnmf::nnls_rhs", "neuralnmf::nnls"):
             return "NNLS forward solves (neuralnmf::nnls_rhs / nnls, all layers)"
-        if a.name == "neuralnmf::support_solve" or a.name.startswith("GeneratedBackwardFor_neuralnmf"):
+        if _is_nnls_backward(a.name):
             return "NNLS backward (support solves, Gram-gradient GEMMs)"
         a = a.cpu_parent
     if event.name in ("neuralnmf::nnls_rhs", "neuralnmf::nnls"):
         return "NNLS forward solves (neuralnmf::nnls_rhs / nnls, all layers)"
-    if event.name == "neuralnmf::support_solve" or event.name.startswith("GeneratedBackwardFor_neuralnmf"):
+    if _is_nnls_backward(event.name):
         return "NNLS backward (support solves, Gram-gradient GEMMs)"
     return "other dense ops (loss, Adam, projection, autograd)"
 
@@ -484,7 +496,7 @@ def child_train(spec: dict) -> dict:
         "code_bytes": M * sum(RANKS) * elem,
     }
     if spec.get("floor_reps"):
-        result["floor"] = floor_products(x, spec["floor_reps"], spec.get("csr", False), spec["batch_size"])
+        result["floor"] = floor_products(x, spec["floor_reps"], spec.get("coo_reference", False), spec["batch_size"])
     if spec.get("profile"):
         result["profile"] = profile_epoch(model, x, spec["batch_size"])
     return result
@@ -650,12 +662,12 @@ def section_headline(cfg: Config, results: list) -> None:
         f = r["floor"]
         floor_rows.append([r["dtype"], mode] + [fmt_s(f[k]) for k in
                                                   ("x @ A0 (k=64)", "x^T @ V (k=64)", "x @ D (k=4)", "x^T @ W (k=4)")]
-                          + [fmt_s(f[k]) if k in f else "-" for k in ("CSR x @ A0 (k=64)", "CSR x^T @ V (k=64)",
-                                                                      "x^T coalesce (once)")])
+                          + [fmt_s(f[k]) if k in f else "-" for k in ("COO x @ A0 (k=64)", "COO x^T @ V (k=64)",
+                                                                      "CSR pair (once)")])
     say(md_table(["dtype", "training", "s/epoch", "first epoch", "floor (4 SpMMs)", "epoch/floor",
                   "epoch/(2 k=64 SpMMs)", "epochs", "code nnz/doc (layers)", "other load"], rows))
     say()
-    say("s/epoch: minimum over the epochs after the first. floor: the four torch.sparse.mm products of one epoch "
+    say("s/epoch: minimum over the epochs after the first. floor: the four sparse products of one epoch "
         "over all documents, timed in the same process (breakdown below). other load: share of the cores used by "
         "other processes during the configuration.")
     say()
@@ -670,11 +682,12 @@ def section_headline(cfg: Config, results: list) -> None:
                   "HWM reset"],
                  mem_rows))
     say()
-    say("Sparse products of one epoch (min over interleaved repeats; COO is what the library runs; the CSR "
-        "columns time MKL's CSR kernels on copies of x and x^T, for reference):")
+    say("Sparse products of one epoch (min over interleaved repeats), on the CSR copies of x and x^T that the "
+        "library runs (neuralnmf.sparse_products); for reference, torch.sparse.mm on the COO tensor, and the "
+        "one-time cost of building the CSR pair:")
     say()
     say(md_table(["dtype", "training", "x @ A0 (k=64)", "x^T @ V (k=64)", "x @ D (k=4)", "x^T @ W (k=4)",
-                  "CSR x @ A0", "CSR x^T @ V", "x^T coalesce (once)"], floor_rows))
+                  "COO x @ A0", "COO x^T @ V", "CSR pair (once)"], floor_rows))
     say()
     good = [r for r in results if "error" not in r]
     if good:
@@ -716,10 +729,10 @@ def section_profile(results: list, mb: dict) -> None:
         say(md_table(["op", "input shapes", "self time", "calls"],
                      [[n, f"`{sh}`", fmt_s(t), c] for n, sh, t, c in p["top"]]))
         say()
-        say("`GeneratedBackwardFor_neuralnmf_nnls_rhs_default` is the autograd wrapper that runs the forward op "
-            "`neuralnmf::nnls_rhs`: its self time is the compiled solver's; the backward is `...defaultBackward` / "
-            "`neuralnmf::support_solve`. `aten::addmm` with a (100000, 50000)-like operand is torch.sparse.mm on "
-            "the COO data.")
+        say("`neuralnmf::nnls_rhs` is the compiled forward solve; the backward is the node "
+            "`torch::autograd::CppNode<neuralnmf::...NNLSRhsFunction>` (csrc/autograd.cpp) with its "
+            "`neuralnmf::support_solve` and Gram-gradient GEMMs. `aten::addmm` with a (documents, 50000)-like "
+            "operand is a sparse product on the CSR copies of x or x^T.")
         say()
     if "error" in mb:
         say(f"memory breakdown failed: {mb['error']}")
@@ -874,7 +887,7 @@ def main(argv=None) -> int:
             for dt in cfg.dtypes:
                 for bs in (None, cfg.batch_size):
                     spec = {"kind": "train", "path": path, "dtype": dt, "batch_size": bs, "epochs": cfg.epochs,
-                            "floor_reps": cfg.floor_reps, "csr": dt == "float32" and bs is None,
+                            "floor_reps": cfg.floor_reps, "coo_reference": dt == "float32" and bs is None,
                             "profile": dt == "float32"}
                     r = run_child(spec)
                     r.setdefault("dtype_req", dt)

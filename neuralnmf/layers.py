@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .initialization import INIT_METHODS, nndsvd, uniform
-from .ops import nnls
+from .ops import nnls, nnls_sparse_rows
 
 __all__ = ["NNLSLayer", "SupportCache", "check_rank"]
 
@@ -109,17 +109,18 @@ class NNLSLayer(nn.Module):
             raise TypeError(f"NNLSLayer: input has dtype {x.dtype} but the layer's dictionary is {self.A.dtype}; "
                             f"convert one of them (e.g. model.to({x.dtype}))")
         flat = x.dim() == 2  # (M, in_features): no reshapes, which would add autograd nodes for nothing
-        if x.layout != torch.strided:  # sparse (M, in_features): the solve uses sparse-dense products only
-            if not flat:
-                raise ValueError(f"NNLSLayer: sparse input must be 2-D (samples, {self.in_features}), got {tuple(x.shape)}")
-            X = x.t()
-        else:
-            X = (x if flat else x.reshape(-1, self.in_features)).mT  # (in_features, M): columns are samples
+        sparse = x.layout != torch.strided
+        if sparse and not flat:
+            raise ValueError(f"NNLSLayer: sparse input must be 2-D (samples, {self.in_features}), got {tuple(x.shape)}")
         if init is None and self.warm_start:
             cached = self._cache.lookup(x)
             init = cached[0] if cached is not None else None
         init_op = None if init is None else (init if init.dim() == 2 else init.reshape(-1, self.rank)).mT
-        S = nnls(X, self.A, init=init_op).mT  # (M, rank)
+        if sparse:  # (M, in_features) sparse: A^T X = (x A)^T, a sparse-dense product; x is never densified
+            S = nnls_sparse_rows(x, self.A, init=init_op).mT  # (M, rank)
+        else:
+            X = (x if flat else x.reshape(-1, self.in_features)).mT  # (in_features, M): columns are samples
+            S = nnls(X, self.A, init=init_op).mT  # (M, rank)
         if self.warm_start:
             self._cache.store(x, [S.detach() > 0])
         return S if flat else S.reshape(*x.shape[:-1], self.rank)

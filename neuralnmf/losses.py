@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import sparse_products
+
 __all__ = ["reconstruction_loss", "energy_loss", "supervision_loss", "masked_mse", "factorization_mse"]
 
 
@@ -38,11 +40,10 @@ def factorization_mse(x: torch.Tensor, codes: torch.Tensor, dictionary: torch.Te
         return masked_mse(x, F.linear(codes, dictionary), mask)  # codes @ dictionary^T, no transpose node
     if mask is not None:
         raise ValueError("a data mask is not supported with sparse data (the implicit zeros count as observed)")
-    xc = x if x.layout == torch.sparse_coo else x.to_sparse_coo()
-    xc = xc.coalesce()
-    cross = (codes * torch.sparse.mm(xc, dictionary)).sum()
+    products = sparse_products.csr_pair(x)
+    cross = (codes * sparse_products.matmul(x, dictionary)).sum()
     gram = ((codes.mT @ codes) * (dictionary.mT @ dictionary)).sum()
-    return ((xc.values() ** 2).sum() - 2 * cross + gram) / (x.shape[0] * x.shape[1])
+    return ((products.x.values() ** 2).sum() - 2 * cross + gram) / (x.shape[0] * x.shape[1])
 
 
 def reconstruction_loss(model, x: torch.Tensor, output, data_mask: torch.Tensor | None = None) -> torch.Tensor:

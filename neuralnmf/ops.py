@@ -29,7 +29,7 @@ import warnings
 
 import torch
 
-from . import _extension, _reference
+from . import _extension, _reference, sparse_products
 
 __all__ = ["nnls", "nnls_from_products", "NNLSConvergenceWarning", "set_validation", "validation",
            "validation_enabled"]
@@ -360,29 +360,46 @@ def _check_info(A: torch.Tensor, info: torch.Tensor, max_iter) -> None:
 _SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc)
 
 
-def _nnls_sparse(X: torch.Tensor, A: torch.Tensor, init, max_iter, return_info: bool):
-    """nnls for a sparse X (N, M): the products A^T X are sparse-dense, X is never densified."""
+def _check_sparse(X: torch.Tensor, A: torch.Tensor, name: str, feature_dim: int) -> None:
+    """X: 2-D sparse, float32/64, finite, no gradient wanted; A (N, k) dense on X's device, N = X.shape[feature_dim]."""
     if X.dim() != 2:
-        raise ValueError(f"nnls: a sparse X must be 2-D (N, M), got shape {tuple(X.shape)}")
+        raise ValueError(f"nnls: a sparse {name} must be 2-D, got shape {tuple(X.shape)}")
     if X.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"nnls: X must be float32 or float64, got {X.dtype}")
+        raise TypeError(f"nnls: {name} must be float32 or float64, got {X.dtype}")
     _check_tensor(A, "A")
     if A.dim() != 2:
-        raise ValueError(f"nnls: with a sparse X, A must be 2-D (N, k), got shape {tuple(A.shape)}")
+        raise ValueError(f"nnls: with a sparse {name}, A must be 2-D (N, k), got shape {tuple(A.shape)}")
     if A.dtype != X.dtype:
-        raise TypeError(f"nnls: A has dtype {A.dtype} but X has dtype {X.dtype}; they must match")
+        raise TypeError(f"nnls: A has dtype {A.dtype} but {name} has dtype {X.dtype}; they must match")
     if A.device != X.device:
-        raise ValueError(f"nnls: A is on {A.device} but X is on {X.device}; they must be on the same device")
-    if A.shape[0] != X.shape[0]:
-        raise ValueError(f"nnls: X has {X.shape[0]} rows (N) but A has {A.shape[0]}")
+        raise ValueError(f"nnls: A is on {A.device} but {name} is on {X.device}; they must be on the same device")
+    if A.shape[0] != X.shape[feature_dim]:
+        what = "rows" if feature_dim == 0 else "columns (features)"
+        raise ValueError(f"nnls: {name} has {X.shape[feature_dim]} {what} (N) but A has {A.shape[0]} rows")
     if X.requires_grad:
-        raise ValueError("nnls: gradients with respect to a sparse X are not supported (a data matrix needs none; "
-                         "pass X.detach(), or a dense X if you need dL/dX)")
-    Xc = X if X.layout == torch.sparse_coo else X.to_sparse_coo()
-    if not bool(torch.isfinite(Xc._values()).all()):
-        raise ValueError("nnls: X contains NaN or Inf")
-    AtX = torch.sparse.mm(Xc.t(), A).mT  # (k, M), differentiable in A
+        raise ValueError(f"nnls: gradients with respect to a sparse {name} are not supported (a data matrix needs "
+                         f"none; pass {name}.detach(), or a dense {name} if you need its gradient)")
+    values = sparse_products.csr_pair(X).x.values()
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"nnls: {name} contains NaN or Inf")
+
+
+def _nnls_sparse(X: torch.Tensor, A: torch.Tensor, init, max_iter, return_info: bool):
+    """nnls for a sparse X (N, M): A^T X = (X^T A)^T is a sparse-dense product, X is never densified."""
+    _check_sparse(X, A, "X", feature_dim=0)
+    AtX = sparse_products.matmul_t(X, A).mT  # (k, M), differentiable in A
     return nnls_from_products(AtX, A, init=init, max_iter=max_iter, return_info=return_info)
+
+
+def nnls_sparse_rows(x: torch.Tensor, A: torch.Tensor, *, init: torch.Tensor | None = None,
+                     max_iter: int | None = None) -> torch.Tensor:
+    """:func:`nnls` of X = x^T for a sparse x (M, N) with samples as rows, as layers hold their data.
+
+    Returns S (k, M). The same answer as ``nnls(x.t(), A)`` without transposing x: A^T X = (x A)^T.
+    """
+    _check_sparse(x, A, "x", feature_dim=1)
+    AtX = sparse_products.matmul(x, A).mT  # (k, M), differentiable in A
+    return nnls_from_products(AtX, A, init=init, max_iter=max_iter)
 
 
 def nnls_from_products(

@@ -15,6 +15,7 @@ from conftest import (
 
 import neuralnmf
 from neuralnmf import NNLSConvergenceWarning, nnls
+from neuralnmf.ops import nnls_from_products
 
 KKT_TOL = {torch.float64: 1e-12, torch.float32: 1e-4}
 OBJ_TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
@@ -152,13 +153,20 @@ def test_nonconvergence_is_reported(gen):
         nnls(X, A)  # the default bound is enough
 
 
-def test_inputs_are_not_modified(gen):
-    A = torch.rand(30, 6, generator=gen, dtype=torch.float64)
-    X = torch.randn(30, 9, generator=gen, dtype=torch.float64)
-    init = torch.rand(6, 9, generator=gen, dtype=torch.float64)
-    copies = [t.clone() for t in (A, X, init)]
-    nnls(X, A, init=init)
-    for t, c in zip((A, X, init), copies):
+@pytest.mark.parametrize("N,k", [(30, 6), (5000, 16)])  # Gram by loops, and by blocks of rows
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_inputs_are_not_modified(gen, N, k, dtype):
+    A = (10 * torch.rand(N, k, generator=gen, dtype=torch.float64)).to(dtype)  # max |A| > 1: A is rescaled inside
+    X = torch.randn(N, 9, generator=gen, dtype=torch.float64).to(dtype)
+    init = torch.rand(k, 9, generator=gen, dtype=torch.float64).to(dtype)
+    G = torch.randn(k, 9, generator=gen, dtype=torch.float64).to(dtype)
+    copies = [t.clone() for t in (A, X, init, G)]
+    S = nnls(X, A, init=init)
+    AtX = A.T @ X
+    AtX_copy = AtX.clone()
+    torch.testing.assert_close(nnls_from_products(AtX, A, init=init), S, rtol=1e-4, atol=1e-5)
+    torch.ops.neuralnmf.support_solve(G, A, S)
+    for t, c in zip((A, X, init, G, AtX), copies + [AtX_copy]):
         assert torch.equal(t, c)
 
 

@@ -217,22 +217,31 @@ at::Tensor gram_inverse(const ScaledGram& g) {
   return at::from_blob(const_cast<double*>(g.H.data()), {g.kr, g.kr}, at::TensorOptions().dtype(at::kDouble));
 }
 
+// S (nb, k, M) of zeros; with the memory layout of `like` (a (k, M) or (nb, k, M) tensor) when given, so that
+// a transposed right-hand side gives a transposed S: its batch-first view S^T is then contiguous.
+at::Tensor zeros_for(const std::optional<at::Tensor>& like, int64_t nb, int64_t k, int64_t M,
+                     const at::TensorOptions& options) {
+  if (like.has_value()) return at::zeros_like(like->dim() == 3 ? *like : like->unsqueeze(0), options);
+  return at::zeros({nb, k, M}, options);
+}
+
 // Runs `solve(b, gram, Sb, infob)` for each batch item b, sharing one Gram when A is (N, k). Returns S, info with
 // the batch dimension of `batched`.
 template <typename Solve>
 std::tuple<at::Tensor, at::Tensor> for_each_item(const at::Tensor& A, bool batched, int64_t nb, int64_t M,
-                                                 const at::TensorOptions& options, Solve solve) {
+                                                 const at::TensorOptions& options, const std::optional<at::Tensor>& like,
+                                                 bool with_Ad, Solve solve) {
   const int64_t k = A.size(-1);
-  at::Tensor S = at::zeros({nb, k, M}, options);
+  at::Tensor S = zeros_for(like, nb, k, M, options);
   at::Tensor info = at::zeros({nb, M}, options.dtype(at::kInt));
   std::optional<ScaledGram> shared;
   if (A.dim() == 2) {
-    shared.emplace(make_scaled_gram(A));
+    shared.emplace(make_scaled_gram(A, with_Ad));
     TORCH_CHECK_VALUE(shared->finite, "nnls: A contains NaN or Inf");
   }
   for (int64_t b = 0; b < nb; ++b) {
     at::Tensor Sb = S[b], infob = info[b];
-    const ScaledGram local = shared.has_value() ? ScaledGram() : make_scaled_gram(A[b]);
+    const ScaledGram local = shared.has_value() ? ScaledGram() : make_scaled_gram(A[b], with_Ad);
     const ScaledGram& g = shared.has_value() ? *shared : local;
     TORCH_CHECK_VALUE(g.finite, "nnls: A contains NaN or Inf");
     solve(b, g, Sb, infob);
@@ -246,7 +255,7 @@ std::tuple<at::Tensor, at::Tensor> nnls_forward_kernel(const at::Tensor& X, cons
   check_nnls_inputs(X, A, init);
   const bool batched = X.dim() == 3;
   const int64_t N = X.size(-2), M = X.size(-1);
-  return for_each_item(A, batched, batched ? X.size(0) : 1, M, X.options(),
+  return for_each_item(A, batched, batched ? X.size(0) : 1, M, X.options(), std::nullopt, /*with_Ad=*/true,
                        [&](int64_t b, const ScaledGram& g, at::Tensor& Sb, at::Tensor& infob) {
     const at::Tensor Xb = batched ? X[b] : X;
     if (M == 0) return;
@@ -267,7 +276,7 @@ std::tuple<at::Tensor, at::Tensor> nnls_rhs_kernel(const at::Tensor& AtX, const 
   check_nnls_rhs_inputs(AtX, A, init);
   const bool batched = AtX.dim() == 3;
   const int64_t M = AtX.size(-1);
-  return for_each_item(A, batched, batched ? AtX.size(0) : 1, M, AtX.options(),
+  return for_each_item(A, batched, batched ? AtX.size(0) : 1, M, AtX.options(), AtX, /*with_Ad=*/false,
                        [&](int64_t b, const ScaledGram& g, at::Tensor& Sb, at::Tensor& infob) {
     const at::Tensor Bb = batched ? AtX[b] : AtX;
     if (M == 0) return;

@@ -1,5 +1,6 @@
 #include "scaled_gram.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "../common/dense_small.h"
@@ -11,74 +12,97 @@ namespace {
 // Below this many multiply-adds the Gram matrix is formed with loops: an ATen matmul costs more in
 // dispatch than the arithmetic (Neural NMF's deeper layers are a few thousand flops).
 constexpr int64_t kLoopGramFlops = 1 << 18;
+// Rows of A widened to float64 at a time when the Gram matrix is a GEMM: bounded scratch whatever N is.
+constexpr int64_t kGramBlockRows = 4096;
 
+// max |A| and finiteness, reading A in place.
 template <typename scalar_t>
-bool load_scaled(const at::Tensor& A, std::vector<double>& As, double& a_scale) {
+bool scan(const at::Tensor& A, double& amax) {
   const int64_t N = A.size(0), k = A.size(1), s0 = A.stride(0), s1 = A.stride(1);
   const scalar_t* p = A.data_ptr<scalar_t>();
-  As.resize(N * k);
-  double amax = 0.0;
   bool finite = true;
+  amax = 0.0;
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t i = 0; i < k; ++i) {
       const double v = static_cast<double>(p[n * s0 + i * s1]);
-      As[n * k + i] = v;
       finite = finite && std::isfinite(v);
       amax = std::max(amax, std::abs(v));
     }
   }
-  if (!finite) return false;
-  a_scale = 1.0;
-  if (amax > 0.0) {
-    int e = 0;
-    std::frexp(amax, &e);  // amax = f * 2^e with f in [0.5, 1)
-    a_scale = std::ldexp(1.0, -e);
+  return finite;
+}
+
+// raw (k x k, row-major) = (a_scale A)^T (a_scale A), the lower triangle mirrored.
+template <typename scalar_t>
+void scaled_gram_loops(const at::Tensor& A, double a_scale, std::vector<double>& raw) {
+  const int64_t N = A.size(0), k = A.size(1), s0 = A.stride(0), s1 = A.stride(1);
+  const scalar_t* p = A.data_ptr<scalar_t>();
+  std::vector<double> row(k);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t i = 0; i < k; ++i) row[i] = static_cast<double>(p[n * s0 + i * s1]) * a_scale;
+    for (int64_t r = 0; r < k; ++r) {
+      const double v = row[r];
+      for (int64_t c = 0; c <= r; ++c) raw[r * k + c] += v * row[c];
+    }
   }
-  for (double& v : As) v *= a_scale;
-  return true;
+  for (int64_t r = 0; r < k; ++r) {
+    for (int64_t c = 0; c < r; ++c) raw[c * k + r] = raw[r * k + c];
+  }
+}
+
+void scaled_gram_blocks(const at::Tensor& A, double a_scale, std::vector<double>& raw) {
+  const int64_t N = A.size(0), k = A.size(1);
+  at::Tensor G = at::zeros({k, k}, A.options().dtype(at::kDouble));
+  for (int64_t n0 = 0; n0 < N; n0 += kGramBlockRows) {
+    // out of place: for a float64 A, .to(kDouble) is A itself, which must not be modified
+    const at::Tensor Ab = A.narrow(0, n0, std::min(kGramBlockRows, N - n0)).to(at::kDouble) * a_scale;
+    G.addmm_(Ab.t(), Ab);
+  }
+  G = G.contiguous();
+  raw.assign(G.data_ptr<double>(), G.data_ptr<double>() + k * k);
 }
 
 }  // namespace
 
-ScaledGram make_scaled_gram(const at::Tensor& A) {
+ScaledGram make_scaled_gram(const at::Tensor& A, bool with_Ad) {
   ScaledGram g;
   const int64_t N = A.size(0), k = A.size(1);
   g.k = k;
-  std::vector<double> As;  // (N, k) row-major, A * a_scale
-  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "make_scaled_gram", [&] { g.finite = load_scaled<scalar_t>(A, As, g.a_scale); });
+  double amax = 0.0;
+  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "make_scaled_gram", [&] { g.finite = scan<scalar_t>(A, amax); });
   if (!g.finite) return g;
-  std::vector<double> sq(k, 0.0);
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t i = 0; i < k; ++i) sq[i] += As[n * k + i] * As[n * k + i];
+  if (amax > 0.0) {
+    int e = 0;
+    std::frexp(amax, &e);  // amax = f * 2^e with f in [0.5, 1)
+    g.a_scale = std::ldexp(1.0, -e);
+  }
+  std::vector<double> raw(k * k, 0.0);  // Gram matrix of a_scale * A (exact scaling: a power of two)
+  if (N * k * k <= kLoopGramFlops) {
+    AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "make_scaled_gram", [&] { scaled_gram_loops<scalar_t>(A, g.a_scale, raw); });
+  } else {
+    scaled_gram_blocks(A, g.a_scale, raw);
   }
   for (int64_t i = 0; i < k; ++i) {
-    if (sq[i] > 0.0) {
+    if (raw[i * k + i] > 0.0) {
       g.idx.push_back(i);
-      g.d.push_back(1.0 / std::sqrt(sq[i]));
+      g.d.push_back(1.0 / std::sqrt(raw[i * k + i]));
     }
   }
   const int64_t kr = g.kr = static_cast<int64_t>(g.idx.size());
-  g.Ad = at::empty({N, kr}, A.options().dtype(at::kDouble));
-  double* Ad = g.Ad.data_ptr<double>();
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t i = 0; i < kr; ++i) Ad[n * kr + i] = As[n * k + g.idx[i]] * g.d[i];
+  if (with_Ad) {  // Ad = a_scale A[:, idx] diag(d), for the right-hand sides Ad^T X of dense data
+    g.Ad = at::empty({N, kr}, A.options().dtype(at::kDouble));
+    const at::Tensor A64 = A.to(at::kDouble);
+    const double* a = A64.data_ptr<double>();
+    const int64_t s0 = A64.stride(0), s1 = A64.stride(1);
+    double* Ad = g.Ad.data_ptr<double>();
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t i = 0; i < kr; ++i) Ad[n * kr + i] = a[n * s0 + g.idx[i] * s1] * g.a_scale * g.d[i];
+    }
   }
   if (kr == 0) return g;
-  g.G.assign(kr * kr, 0.0);
-  if (N * kr * kr <= kLoopGramFlops) {
-    for (int64_t n = 0; n < N; ++n) {
-      const double* row = Ad + n * kr;
-      for (int64_t r = 0; r < kr; ++r) {
-        const double v = row[r];
-        for (int64_t c = 0; c <= r; ++c) g.G[r * kr + c] += v * row[c];
-      }
-    }
-    for (int64_t r = 0; r < kr; ++r) {
-      for (int64_t c = 0; c < r; ++c) g.G[c * kr + r] = g.G[r * kr + c];
-    }
-  } else {
-    at::Tensor G = at::mm(g.Ad.t(), g.Ad).contiguous();
-    g.G.assign(G.data_ptr<double>(), G.data_ptr<double>() + kr * kr);
+  g.G.assign(kr * kr, 0.0);  // D raw D on the kept columns: unit diagonal up to rounding
+  for (int64_t r = 0; r < kr; ++r) {
+    for (int64_t c = 0; c < kr; ++c) g.G[r * kr + c] = raw[g.idx[r] * k + g.idx[c]] * g.d[r] * g.d[c];
   }
 
   std::vector<double> L(g.G);

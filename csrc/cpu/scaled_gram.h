@@ -24,15 +24,16 @@ struct ScaledGram {
   std::vector<double> d;     // kr: Jacobi scale of each kept column
   std::vector<double> G;     // kr x kr, row-major, unit diagonal
   std::vector<double> H;     // kr x kr inverse of G; empty when G is singular to working precision
-  at::Tensor Ad;             // N x kr, float64
+  at::Tensor Ad;             // N x kr, float64 (only when asked for)
 };
 
 // G counts as singular (H left empty) when a Cholesky pivot falls below this fraction of its diagonal entry,
 // i.e. roughly when cond(G) = cond(A)^2 exceeds 1e10; Lawson-Hanson then solves every column.
 constexpr double kGramRtol = 1e-10;
 
-// A: (N, k) float32 or float64, finite.
-ScaledGram make_scaled_gram(const at::Tensor& A);
+// A: (N, k) float32 or float64. Without `with_Ad` (solves from products A^T X, support solves) the scratch
+// memory is O(k^2 + block * k), nothing of size N x k; Ad is then undefined.
+ScaledGram make_scaled_gram(const at::Tensor& A, bool with_Ad);
 
 }  // namespace cpu
 }  // namespace neuralnmf

@@ -76,14 +76,15 @@ at::Tensor support_solve_kernel(const at::Tensor& grad, const at::Tensor& A, con
   check_support_solve_inputs(grad, A, S);
   const bool batched = S.dim() == 3;
   const int64_t nb = batched ? S.size(0) : 1;
-  at::Tensor V = at::zeros({nb, S.size(-2), S.size(-1)}, S.options());
+  // V has the layout of S (the backward of a transposed S, e.g. of nnls_rhs on (x A)^T, stays transposed).
+  at::Tensor V = at::zeros_like(batched ? S : S.unsqueeze(0));
   std::optional<ScaledGram> shared;
-  if (A.dim() == 2) shared.emplace(make_scaled_gram(A));
+  if (A.dim() == 2) shared.emplace(make_scaled_gram(A, /*with_Ad=*/false));
   for (int64_t b = 0; b < nb; ++b) {
     at::Tensor Vb = V[b];
     const at::Tensor Sb = batched ? S[b] : S;
     const at::Tensor gb = batched ? grad[b] : grad;
-    const ScaledGram local = shared.has_value() ? ScaledGram() : make_scaled_gram(A[b]);
+    const ScaledGram local = shared.has_value() ? ScaledGram() : make_scaled_gram(A[b], /*with_Ad=*/false);
     const ScaledGram& g = shared.has_value() ? *shared : local;
     TORCH_CHECK_VALUE(g.finite, "support_solve: A contains NaN or Inf");
     AT_DISPATCH_FLOATING_TYPES(S.scalar_type(), "support_solve", [&] { solve_item<scalar_t>(gb, g, Sb, Vb); });
