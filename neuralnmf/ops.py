@@ -379,8 +379,7 @@ def _check_sparse(X: torch.Tensor, A: torch.Tensor, name: str, feature_dim: int)
     if X.requires_grad:
         raise ValueError(f"nnls: gradients with respect to a sparse {name} are not supported (a data matrix needs "
                          f"none; pass {name}.detach(), or a dense {name} if you need its gradient)")
-    values = sparse_products.csr_pair(X).x.values()
-    if not bool(torch.isfinite(values).all()):
+    if not sparse_products.all_finite(X):
         raise ValueError(f"nnls: {name} contains NaN or Inf")
 
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["CSRPair", "csr_pair", "matmul", "matmul_t", "clear_cache"]
+__all__ = ["CSRPair", "csr_pair", "all_finite", "matmul", "matmul_t", "clear_cache"]
 
 _CACHE_SIZE = 4
 _INT32_MAX = 2**31 - 1
@@ -35,7 +35,7 @@ class CSRPair(NamedTuple):
     xt: torch.Tensor
 
 
-_cache: OrderedDict[int, tuple[weakref.ref, tuple, CSRPair]] = OrderedDict()
+_cache: OrderedDict[int, list] = OrderedDict()
 
 
 def _state(x: torch.Tensor) -> tuple:
@@ -76,20 +76,33 @@ def _build(x: torch.Tensor) -> CSRPair:
     return CSRPair(_csr(crow, col, values, tuple(x.shape), narrow=False), xt)
 
 
-def csr_pair(x: torch.Tensor) -> CSRPair:
-    """The CSR copies of a 2-D sparse x (COO, CSR or CSC) and of x^T, from the cache when x was seen unchanged."""
+def _entry(x: torch.Tensor) -> list:
+    """[weakref to x, state of x, CSRPair, finite (None until asked)], from the cache or built."""
     if x.layout not in (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc) or x.dim() != 2:
         raise ValueError(f"csr_pair: x must be a 2-D sparse tensor, got layout {x.layout}, shape {tuple(x.shape)}")
     key = id(x)
     entry = _cache.get(key)
     if entry is not None and entry[0]() is x and entry[1] == _state(x):
         _cache.move_to_end(key)
-        return entry[2]
-    pair = _build(x.detach())
-    _cache[key] = (weakref.ref(x, lambda _, key=key: _cache.pop(key, None)), _state(x), pair)
+        return entry
+    entry = [weakref.ref(x, lambda _, key=key: _cache.pop(key, None)), _state(x), _build(x.detach()), None]
+    _cache[key] = entry
     while len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
-    return pair
+    return entry
+
+
+def csr_pair(x: torch.Tensor) -> CSRPair:
+    """The CSR copies of a 2-D sparse x (COO, CSR or CSC) and of x^T, from the cache when x was seen unchanged."""
+    return _entry(x)[2]
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every stored value of the sparse x is finite (checked once per cached x)."""
+    entry = _entry(x)
+    if entry[3] is None:
+        entry[3] = bool(torch.isfinite(entry[2].x.values()).all())
+    return entry[3]
 
 
 def clear_cache() -> None:

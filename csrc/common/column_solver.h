@@ -97,7 +97,7 @@ class ColumnSolver {
   }
 
   // Equality-constrained solve on a given support: v_P = G_PP^{-1} r_P, v = 0 elsewhere (the backward pass).
-  // Returns false when G_PP is singular to working precision.
+  // Returns false when G_PP is singular to working precision. No dual is formed: nothing reads it.
   NNLS_HD bool solve_on_support(const uint8_t* passive, const double* r, double* v) {
     const int n = n_;
     int p = 0;
@@ -114,7 +114,7 @@ class ColumnSolver {
       }
       if (solve_dual(passive, u, v, ws_.y)) return true;
     }
-    return solve_passive(passive, r, v, ws_.y);
+    return solve_passive(passive, r, v, nullptr);
   }
 
  private:
@@ -146,6 +146,7 @@ class ColumnSolver {
     return solve_passive(F, b, x, y);
   }
 
+  // x = G_FF^{-1} b_F on F, 0 elsewhere; with y, also the dual y = G x - b (0 on F).
   NNLS_HD bool solve_passive(const uint8_t* F, const double* b, double* x, double* y) {
     const int n = n_;
     int p, z;
@@ -161,16 +162,15 @@ class ColumnSolver {
     if (p > 0 && !cholesky_inplace(M, p, kPivotRtol)) return false;
     for (int a = 0; a < p; ++a) w[a] = b[in[a]];
     if (p > 0) cholesky_solve_inplace(M, p, w);
-    for (int a = 0; a < p; ++a) {
-      x[in[a]] = w[a];
-      y[in[a]] = 0.0;
-    }
+    for (int a = 0; a < p; ++a) x[in[a]] = w[a];
+    for (int c = 0; c < z; ++c) x[out[c]] = 0.0;
+    if (y == nullptr) return true;
+    for (int a = 0; a < p; ++a) y[in[a]] = 0.0;
     for (int c = 0; c < z; ++c) {
       const int i = out[c];
       const double* Gi = G_ + i * n;
       double s = -b[i];
       for (int a = 0; a < p; ++a) s += Gi[in[a]] * w[a];
-      x[i] = 0.0;
       y[i] = s;
     }
     return true;
@@ -244,7 +244,6 @@ class ColumnSolver {
     uint8_t* F = ws_.F;
     uint8_t* blocked = ws_.flag;
     double* z = ws_.z;
-    double* y = ws_.y;
     double* gradient = ws_.grad;  // b - G x
     for (int i = 0; i < n; ++i) {
       gradient[i] = b[i];
@@ -265,7 +264,7 @@ class ColumnSolver {
         }
         if (t < 0) return kConverged;  // no variable can decrease the objective: KKT holds
         F[t] = 1;
-        if (solve_passive(F, b, z, y) && z[t] > 0.0) break;
+        if (solve_passive(F, b, z, nullptr) && z[t] > 0.0) break;
         F[t] = 0;  // a_t is (numerically) in the span of the passive columns: try the next one
         blocked[t] = 1;
       }
@@ -299,7 +298,7 @@ class ColumnSolver {
             x[i] = 0.0;
           }
         }
-        if (!solve_passive(F, b, z, y)) return kNotConverged;  // x is still feasible
+        if (!solve_passive(F, b, z, nullptr)) return kNotConverged;  // x is still feasible
       }
       for (int i = 0; i < n; ++i) {
         const double* Gi = G_ + i * n;

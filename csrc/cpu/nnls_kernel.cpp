@@ -185,7 +185,7 @@ class ProductSource : public RhsSource {
 };
 
 // Solves the M columns of one problem in chunks of `chunk` columns, rescaling a chunk whose right-hand sides
-// overflow. Sb (k, M) must hold zeros on entry (rows of zero columns of A are never written).
+// overflow. Every column gets rows idx written; Sb must hold zeros on entry in the rows of zero columns of A.
 void solve_item(const RhsSource& source, const ScaledGram& g, int64_t M, int64_t chunk,
                 const std::optional<at::Tensor>& initb, int64_t max_iter, at::Tensor& Sb, at::Tensor& infob) {
   int32_t* info = infob.data_ptr<int32_t>();
@@ -217,12 +217,16 @@ at::Tensor gram_inverse(const ScaledGram& g) {
   return at::from_blob(const_cast<double*>(g.H.data()), {g.kr, g.kr}, at::TensorOptions().dtype(at::kDouble));
 }
 
-// S (nb, k, M) of zeros; with the memory layout of `like` (a (k, M) or (nb, k, M) tensor) when given, so that
-// a transposed right-hand side gives a transposed S: its batch-first view S^T is then contiguous.
-at::Tensor zeros_for(const std::optional<at::Tensor>& like, int64_t nb, int64_t k, int64_t M,
-                     const at::TensorOptions& options) {
-  if (like.has_value()) return at::zeros_like(like->dim() == 3 ? *like : like->unsqueeze(0), options);
-  return at::zeros({nb, k, M}, options);
+// S (nb, k, M), with the memory layout of `like` (a (k, M) or (nb, k, M) tensor) when given, so that a
+// transposed right-hand side gives a transposed S: its batch-first view S^T is then contiguous. Zero-filled
+// unless the solves write every entry (`written`: A has no zero column, whose rows no solve writes).
+at::Tensor output_for(const std::optional<at::Tensor>& like, int64_t nb, int64_t k, int64_t M,
+                      const at::TensorOptions& options, bool written) {
+  if (like.has_value()) {
+    const at::Tensor& l = like->dim() == 3 ? *like : like->unsqueeze(0);
+    return written ? at::empty_like(l, options) : at::zeros_like(l, options);
+  }
+  return written ? at::empty({nb, k, M}, options) : at::zeros({nb, k, M}, options);
 }
 
 // Runs `solve(b, gram, Sb, infob)` for each batch item b, sharing one Gram when A is (N, k). Returns S, info with
@@ -232,13 +236,13 @@ std::tuple<at::Tensor, at::Tensor> for_each_item(const at::Tensor& A, bool batch
                                                  const at::TensorOptions& options, const std::optional<at::Tensor>& like,
                                                  bool with_Ad, Solve solve) {
   const int64_t k = A.size(-1);
-  at::Tensor S = zeros_for(like, nb, k, M, options);
-  at::Tensor info = at::zeros({nb, M}, options.dtype(at::kInt));
   std::optional<ScaledGram> shared;
   if (A.dim() == 2) {
     shared.emplace(make_scaled_gram(A, with_Ad));
     TORCH_CHECK_VALUE(shared->finite, "nnls: A contains NaN or Inf");
   }
+  at::Tensor S = output_for(like, nb, k, M, options, shared.has_value() && shared->kr == k);
+  at::Tensor info = at::zeros({nb, M}, options.dtype(at::kInt));
   for (int64_t b = 0; b < nb; ++b) {
     at::Tensor Sb = S[b], infob = info[b];
     const ScaledGram local = shared.has_value() ? ScaledGram() : make_scaled_gram(A[b], with_Ad);

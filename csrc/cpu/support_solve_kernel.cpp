@@ -63,7 +63,10 @@ void solve_item(const at::Tensor& grad_b, const ScaledGram& g, const at::Tensor&
         p += passive[i];
         r[i] = passive[i] ? g.d[i] * static_cast<double>(R[row * r0 + j * r1]) : 0.0;
       }
-      if (p == 0) continue;
+      if (p == 0) {  // nothing on the support: V = 0 (written: V need not be zero-filled)
+        for (int64_t i = 0; i < kr; ++i) V[g.idx[i] * v0 + j * v1] = scalar_t(0);
+        continue;
+      }
       if (!solver.solve_on_support(passive.data(), r.data(), v.data())) {
         pinv_on_support(g, passive.data(), r.data(), v.data());
       }
@@ -76,10 +79,13 @@ at::Tensor support_solve_kernel(const at::Tensor& grad, const at::Tensor& A, con
   check_support_solve_inputs(grad, A, S);
   const bool batched = S.dim() == 3;
   const int64_t nb = batched ? S.size(0) : 1;
-  // V has the layout of S (the backward of a transposed S, e.g. of nnls_rhs on (x A)^T, stays transposed).
-  at::Tensor V = at::zeros_like(batched ? S : S.unsqueeze(0));
   std::optional<ScaledGram> shared;
   if (A.dim() == 2) shared.emplace(make_scaled_gram(A, /*with_Ad=*/false));
+  // V has the layout of S (the backward of a transposed S, e.g. of nnls_rhs on (x A)^T, stays transposed).
+  // Every entry in the rows of nonzero columns of A is written; the rows of zero columns must be zero.
+  const at::Tensor like = batched ? S : S.unsqueeze(0);
+  at::Tensor V = shared.has_value() && shared->finite && shared->kr == S.size(-2) && S.size(-1) > 0
+                     ? at::empty_like(like) : at::zeros_like(like);
   for (int64_t b = 0; b < nb; ++b) {
     at::Tensor Vb = V[b];
     const at::Tensor Sb = batched ? S[b] : S;
