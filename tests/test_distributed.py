@@ -1,7 +1,6 @@
 """Two processes on gloo train to the same dictionaries as one process on all the data."""
 
 import os
-import shutil
 import subprocess
 import sys
 
