@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["CSRPair", "csr_pair", "all_finite", "matmul", "matmul_t", "clear_cache"]
+__all__ = ["CSRPair", "csr_pair", "all_finite", "rows", "matmul", "matmul_t", "clear_cache"]
 
 _CACHE_SIZE = 4
 _INT32_MAX = 2**31 - 1
@@ -103,6 +103,26 @@ def all_finite(x: torch.Tensor) -> bool:
     if entry[3] is None:
         entry[3] = bool(torch.isfinite(entry[2].x.values()).all())
     return entry[3]
+
+
+def rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The rows ``idx`` (1-D long, in that order, repeats allowed) of a 2-D sparse x: a coalesced COO tensor of
+    shape (len(idx), x.shape[1]). Cut from the cached CSR copy in O(nnz of those rows), where ``x.index_select``
+    on a COO tensor costs O(nnz of x) per call (a quarter of a minibatch epoch on 10^6 documents)."""
+    csr = csr_pair(x).x
+    crow, col, values = csr.crow_indices(), csr.col_indices(), csr.values()
+    idx = idx.to(device=crow.device, dtype=torch.int64)
+    if idx.dim() != 1 or (idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= x.shape[0])):
+        raise IndexError(f"rows: idx must be 1-D with entries in [0, {x.shape[0]}), got shape {tuple(idx.shape)}")
+    starts = crow[idx]
+    lengths = crow[idx + 1] - starts
+    out_rows = torch.repeat_interleave(torch.arange(idx.numel(), device=crow.device), lengths)
+    # position of each kept nonzero in x's arrays: its row's start plus its rank within the row
+    first = torch.cumsum(lengths, 0) - lengths
+    take = starts[out_rows] + torch.arange(out_rows.numel(), device=crow.device) - first[out_rows]
+    indices = torch.stack([out_rows, col.index_select(0, take).to(torch.int64)])
+    return torch.sparse_coo_tensor(indices, values.index_select(0, take), (idx.numel(), x.shape[1]),
+                                   is_coalesced=True)
 
 
 def clear_cache() -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import sparse_products
 from .losses import energy_loss, reconstruction_loss, supervision_loss
 from .optim import build_optimizer, progress_bar
 from .projection import NonnegativeProjection
@@ -100,7 +101,8 @@ class Batch:
 
     def rows(self, idx: torch.Tensor) -> "Batch":
         take = (lambda t: None if t is None else t.index_select(0, idx.to(t.device)))
-        return Batch(take(self.x), take(self.y), take(self.label_mask), take(self.data_mask))
+        x = sparse_products.rows(self.x, idx) if self.x.is_sparse else take(self.x)
+        return Batch(x, take(self.y), take(self.label_mask), take(self.data_mask))
 
 
 class _TensorSource:

@@ -99,3 +99,27 @@ def test_bad_input():
         sparse_products.csr_pair(torch.rand(3, 4))
     with pytest.raises(ValueError, match="2-D sparse tensor"):
         sparse_products.csr_pair(torch.rand(2, 3, 4).to_sparse())
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+def test_rows_equal_index_select(layout):
+    g = torch.Generator().manual_seed(3)
+    dense = torch.rand(40, 25, generator=g) * (torch.rand(40, 25, generator=g) < 0.2)
+    dense[7] = 0  # an empty row
+    x = dense.to_sparse() if layout == "coo" else dense.to_sparse_csr()
+    for idx in (torch.randperm(40, generator=g)[:13], torch.tensor([7, 3, 3, 39, 0]), torch.tensor([], dtype=torch.long)):
+        got = sparse_products.rows(x, idx)
+        assert got.layout == torch.sparse_coo and got.is_coalesced()
+        assert got.shape == (idx.numel(), 25)
+        torch.testing.assert_close(got.to_dense(), dense[idx], rtol=0, atol=0)
+        # the claim of being coalesced is true: coalescing again changes nothing
+        again = torch.sparse_coo_tensor(got._indices(), got._values(), got.shape).coalesce()
+        assert torch.equal(again._indices(), got._indices()) and torch.equal(again._values(), got._values())
+
+
+def test_rows_rejects_out_of_range():
+    x = torch.eye(4).to_sparse()
+    with pytest.raises(IndexError, match=r"\[0, 4\)"):
+        sparse_products.rows(x, torch.tensor([0, 4]))
+    with pytest.raises(IndexError, match="1-D"):
+        sparse_products.rows(x, torch.tensor([[0]]))

@@ -31,6 +31,17 @@ def test_sparse_training_equals_dense_training(loss):
     assert hs["loss"] == pytest.approx(hd["loss"], rel=1e-8)
 
 
+def test_sparse_shuffled_minibatches_equal_dense_ones():
+    # sparse minibatches are cut from the cached CSR copy (sparse_products.rows), dense ones by index_select
+    x = _sparse_corpus()
+    dense, sparse = _model(), _model()
+    hd = fit(dense, x, epochs=8, batch_size=25, seed=3, progress=False)
+    hs = fit(sparse, x.to_sparse(), epochs=8, batch_size=25, seed=3, progress=False)
+    for a, b in zip(dense.parameters(), sparse.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+    assert hs["loss"] == pytest.approx(hd["loss"], rel=1e-8)
+
+
 def test_transform_gives_codes_of_new_samples_against_frozen_dictionaries():
     corpus = make_hierarchical_corpus(seed=0)
     model = NeuralNMF(87, (9, 4), init="nndsvda", data=corpus.x, dtype=torch.float64)
