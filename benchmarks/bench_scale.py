@@ -28,9 +28,13 @@ Measurements. Every configuration runs in a fresh subprocess (``python bench_sca
 
 * seconds per epoch: the minimum over the epochs after the first (the first one also validates and coalesces
   the data and starts the solver cold; it is shown separately), from fit's per-epoch callback;
-* the floor: the sparse x dense products an epoch cannot avoid, timed in the same process right after the
-  training epochs on the CSR copies of x and x^T the library multiplies with (``neuralnmf.sparse_products``;
-  minimum over interleaved repeats), with ``torch.sparse.mm`` on the COO tensor for reference: forward
+* the floor: the sparse x dense products an epoch cannot avoid, timed in the same process on the CSR copies
+  of x and x^T the library multiplies with (``neuralnmf.sparse_products``). After the training epochs (and
+  after the memory is read), a second ``fit`` call of the same model trains a few more epochs with one round
+  of the products after each, so that epochs and floor see the same moments of this machine's drifting
+  memory bandwidth, then a few more rounds follow; the floor is the minimum over the rounds and s/epoch the
+  minimum over the epochs after the first of both calls. ``torch.sparse.mm`` on the COO tensor for
+  reference: forward
   ``x @ A_0`` (k = 64) for the first layer's right-hand sides, its backward ``x^T @ V`` (k = 64), and the two
   products of the sparse reconstruction loss with the k = 4 dictionary ``D = A_0 A_1 A_2`` (``x @ D`` and
   ``x^T @ W``); the ratio epoch / floor is printed against all four and against the two k = 64 products;
@@ -335,33 +339,58 @@ def _load(path: str, dtype: torch.dtype, rows: int | None = None):
     return x
 
 
-def floor_products(x: torch.Tensor, reps: int, coo_reference: bool, batch_size: int | None = None) -> dict:
-    """Times of the sparse products of one epoch as the library runs them (neuralnmf.sparse_products: CSR copies
-    of x and x^T); with ``coo_reference``, also torch.sparse.mm on the COO tensor (what a plain torch program
-    would run) and the one-time cost of building the CSR pair; with a batch size, the time fit takes to cut one
-    shuffled minibatch out of x (``sparse_products.rows``, not part of the floor) and, for reference, what
+class FloorProducts:
+    """The sparse products of one epoch as the library runs them (neuralnmf.sparse_products: CSR copies of x and
+    x^T), timed a round at a time so that the rounds can be interleaved with the training epochs: this machine's
+    memory bandwidth drifts by 2x within seconds, and a floor timed only after the epochs can catch a
+    different moment than they did. ``result()`` gives the minimum of each product over the rounds; with
+    ``coo_reference``, also torch.sparse.mm on the COO tensor (what a plain torch program would run) and the
+    one-time cost of building the CSR pair; with a batch size, the time fit takes to cut one shuffled
+    minibatch out of x (``sparse_products.rows``, not part of the floor) and, for reference, what
     ``x.index_select`` on the COO tensor takes for the same rows."""
-    M, N = x.shape
-    g = torch.Generator().manual_seed(1)
-    k0, kL = RANKS[0], RANKS[-1]
-    A0, G = torch.rand(N, k0, generator=g, dtype=x.dtype), torch.rand(M, k0, generator=g, dtype=x.dtype)
-    D, W = torch.rand(N, kL, generator=g, dtype=x.dtype), torch.rand(M, kL, generator=g, dtype=x.dtype)
-    pair = sparse_products.csr_pair(x)
-    names = ["x @ A0 (k=64)", "x^T @ V (k=64)", "x @ D (k=4)", "x^T @ W (k=4)"]
-    fns = [lambda: pair.x @ A0, lambda: pair.xt @ G, lambda: pair.x @ D, lambda: pair.xt @ W]
-    times = dict(zip(names, best_times(fns, reps)))
-    if coo_reference:
-        t1, t2 = best_times([lambda: torch.sparse.mm(x, A0), lambda: torch.sparse.mm(x.t(), G)], reps)
-        times["COO x @ A0 (k=64)"], times["COO x^T @ V (k=64)"] = t1, t2
-        sparse_products.clear_cache()
-        t0 = time.perf_counter()
-        sparse_products.csr_pair(x)
-        times["CSR pair (once)"] = time.perf_counter() - t0
-    if batch_size is not None and batch_size < M:
-        idx = torch.randperm(M, generator=g)[:batch_size]
-        times["minibatch cut (rows)"], times["minibatch cut (index_select)"] = best_times(
-            [lambda: sparse_products.rows(x, idx), lambda: x.index_select(0, idx)], reps)
-    return times
+
+    NAMES = ("x @ A0 (k=64)", "x^T @ V (k=64)", "x @ D (k=4)", "x^T @ W (k=4)")
+
+    def __init__(self, x: torch.Tensor):
+        M, N = x.shape
+        g = torch.Generator().manual_seed(1)
+        k0, kL = RANKS[0], RANKS[-1]
+        A0, G = torch.rand(N, k0, generator=g, dtype=x.dtype), torch.rand(M, k0, generator=g, dtype=x.dtype)
+        D, W = torch.rand(N, kL, generator=g, dtype=x.dtype), torch.rand(M, kL, generator=g, dtype=x.dtype)
+        self.x, self.pair, self.g = x, sparse_products.csr_pair(x), g
+        self.fns = [lambda: self.pair.x @ A0, lambda: self.pair.xt @ G, lambda: self.pair.x @ D,
+                    lambda: self.pair.xt @ W]
+        for fn in self.fns:  # warm-up
+            fn()
+        self.times = [[] for _ in self.fns]
+        self.A0, self.G = A0, G
+
+    def round(self) -> None:
+        for fn, ts in zip(self.fns, self.times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+
+    def result(self, reps: int, coo_reference: bool, batch_size: int | None = None) -> dict:
+        """Runs ``reps`` more rounds, then the minima (with ``rounds``: how many rounds they come from)."""
+        for _ in range(reps):
+            self.round()
+        times = {name: min(ts) for name, ts in zip(self.NAMES, self.times)}
+        times["rounds"] = len(self.times[0])
+        x, A0, G = self.x, self.A0, self.G
+        if coo_reference:
+            t1, t2 = best_times([lambda: torch.sparse.mm(x, A0), lambda: torch.sparse.mm(x.t(), G)], reps)
+            times["COO x @ A0 (k=64)"], times["COO x^T @ V (k=64)"] = t1, t2
+            sparse_products.clear_cache()
+            t0 = time.perf_counter()
+            sparse_products.csr_pair(x)
+            times["CSR pair (once)"] = time.perf_counter() - t0
+        M = x.shape[0]
+        if batch_size is not None and batch_size < M:
+            idx = torch.randperm(M, generator=self.g)[:batch_size]
+            times["minibatch cut (rows)"], times["minibatch cut (index_select)"] = best_times(
+                [lambda: sparse_products.rows(x, idx), lambda: x.index_select(0, idx)], reps)
+        return times
 
 
 def _is_nnls_backward(name: str) -> bool:
@@ -486,7 +515,7 @@ def child_train(spec: dict) -> dict:
     t0 = time.perf_counter()
     history = fit(model, x, epochs=spec["epochs"], lr=LR, batch_size=spec["batch_size"], seed=SEED,
                   progress=False, callbacks=[lambda epoch, logs, m: marks.append(time.perf_counter())])
-    hwm = hwm_bytes()
+    hwm = hwm_bytes()  # before the floor's own tensors exist
     supports = model._cache.supports  # of the last forward: all documents, or the last minibatch
     result = {
         "docs": M, "words": N, "nnz": x._nnz(), "dtype": spec["dtype"], "batch_size": spec["batch_size"],
@@ -498,7 +527,21 @@ def child_train(spec: dict) -> dict:
         "code_bytes": M * sum(RANKS) * elem,
     }
     if spec.get("floor_reps"):
-        result["floor"] = floor_products(x, spec["floor_reps"], spec.get("coo_reference", False), spec["batch_size"])
+        # More epochs of the same training (a second fit call, warm), each followed by one round of the floor
+        # products, then the remaining rounds.
+        floor = FloorProducts(x)
+        starts, ends = [], []
+
+        def between_epochs(epoch, logs, m):
+            ends.append(time.perf_counter())
+            floor.round()
+            starts.append(time.perf_counter())
+
+        starts.append(time.perf_counter())
+        fit(model, x, epochs=spec["floor_reps"] + 1, lr=LR, batch_size=spec["batch_size"], seed=SEED + 2,
+            progress=False, callbacks=[between_epochs])
+        result["interleaved_epoch_times"] = [float(e - b) for b, e in zip(starts, ends)]
+        result["floor"] = floor.result(spec["floor_reps"], spec.get("coo_reference", False), spec["batch_size"])
     if spec.get("profile"):
         result["profile"] = profile_epoch(model, x, spec["batch_size"])
     return result
@@ -602,8 +645,10 @@ def load_note(r: dict) -> str:
 
 
 def epoch_stats(r: dict):
+    """(first epoch, best epoch): the best over the epochs after the first of each of the two fit calls."""
     t = r["epoch_times"]
-    return t[0], (min(t[1:]) if len(t) > 1 else t[0])
+    later = t[1:] + r.get("interleaved_epoch_times", [])[1:]
+    return t[0], (min(later) if later else t[0])
 
 
 def floor_of(r: dict):
@@ -650,13 +695,14 @@ def section_headline(cfg: Config, results: list) -> None:
     for r in results:
         mode = mode_name(r.get("batch_size"))
         if "error" in r:
-            rows.append([r.get("dtype_req", "?"), mode, r["error"]] + [""] * 7)
+            rows.append([r.get("dtype_req", "?"), mode, r["error"]] + [""] * 8)
             continue
         first, best = epoch_stats(r)
         all4, two = floor_of(r)
         peak, base = mem_of(r)
         rows.append([r["dtype"], mode, fmt_s(best), fmt_s(first), fmt_s(all4), f"{best / all4:.1f}",
-                     f"{best / two:.1f}", f"{len(r['epoch_times'])}", support_note(r), load_note(r)])
+                     f"{best / two:.1f}", f"{len(r['epoch_times'])} + {len(r.get('interleaved_epoch_times', []))}",
+                     f"{r['floor']['rounds']}", support_note(r), load_note(r)])
         mem_rows.append([r["dtype"], mode, fmt_mb(r["data_bytes"]), fmt_mb(r["factor_bytes"]),
                          fmt_mb(r["code_bytes"]), fmt_mb(base), fmt_mb(peak), f"{peak / base:.2f}",
                          fmt_mb(r["hwm"]), f"{fmt_mb(r['rss_imports'])} / {fmt_mb(r['rss_runtime'])}",
@@ -667,11 +713,13 @@ def section_headline(cfg: Config, results: list) -> None:
                           + [fmt_s(f[k]) if k in f else "-" for k in ("COO x @ A0 (k=64)", "COO x^T @ V (k=64)",
                                                                       "CSR pair (once)")])
     say(md_table(["dtype", "training", "s/epoch", "first epoch", "floor (4 SpMMs)", "epoch/floor",
-                  "epoch/(2 k=64 SpMMs)", "epochs", "code nnz/doc (layers)", "other load"], rows))
+                  "epoch/(2 k=64 SpMMs)", "epochs", "floor rounds", "code nnz/doc (layers)", "other load"], rows))
     say()
-    say("s/epoch: minimum over the epochs after the first. floor: the four sparse products of one epoch "
-        "over all documents, timed in the same process (breakdown below). other load: share of the cores used by "
-        "other processes during the configuration.")
+    say("s/epoch: minimum over the epochs after the first of each fit call (epochs: those of the first call, "
+        "timed for memory too, + those of the second, each followed by one round of the floor products). floor: "
+        "the four sparse products of one epoch over all documents, timed in the same process, minimum over the "
+        "rounds (breakdown below). other load: share of the cores used by other processes during the "
+        "configuration.")
     say()
     say("code nnz/doc: mean support of each layer's codes in the last forward pass (all documents, or the last "
         "minibatch); the NNLS work grows with it.")
@@ -684,7 +732,7 @@ def section_headline(cfg: Config, results: list) -> None:
                   "HWM reset"],
                  mem_rows))
     say()
-    say("Sparse products of one epoch (min over interleaved repeats), on the CSR copies of x and x^T that the "
+    say("Sparse products of one epoch (minimum over the rounds), on the CSR copies of x and x^T that the "
         "library runs (neuralnmf.sparse_products); for reference, torch.sparse.mm on the COO tensor, and the "
         "one-time cost of building the CSR pair:")
     say()

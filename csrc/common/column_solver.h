@@ -46,21 +46,23 @@ struct ColumnWorkspace {
 
 class ColumnSolver {
  public:
-  // G: n x n row-major, unit diagonal. H: its inverse, or nullptr when G is singular to working precision.
+  // G: n x n row-major, unit diagonal, exactly symmetric (rows are read in place of columns). H: its inverse
+  // (exactly symmetric too), or nullptr when G is singular to working precision.
   NNLS_HD ColumnSolver(int n, const double* G, const double* H, ColumnWorkspace ws) : n_(n), G_(G), H_(H), ws_(ws) {}
 
-  // b: scaled right-hand side (n), max |b| <= 1. u: H b (n), or nullptr. passive0: initial passive set
-  // (n flags) for a warm start, or nullptr. max_iter <= 0 selects the defaults. Writes x (n), x >= 0 up to
-  // round-off (callers clamp). Returns a SolveStatus.
+  // b: scaled right-hand side (n), max |b| <= 1. u: H b (n), or nullptr to have it formed here the first
+  // time a subproblem is solved on the dual side (sparse codes never need it). passive0: initial passive set
+  // (n flags, 0 or 1) for a warm start, or nullptr. max_iter <= 0 selects the defaults. Writes x (n), x >= 0
+  // up to round-off (callers clamp). Returns a SolveStatus.
   NNLS_HD int32_t solve(const double* b, const double* u, const uint8_t* passive0, int64_t max_iter, double* x) {
     const int n = n_;
     const int64_t bpp_iters = max_iter > 0 ? max_iter : 5 * static_cast<int64_t>(n) + 10;
     const int64_t lh_iters = max_iter > 0 ? max_iter : 3 * static_cast<int64_t>(n) + 10;
-    if (H_ == nullptr) u = nullptr;
-    if (u == nullptr) {
+    if (H_ == nullptr) {
       // G is singular to working precision: pivoting has no guarantee there; Lawson-Hanson has.
       return lawson_hanson(b, lh_iters, x) == kConverged ? kFallback : kNotConverged;
     }
+    u_ = u;
     uint8_t* F = ws_.F;
     uint8_t* bad = ws_.flag;
     double* y = ws_.y;
@@ -68,15 +70,16 @@ class ColumnSolver {
     int best = n + 1;
     int chances = kBackupChances;
     for (int64_t it = 0; it < bpp_iters; ++it) {
-      if (!subproblem(F, b, u, x, y)) break;
+      if (!subproblem(F, b, x, y)) break;
       const double tol = dual_tolerance(x);
+      // Infeasible: x_i < 0 on F or y_i < -tol off F. Both subproblem solvers leave x = 0 off F and y = 0 on F,
+      // and tol > 0, so the test needs no branch on F.
       int nbad = 0, last = -1;
       for (int i = 0; i < n; ++i) {
-        bad[i] = F[i] ? (x[i] < 0.0) : (y[i] < -tol);
-        if (bad[i]) {
-          ++nbad;
-          last = i;
-        }
+        const uint8_t bi = (x[i] < 0.0) | (y[i] < -tol);
+        bad[i] = bi;
+        nbad += bi;
+        last = bi ? i : last;
       }
       if (nbad == 0) {
         if (last_dual_) refine_dual(b, x);
@@ -96,6 +99,21 @@ class ColumnSolver {
     return lawson_hanson(b, lh_iters, x) == kConverged ? kFallback : kNotConverged;
   }
 
+  // w <- G_FF^{-1} w for the p indices F = in[0..p) (w packed: w[a] belongs to in[a]), through the Cholesky
+  // factor of G_FF. False when G_FF is singular to working precision. For callers that hold the support as
+  // a list: the solve on the passive side without any pass over all n indices.
+  NNLS_HD bool solve_packed(const int* in, int p, double* w) {
+    if (p == 0) return true;
+    double* M = ws_.M;
+    for (int a = 0; a < p; ++a) {
+      const double* Gi = G_ + in[a] * n_;
+      for (int c = 0; c <= a; ++c) M[a * p + c] = Gi[in[c]];
+    }
+    if (!cholesky_inplace(M, p, kPivotRtol)) return false;
+    cholesky_solve_inplace(M, p, w);
+    return true;
+  }
+
   // Equality-constrained solve on a given support: v_P = G_PP^{-1} r_P, v = 0 elsewhere (the backward pass).
   // Returns false when G_PP is singular to working precision. No dual is formed: nothing reads it.
   NNLS_HD bool solve_on_support(const uint8_t* passive, const double* r, double* v) {
@@ -103,14 +121,13 @@ class ColumnSolver {
     int p = 0;
     for (int i = 0; i < n; ++i) p += passive[i];
     if (H_ != nullptr && n - p < p) {
-      double* u = ws_.z;  // u = H r with r restricted to the support
-      for (int i = 0; i < n; ++i) {
-        const double* Hi = H_ + i * n;
-        double s = 0.0;
-        for (int c = 0; c < n; ++c) {
-          if (passive[c]) s += Hi[c] * r[c];
-        }
-        u[i] = s;
+      double* u = ws_.z;  // u = H r with r restricted to the support: the rows of H (= its columns) on P
+      for (int i = 0; i < n; ++i) u[i] = 0.0;
+      for (int c = 0; c < n; ++c) {
+        if (!passive[c]) continue;
+        const double rc = r[c];
+        const double* Hc = H_ + c * n;
+        for (int i = 0; i < n; ++i) u[i] += Hc[i] * rc;
       }
       if (solve_dual(passive, u, v, ws_.y)) return true;
     }
@@ -119,67 +136,99 @@ class ColumnSolver {
 
  private:
   NNLS_HD double dual_tolerance(const double* x) const {
-    double xmax = 0.0;
-    for (int i = 0; i < n_; ++i) xmax = fmax(xmax, fabs(x[i]));
+    double xmax = 0.0;  // x is finite here (a NaN would have failed the Cholesky); no fmax call needed
+    for (int i = 0; i < n_; ++i) {
+      const double v = fabs(x[i]);
+      xmax = v > xmax ? v : xmax;
+    }
     return 4.0 * n_ * DBL_EPSILON * (n_ * xmax + 1.0);
   }
 
   NNLS_HD void split(const uint8_t* F, int& p, int& z) {
     p = 0;
     z = 0;
-    for (int i = 0; i < n_; ++i) {
-      if (F[i]) ws_.in[p++] = i; else ws_.out[z++] = i;
+    for (int i = 0; i < n_; ++i) {  // branch-free: which side an index falls on is data, not a pattern
+      const int f = F[i] != 0;
+      ws_.in[p] = i;
+      ws_.out[z] = i;
+      p += f;
+      z += 1 - f;
     }
   }
 
   // Solves for x (zero off F) and the dual y = G x - b (zero on F). False when singular.
-  NNLS_HD bool subproblem(const uint8_t* F, const double* b, const double* u, double* x, double* y) {
+  NNLS_HD bool subproblem(const uint8_t* F, const double* b, double* x, double* y) {
     last_dual_ = false;
-    if (u != nullptr) {
-      int p = 0;
-      for (int i = 0; i < n_; ++i) p += F[i];
-      if (n_ - p < p && solve_dual(F, u, x, y)) {
-        last_dual_ = true;
-        return true;
-      }
+    int p, z;
+    split(F, p, z);
+    if (z < p && dual_side(p, z, dual_rhs(b), x, y)) {
+      last_dual_ = true;
+      return true;
     }
-    return solve_passive(F, b, x, y);
+    return passive_side(p, b, x, y);
+  }
+
+  // u = H b: the caller's, or formed once per solve in ws_.grad (which only Lawson-Hanson, after pivoting
+  // has given up, reuses). H's rows are its columns, so u is a sum of contiguous rows.
+  NNLS_HD const double* dual_rhs(const double* b) {
+    if (u_ != nullptr) return u_;
+    const int n = n_;
+    double* u = ws_.grad;
+    for (int i = 0; i < n; ++i) u[i] = 0.0;
+    for (int c = 0; c < n; ++c) {
+      const double bc = b[c];
+      const double* Hc = H_ + c * n;
+      for (int i = 0; i < n; ++i) u[i] += Hc[i] * bc;
+    }
+    u_ = u;
+    return u;
   }
 
   // x = G_FF^{-1} b_F on F, 0 elsewhere; with y, also the dual y = G x - b (0 on F).
   NNLS_HD bool solve_passive(const uint8_t* F, const double* b, double* x, double* y) {
-    const int n = n_;
     int p, z;
     split(F, p, z);
+    return passive_side(p, b, x, y);
+  }
+
+  // solve_passive on the index lists that split() left in the workspace.
+  NNLS_HD bool passive_side(int p, const double* b, double* x, double* y) {
+    const int n = n_;
     const int* in = ws_.in;
-    const int* out = ws_.out;
-    double* M = ws_.M;
     double* w = ws_.w;
-    for (int a = 0; a < p; ++a) {
-      const double* Gi = G_ + in[a] * n;
-      for (int c = 0; c <= a; ++c) M[a * p + c] = Gi[in[c]];
-    }
-    if (p > 0 && !cholesky_inplace(M, p, kPivotRtol)) return false;
     for (int a = 0; a < p; ++a) w[a] = b[in[a]];
-    if (p > 0) cholesky_solve_inplace(M, p, w);
+    if (!solve_packed(in, p, w)) return false;
+    for (int i = 0; i < n; ++i) x[i] = 0.0;
     for (int a = 0; a < p; ++a) x[in[a]] = w[a];
-    for (int c = 0; c < z; ++c) x[out[c]] = 0.0;
     if (y == nullptr) return true;
-    for (int a = 0; a < p; ++a) y[in[a]] = 0.0;
-    for (int c = 0; c < z; ++c) {
-      const int i = out[c];
-      const double* Gi = G_ + i * n;
-      double s = -b[i];
-      for (int a = 0; a < p; ++a) s += Gi[in[a]] * w[a];
-      y[i] = s;
+    // y = G_:F x_F - b as a sum of p contiguous rows of G (its columns: G is symmetric), the same terms in
+    // the same order as the inner products G_iF x_F, but vectorisable; then zero on F.
+    // Four rows per sweep keep the partial sums in registers; the additions stay in order.
+    for (int i = 0; i < n; ++i) y[i] = -b[i];
+    int a = 0;
+    for (; a + 4 <= p; a += 4) {
+      const double w0 = w[a], w1 = w[a + 1], w2 = w[a + 2], w3 = w[a + 3];
+      const double *G0 = G_ + in[a] * n, *G1 = G_ + in[a + 1] * n, *G2 = G_ + in[a + 2] * n, *G3 = G_ + in[a + 3] * n;
+      for (int i = 0; i < n; ++i) y[i] = (((y[i] + G0[i] * w0) + G1[i] * w1) + G2[i] * w2) + G3[i] * w3;
     }
+    for (; a < p; ++a) {
+      const double wa = w[a];
+      const double* Ga = G_ + in[a] * n;
+      for (int i = 0; i < n; ++i) y[i] += Ga[i] * wa;
+    }
+    for (int c = 0; c < p; ++c) y[in[c]] = 0.0;
     return true;
   }
 
   NNLS_HD bool solve_dual(const uint8_t* F, const double* u, double* x, double* y) {
-    const int n = n_;
     int p, z;
     split(F, p, z);
+    return dual_side(p, z, u, x, y);
+  }
+
+  // solve_dual on the index lists that split() left in the workspace.
+  NNLS_HD bool dual_side(int p, int z, const double* u, double* x, double* y) {
+    const int n = n_;
     const int* in = ws_.in;
     const int* out = ws_.out;
     double* M = ws_.M;
@@ -314,6 +363,7 @@ class ColumnSolver {
   const double* G_;
   const double* H_;
   ColumnWorkspace ws_;
+  const double* u_ = nullptr;  // H b of the current solve, once known
   bool last_dual_ = false;
 };
 

@@ -42,17 +42,22 @@ double power_of_two_below(double v) {
   return std::ldexp(1.0, -e);
 }
 
-struct ChunkProblem {
-  Strided<const double> B;  // (kr, len): A_d^T X[:, chunk]
-  Strided<const double> U;  // (kr, len): H B, or data == nullptr
-  Strided<const bool> init; // (k, len) support to warm-start from, or data == nullptr
+// Right-hand sides of a chunk, read in place: b_i of column j is data[rows[i] * row + j * col] * scale[i].
+template <typename rhs_t>
+struct RhsView {
+  const rhs_t* data;
+  int64_t row, col;
+  const int64_t* rows;  // kr
+  const double* scale;  // kr
+  double at(int64_t i, int64_t j) const { return static_cast<double>(data[rows[i] * row + j * col]) * scale[i]; }
 };
 
 // Solves every column of the chunk and writes S (k, len) and info (len). Returns false, leaving the chunk
 // unfinished, when a right-hand side is not finite (NaN/Inf data, or overflow to be rescaled by the caller).
-template <typename scalar_t>
-bool solve_chunk(const ScaledGram& g, const ChunkProblem& p, int64_t len, int64_t max_iter, double x_scale,
-                 Strided<scalar_t> S, int32_t* info) {
+// u = H b is left to the solver, which forms it only for a column whose support covers most of the rank.
+template <typename scalar_t, typename rhs_t>
+bool solve_chunk(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const bool> init, int64_t len,
+                 int64_t max_iter, double x_scale, Strided<scalar_t> S, int32_t* info) {
   const int64_t kr = g.kr;
   const double* H = g.H.empty() ? nullptr : g.H.data();
   std::atomic<bool> all_finite{true};
@@ -60,13 +65,15 @@ bool solve_chunk(const ScaledGram& g, const ChunkProblem& p, int64_t len, int64_
   at::parallel_for(0, len, grain, [&](int64_t j0, int64_t j1) {
     HostWorkspace ws(kr);
     ColumnSolver solver(static_cast<int>(kr), g.G.data(), H, ws.view(kr));
-    std::vector<double> b(kr), u(kr), x(kr);
+    std::vector<double> b(kr), x(kr);
     std::vector<uint8_t> passive(kr);
     for (int64_t j = j0; j < j1; ++j) {
       double c = 0.0, probe = 0.0;  // probe: v * 0 is NaN exactly when v is NaN or Inf (max() skips NaN)
       for (int64_t i = 0; i < kr; ++i) {
-        const double v = p.B.at(i, j);
-        c = std::max(c, std::abs(v));
+        const double v = B.at(i, j);
+        b[i] = v;
+        const double a = std::abs(v);
+        c = a > c ? a : c;
         probe += v * 0.0;
       }
       if (probe != 0.0 || !std::isfinite(c)) {
@@ -79,26 +86,20 @@ bool solve_chunk(const ScaledGram& g, const ChunkProblem& p, int64_t len, int64_
         continue;
       }
       const double inv = 1.0 / c;
-      for (int64_t i = 0; i < kr; ++i) b[i] = p.B.at(i, j) * inv;
-      if (p.U.data != nullptr) {
-        double probe_u = 0.0;
-        for (int64_t i = 0; i < kr; ++i) {
-          u[i] = p.U.at(i, j) * inv;
-          probe_u += u[i] * 0.0;
-        }
-        if (probe_u != 0.0) {
-          all_finite = false;
-          return;
-        }
+      for (int64_t i = 0; i < kr; ++i) b[i] *= inv;
+      if (init.data != nullptr) {
+        for (int64_t i = 0; i < kr; ++i) passive[i] = init.at(g.idx[i], j) ? 1 : 0;
       }
-      if (p.init.data != nullptr) {
-        for (int64_t i = 0; i < kr; ++i) passive[i] = p.init.at(g.idx[i], j);
-      }
-      info[j] = solver.solve(b.data(), p.U.data ? u.data() : nullptr, p.init.data ? passive.data() : nullptr,
-                             max_iter, x.data());
+      info[j] = solver.solve(b.data(), nullptr, init.data ? passive.data() : nullptr, max_iter, x.data());
       const double back = c * g.a_scale;  // divided by x_scale last: the product may not fit in between
-      for (int64_t i = 0; i < kr; ++i) {
-        S.at(g.idx[i], j) = static_cast<scalar_t>(std::max(x[i], 0.0) * g.d[i] * back / x_scale);
+      if (x_scale == 1.0) {  // (a division per entry costs more than the rest of this loop)
+        for (int64_t i = 0; i < kr; ++i) {
+          S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back);
+        }
+      } else {
+        for (int64_t i = 0; i < kr; ++i) {
+          S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back / x_scale);
+        }
       }
     }
   });
@@ -106,39 +107,56 @@ bool solve_chunk(const ScaledGram& g, const ChunkProblem& p, int64_t len, int64_
 }
 
 // Where the right-hand sides of a chunk of columns come from: the data X (b = Ad^T x), or products A^T X that
-// the caller formed (sparse X, distributed data...), rescaled here to b_i = a_scale d_i (A^T x)_i.
+// the caller formed (sparse X, distributed data...), rescaled to b_i = a_scale d_i (A^T x)_i.
 class RhsSource {
  public:
   virtual ~RhsSource() = default;
-  // Fills B (kr, len) and U = H B for columns [c0, c0 + len), with the data scaled by x_scale.
-  virtual void compute(int64_t c0, int64_t len, double x_scale, at::Tensor& B, at::Tensor& U,
-                       ChunkProblem& p) const = 0;
+  // Solves columns [c0, c0 + len) with the data scaled by x_scale (solve_chunk); false when not finite.
+  virtual bool solve(int64_t c0, int64_t len, double x_scale, Strided<const bool> init, int64_t max_iter,
+                     at::Tensor& Sb, int32_t* info) const = 0;
   // When a chunk's right-hand sides are not finite: raises for NaN/Inf input, else returns the power of two
   // that brings the chunk back into range.
   virtual double repair(int64_t c0, int64_t len) const = 0;
 };
 
+template <typename rhs_t>
+bool solve_view(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const bool> init, int64_t c0, int64_t len,
+                int64_t max_iter, double x_scale, at::Tensor& Sb, int32_t* info) {
+  bool done = false;
+  AT_DISPATCH_FLOATING_TYPES(Sb.scalar_type(), "nnls_forward", [&] {
+    Strided<scalar_t> S{Sb.data_ptr<scalar_t>() + c0 * Sb.stride(1), Sb.stride(0), Sb.stride(1)};
+    done = solve_chunk<scalar_t, rhs_t>(g, B, init, len, max_iter, x_scale, S, info + c0);
+  });
+  return done;
+}
+
 class DataSource : public RhsSource {
  public:
-  DataSource(const at::Tensor& X, const ScaledGram& g, const at::Tensor& Ht)
-      : X_(X), g_(g), Ht_(Ht), Ad_x_(X.scalar_type() == at::kDouble ? g.Ad : g.Ad.to(X.scalar_type())) {}
+  DataSource(const at::Tensor& X, const ScaledGram& g)
+      : X_(X), g_(g), Ad_x_(X.scalar_type() == at::kDouble ? g.Ad : g.Ad.to(X.scalar_type())),
+        ones_(g.kr, 1.0), iota_(g.kr) {
+    for (int64_t i = 0; i < g.kr; ++i) iota_[i] = i;
+  }
 
   // Layouts measured fastest with MKL: float64 (kr, len) = Ad^T X; float32 (len, kr) = X^T Ad in float32,
   // then widened (the Gram matrix and the solves stay float64).
-  void compute(int64_t c0, int64_t len, double x_scale, at::Tensor& B, at::Tensor& U, ChunkProblem& p) const override {
+  bool solve(int64_t c0, int64_t len, double x_scale, Strided<const bool> init, int64_t max_iter, at::Tensor& Sb,
+             int32_t* info) const override {
     at::Tensor Xc = X_.narrow(1, c0, len);
     if (x_scale != 1.0) Xc = Xc * x_scale;
+    at::Tensor B;
+    RhsView<double> view{nullptr, 0, 0, iota_.data(), ones_.data()};
     if (Xc.scalar_type() == at::kDouble) {
       B = at::mm(g_.Ad.t(), Xc);
-      if (Ht_.defined()) U = at::mm(Ht_, B);
-      p.B = {B.data_ptr<double>(), B.stride(0), B.stride(1)};
-      if (U.defined()) p.U = {U.data_ptr<double>(), U.stride(0), U.stride(1)};
+      view.row = B.stride(0);
+      view.col = B.stride(1);
     } else {
       B = at::mm(Xc.t(), Ad_x_).to(at::kDouble);
-      if (Ht_.defined()) U = at::mm(B, Ht_);  // H symmetric: (H B^T)^T = B H
-      p.B = {B.data_ptr<double>(), B.stride(1), B.stride(0)};
-      if (U.defined()) p.U = {U.data_ptr<double>(), U.stride(1), U.stride(0)};
+      view.row = B.stride(1);
+      view.col = B.stride(0);
     }
+    view.data = B.data_ptr<double>();
+    return solve_view(g_, view, init, c0, len, max_iter, x_scale, Sb, info);
   }
 
   double repair(int64_t c0, int64_t len) const override {
@@ -151,70 +169,67 @@ class DataSource : public RhsSource {
  private:
   const at::Tensor& X_;
   const ScaledGram& g_;
-  const at::Tensor& Ht_;
   const at::Tensor Ad_x_;
+  std::vector<double> ones_;
+  std::vector<int64_t> iota_;
 };
 
+// The products read in place, in their own dtype and layout: no copy of A^T X is made.
 class ProductSource : public RhsSource {
  public:
-  ProductSource(const at::Tensor& AtX, const ScaledGram& g, const at::Tensor& Ht)
-      : AtX_(AtX), g_(g), Ht_(Ht), idx_(at::tensor(g.idx, at::TensorOptions().dtype(at::kLong))) {
-    std::vector<double> scale(g.kr);
-    for (int64_t i = 0; i < g.kr; ++i) scale[i] = g.a_scale * g.d[i];
-    scale_ = at::tensor(scale, at::TensorOptions().dtype(at::kDouble)).unsqueeze(1);
-  }
+  ProductSource(const at::Tensor& AtX, const ScaledGram& g) : AtX_(AtX), g_(g) {}
 
-  void compute(int64_t c0, int64_t len, double x_scale, at::Tensor& B, at::Tensor& U, ChunkProblem& p) const override {
-    B = (AtX_.narrow(1, c0, len).index_select(0, idx_).to(at::kDouble) * scale_).mul_(x_scale);
-    if (Ht_.defined()) U = at::mm(Ht_, B);
-    p.B = {B.data_ptr<double>(), B.stride(0), B.stride(1)};
-    if (U.defined()) p.U = {U.data_ptr<double>(), U.stride(0), U.stride(1)};
+  bool solve(int64_t c0, int64_t len, double x_scale, Strided<const bool> init, int64_t max_iter, at::Tensor& Sb,
+             int32_t* info) const override {
+    const std::vector<double> scale = row_scale(x_scale);
+    bool done = false;
+    AT_DISPATCH_FLOATING_TYPES(AtX_.scalar_type(), "nnls_rhs", [&] {
+      const RhsView<scalar_t> view{AtX_.data_ptr<scalar_t>() + c0 * AtX_.stride(1), AtX_.stride(0), AtX_.stride(1),
+                                   g_.idx.data(), scale.data()};
+      done = solve_view(g_, view, init, c0, len, max_iter, x_scale, Sb, info);
+    });
+    return done;
   }
 
   double repair(int64_t c0, int64_t len) const override {
-    const at::Tensor Bc = AtX_.narrow(1, c0, len).index_select(0, idx_).to(at::kDouble) * scale_;
+    const at::Tensor idx = at::tensor(g_.idx, at::TensorOptions().dtype(at::kLong));
+    const at::Tensor scale = at::tensor(row_scale(1.0), at::TensorOptions().dtype(at::kDouble)).unsqueeze(1);
+    const at::Tensor Bc = AtX_.narrow(1, c0, len).index_select(0, idx).to(at::kDouble) * scale;
     TORCH_CHECK_VALUE(at::isfinite(Bc).all().item<bool>(), "nnls_rhs: AtX contains NaN or Inf");
     return power_of_two_below(Bc.abs().max().item<double>());
   }
 
  private:
+  // a_scale d_i x_scale; x_scale is a power of two, so folding it in is exact
+  std::vector<double> row_scale(double x_scale) const {
+    std::vector<double> scale(g_.kr);
+    for (int64_t i = 0; i < g_.kr; ++i) scale[i] = g_.a_scale * g_.d[i] * x_scale;
+    return scale;
+  }
+
   const at::Tensor& AtX_;
   const ScaledGram& g_;
-  const at::Tensor& Ht_;
-  at::Tensor idx_, scale_;
 };
 
 // Solves the M columns of one problem in chunks of `chunk` columns, rescaling a chunk whose right-hand sides
 // overflow. Every column gets rows idx written; Sb must hold zeros on entry in the rows of zero columns of A.
-void solve_item(const RhsSource& source, const ScaledGram& g, int64_t M, int64_t chunk,
-                const std::optional<at::Tensor>& initb, int64_t max_iter, at::Tensor& Sb, at::Tensor& infob) {
+void solve_item(const RhsSource& source, int64_t M, int64_t chunk, const std::optional<at::Tensor>& initb,
+                int64_t max_iter, at::Tensor& Sb, at::Tensor& infob) {
   int32_t* info = infob.data_ptr<int32_t>();
   for (int64_t c0 = 0; c0 < M; c0 += chunk) {
     const int64_t len = std::min(chunk, M - c0);
-    ChunkProblem p{{nullptr, 0, 0}, {nullptr, 0, 0}, {nullptr, 0, 0}};
+    Strided<const bool> init{nullptr, 0, 0};
     if (initb.has_value()) {
-      p.init = {initb->data_ptr<bool>() + c0 * initb->stride(1), initb->stride(0), initb->stride(1)};
+      init = {initb->data_ptr<bool>() + c0 * initb->stride(1), initb->stride(0), initb->stride(1)};
     }
     double x_scale = 1.0;
     for (int attempt = 0;; ++attempt) {
-      at::Tensor B, U;
-      source.compute(c0, len, x_scale, B, U, p);
-      bool done = false;
-      AT_DISPATCH_FLOATING_TYPES(Sb.scalar_type(), "nnls_forward", [&] {
-        Strided<scalar_t> S{Sb.data_ptr<scalar_t>() + c0 * Sb.stride(1), Sb.stride(0), Sb.stride(1)};
-        done = solve_chunk<scalar_t>(g, p, len, max_iter, x_scale, S, info + c0);
-      });
-      if (done) break;
+      if (source.solve(c0, len, x_scale, init, max_iter, Sb, info)) break;
       const double fix = source.repair(c0, len);
       TORCH_CHECK(attempt == 0, "nnls: right-hand sides overflow even after rescaling");
       x_scale = fix;
     }
   }
-}
-
-at::Tensor gram_inverse(const ScaledGram& g) {
-  if (g.H.empty()) return at::Tensor();
-  return at::from_blob(const_cast<double*>(g.H.data()), {g.kr, g.kr}, at::TensorOptions().dtype(at::kDouble));
 }
 
 // S (nb, k, M), with the memory layout of `like` (a (k, M) or (nb, k, M) tensor) when given, so that a
@@ -269,9 +284,8 @@ std::tuple<at::Tensor, at::Tensor> nnls_forward_kernel(const at::Tensor& X, cons
     }
     std::optional<at::Tensor> initb;
     if (init.has_value()) initb = batched ? (*init)[b] : *init;
-    const at::Tensor Ht = gram_inverse(g);
-    const int64_t chunk = std::min<int64_t>(M, std::max<int64_t>(256, kChunkBytes / (8 * (N + 4 * g.kr))));
-    solve_item(DataSource(Xb, g, Ht), g, M, chunk, initb, max_iter, Sb, infob);
+    const int64_t chunk = std::min<int64_t>(M, std::max<int64_t>(256, kChunkBytes / (8 * (N + 2 * g.kr))));
+    solve_item(DataSource(Xb, g), M, chunk, initb, max_iter, Sb, infob);
   });
 }
 
@@ -290,9 +304,7 @@ std::tuple<at::Tensor, at::Tensor> nnls_rhs_kernel(const at::Tensor& AtX, const 
     }
     std::optional<at::Tensor> initb;
     if (init.has_value()) initb = batched ? (*init)[b] : *init;
-    const at::Tensor Ht = gram_inverse(g);
-    const int64_t chunk = std::min<int64_t>(M, std::max<int64_t>(256, kChunkBytes / (8 * 6 * g.kr)));
-    solve_item(ProductSource(Bb, g, Ht), g, M, chunk, initb, max_iter, Sb, infob);
+    solve_item(ProductSource(Bb, g), M, /*chunk=*/M, initb, max_iter, Sb, infob);  // nothing per chunk
   });
 }
 

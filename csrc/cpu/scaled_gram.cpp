@@ -100,9 +100,15 @@ ScaledGram make_scaled_gram(const at::Tensor& A, bool with_Ad) {
     }
   }
   if (kr == 0) return g;
-  g.G.assign(kr * kr, 0.0);  // D raw D on the kept columns: unit diagonal up to rounding
+  // D raw D on the kept columns: unit diagonal up to rounding. Made exactly symmetric from its lower triangle
+  // (a GEMM's A^T A need not be), as the column solver reads rows in place of columns.
+  g.G.assign(kr * kr, 0.0);
   for (int64_t r = 0; r < kr; ++r) {
-    for (int64_t c = 0; c < kr; ++c) g.G[r * kr + c] = raw[g.idx[r] * k + g.idx[c]] * g.d[r] * g.d[c];
+    for (int64_t c = 0; c <= r; ++c) {
+      const double v = raw[g.idx[r] * k + g.idx[c]] * g.d[r] * g.d[c];
+      g.G[r * kr + c] = v;
+      g.G[c * kr + r] = v;
+    }
   }
 
   std::vector<double> L(g.G);

@@ -55,17 +55,33 @@ void solve_item(const at::Tensor& grad_b, const ScaledGram& g, const at::Tensor&
     ColumnSolver solver(static_cast<int>(kr), g.G.data(), H, ws.view(kr));
     std::vector<uint8_t> passive(kr);
     std::vector<double> r(kr), v(kr);
+    std::vector<int> in(kr);
     for (int64_t j = j0; j < j1; ++j) {
-      int64_t p = 0;
+      // One pass: the support as a list, and V's column zeroed (its support entries are written below).
+      int p = 0;
+      for (int64_t i = 0; i < kr; ++i) {
+        const int64_t row = g.idx[i];
+        in[p] = static_cast<int>(i);
+        p += S[row * s0 + j * s1] > 0;
+        V[row * v0 + j * v1] = scalar_t(0);
+      }
+      if (p == 0) continue;  // nothing on the support: V = 0
+      // A support of at most half the rank is solved on the passive side straight from the list; larger
+      // ones (and singular G_PP) go through the solver's general path, which may take the dual side.
+      if (2 * p <= kr) {
+        for (int a = 0; a < p; ++a) r[a] = g.d[in[a]] * static_cast<double>(R[g.idx[in[a]] * r0 + j * r1]);
+        if (solver.solve_packed(in.data(), p, r.data())) {
+          for (int a = 0; a < p; ++a) {
+            const int64_t i = in[a];
+            V[g.idx[i] * v0 + j * v1] = static_cast<scalar_t>(r[a] * back * g.d[i]);
+          }
+          continue;
+        }
+      }
       for (int64_t i = 0; i < kr; ++i) {
         const int64_t row = g.idx[i];
         passive[i] = S[row * s0 + j * s1] > 0;
-        p += passive[i];
         r[i] = passive[i] ? g.d[i] * static_cast<double>(R[row * r0 + j * r1]) : 0.0;
-      }
-      if (p == 0) {  // nothing on the support: V = 0 (written: V need not be zero-filled)
-        for (int64_t i = 0; i < kr; ++i) V[g.idx[i] * v0 + j * v1] = scalar_t(0);
-        continue;
       }
       if (!solver.solve_on_support(passive.data(), r.data(), v.data())) {
         pinv_on_support(g, passive.data(), r.data(), v.data());

@@ -177,7 +177,7 @@ NNLS_HD void nnls_column(const NnlsChunk<scalar_t>& a, int64_t t) {
   const double back = c * a.gram.a_scale[g];  // divided by x_scale last: the product may not fit in between
   for (int i = 0; i < k; ++i) {
     const double xi = x[i] < 0.0 ? 0.0 : x[i];
-    s_col[i * a.M] = static_cast<scalar_t>(xi * d[i] * back / x_scale);
+    s_col[i * a.M] = static_cast<scalar_t>(x_scale == 1.0 ? xi * d[i] * back : xi * d[i] * back / x_scale);
   }
   *info = status;
 }

@@ -114,6 +114,12 @@ NNLS_HD void prepare_gram_item(const TeamT& team, double* G, double* L, double* 
   for (int i = r; i < n; i += s) {
     if (d[i] == 0.0) G[i * n + i] = 1.0;
   }
+  // Exactly symmetric from the lower triangle (a GEMM's Ad^T Ad need not be): the column solver reads rows
+  // in place of columns. Each upper entry has one writer and reads a lower one, which nobody writes.
+  for (int64_t e = r; e < nn; e += s) {
+    const int64_t i = e / n, c = e % n;
+    if (c > i) G[e] = G[c * n + i];
+  }
   team.sync();
   for (int64_t e = r; e < nn; e += s) L[e] = G[e];
   team.sync();
