@@ -44,6 +44,9 @@ def main() -> None:
     x, y, labeled = corpus.x[mine], corpus.labels[1][mine], corpus.label_mask(40)[mine]
     model = NeuralNMF(87, (9, 4), num_classes=4, dtype=torch.float64, device=device,
                       generator=torch.Generator().manual_seed(0))
+    # Every process generated the whole corpus, so each can start from all of it. Without this, fit starts the
+    # dictionaries (and the classifier) from rank 0's share and sends that start to the others.
+    model.initialize(corpus.x, corpus.labels[1], corpus.label_mask(40))
     history = fit(model, x, y=y, label_mask=labeled, loss="energy", epochs=args.epochs, lr=args.lr, progress=False)
     if rank == 0:
         print(f"{world} processes, {x.shape[0]} documents on rank 0; final loss {history['loss'][-1]:.6f}")

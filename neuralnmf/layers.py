@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .initialization import INIT_METHODS, nndsvd, uniform
+from .initialization import LAYER_INIT_METHODS, nndsvd_factors, uniform
 from .ops import nnls, nnls_sparse_rows
 
 __all__ = ["NNLSLayer", "SupportCache", "check_rank"]
@@ -57,9 +57,10 @@ class NNLSLayer(nn.Module):
     Args:
         in_features: size of each input sample.
         rank: number of topics (columns of A).
-        init: "uniform" (U[0, 1), the papers' choice), "nndsvd"/"nndsvda"/"nndsvdar" (needs ``data``), or a
-            tensor (in_features, rank) >= 0 that is copied.
-        data: (samples, in_features) data for the NNDSVD initializations.
+        init: "uniform" (U[0, 1), the papers' choice and the default of a lone layer, which has no data to start
+            from), "nndsvd"/"nndsvda"/"nndsvdar" (need ``data``), or a tensor (in_features, rank) >= 0 that is
+            copied. :class:`neuralnmf.NeuralNMF` starts its layers from data by default.
+        data: (samples, in_features) data for the NNDSVD initializations, dense or sparse (never densified).
         generator: torch.Generator for the random initializations.
         warm_start: reuse the previous support when called again on the same data tensor.
     """
@@ -88,16 +89,16 @@ class NNLSLayer(nn.Module):
             self.A.copy_(init)
         elif init == "uniform":
             self.A.copy_(uniform(*self.A.shape, generator=generator, dtype=self.A.dtype, device=self.A.device))
-        elif init in INIT_METHODS:
+        elif init in LAYER_INIT_METHODS:
             if data is None:
                 raise ValueError(f"NNLSLayer: init={init!r} needs data=(samples, in_features)")
             data = torch.as_tensor(data)
             if data.dim() != 2 or data.shape[-1] != self.in_features:
                 raise ValueError(f"NNLSLayer: data must have shape (samples, {self.in_features}), got {tuple(data.shape)}")
-            W = nndsvd(data.detach().to(self.A.dtype).mT, self.rank, variant=init, generator=generator)
+            W, _ = nndsvd_factors(data.detach().to(self.A.dtype), self.rank, init, generator)  # sparse stays sparse
             self.A.copy_(W.to(self.A.device))
         else:
-            raise ValueError(f"NNLSLayer: init must be one of {INIT_METHODS} or a tensor, got {init!r}")
+            raise ValueError(f"NNLSLayer: init must be one of {LAYER_INIT_METHODS} or a tensor, got {init!r}")
 
     def forward(self, x: torch.Tensor, *, init: torch.Tensor | None = None) -> torch.Tensor:
         """x: (*, in_features) -> codes (*, rank). ``init``: a previous code tensor (or its support)."""

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .initialization import INIT_METHODS
+from .initialization import INIT_METHODS, hierarchical_nmf_init
 from .layers import NNLSLayer, SupportCache, check_rank
+from .ops import nnls
 
 __all__ = ["NeuralNMF", "NeuralNMFOutput"]
 
@@ -33,13 +34,19 @@ class NeuralNMF(nn.Module):
     Args:
         in_features: features per sample (e.g. vocabulary size).
         ranks: topics per layer, e.g. (9, 4, 2): layer l has a dictionary A_l of shape (k_{l-1}, k_l), with
-            k_{-1} = in_features; its columns group the topics of the layer below.
+            k_{-1} = in_features; its columns group the topics of the layer below. Ranks usually decrease.
         num_classes: adds a classifier B (num_classes, k_L) on the last codes (logits = S_L B^T), for the
             semi-supervised and supervised models. B is nonnegative by default, as in the SSNMF objective
             ||L (Y - B S)||^2 of the papers; ``nonnegative_classifier=False`` frees its sign.
-        init: "uniform" (U[0, 1)) or an NNDSVD variant, which needs ``data`` (samples, in_features) and
-            initializes each layer from the codes of the one below.
-        generator: torch.Generator for the random initializations.
+        init: how the dictionaries start. "nmf" (the default): every level starts at the flat NMF of its rank
+            (:func:`neuralnmf.initialization.hierarchical_nmf_init`), which is what makes a hierarchy fit real
+            corpora as well as flat NMF at each rank. "nndsvd"/"nndsvda"/"nndsvdar": NNDSVD of each layer's input
+            codes. "uniform": U[0, 1) draws, the papers' choice. Data-driven starts use ``data`` when it is given;
+            without it the dictionaries hold U[0, 1) draws until the first :func:`neuralnmf.fit` (or
+            :meth:`initialize`) starts them from the training data, as scikit-learn's NMF does. Loading a state
+            dict, or changing the dictionaries in place before that, cancels the pending start.
+        data: (samples, in_features), dense or sparse, for the data-driven starts.
+        generator: torch.Generator for the random draws (uniform starts, randomized SVD).
         warm_start: when called again on the same input tensor, each layer warm-starts its solver from its
             previous support (the answer is unchanged; full-batch training gets faster).
 
@@ -47,7 +54,7 @@ class NeuralNMF(nn.Module):
         forward(x): x (M, in_features) -> NeuralNMFOutput(codes=[(M, k_0), ..., (M, k_L)], logits=(M, c))
     """
 
-    def __init__(self, in_features: int, ranks, num_classes: int | None = None, *, init="uniform", data=None,
+    def __init__(self, in_features: int, ranks, num_classes: int | None = None, *, init="nmf", data=None,
                  generator=None, nonnegative_classifier: bool = True, warm_start: bool = True, dtype=None,
                  device=None):
         super().__init__()
@@ -62,7 +69,7 @@ class NeuralNMF(nn.Module):
         if init not in INIT_METHODS:
             raise ValueError(f"NeuralNMF: init must be one of {INIT_METHODS}, got {init!r}")
         self.in_features, self.ranks, self.num_classes = in_features, ranks, num_classes
-        self.warm_start = warm_start
+        self.init, self.warm_start = init, warm_start
         sizes = (in_features, *ranks)
         self.layers = nn.ModuleList(
             NNLSLayer(sizes[i], sizes[i + 1], generator=generator, warm_start=False, dtype=dtype, device=device)
@@ -78,19 +85,84 @@ class NeuralNMF(nn.Module):
         else:
             self.register_parameter("B", None)
         self._cache = SupportCache()
-        if init != "uniform":
-            if data is None:
-                raise ValueError(f"NeuralNMF: init={init!r} needs data=(samples, in_features)")
-            self.initialize(data, method=init, generator=generator)
+        self._generator = generator
+        self._pending_dictionaries: tuple | None = None  # parameter versions while a data-driven start is pending
+        self._pending_classifier: int | None = None
+        if init != "uniform" and data is not None:
+            self.initialize(data, generator=generator)
+        elif init != "uniform":
+            self._pending_dictionaries = self._versions()
+        if self.B is not None and self._pending_classifier is None:
+            self._pending_classifier = self.B._version
+
+    def _versions(self) -> tuple:
+        return tuple(layer.A._version for layer in self.layers)
+
+    @property
+    def needs_initialization(self) -> bool:
+        """True while the data-driven start of ``init`` waits for data: built without ``data`` and neither
+        initialized, trained nor loaded since. :func:`neuralnmf.fit` then initializes from its training data."""
+        return self._pending_dictionaries is not None and self._pending_dictionaries == self._versions()
+
+    @property
+    def needs_classifier_initialization(self) -> bool:
+        """True while the classifier B still holds its random draw (no labels seen, no change, nothing loaded)."""
+        return self.B is not None and self._pending_classifier == self.B._version
 
     @torch.no_grad()
-    def initialize(self, x: torch.Tensor, method: str = "nndsvd", generator=None) -> None:
-        """Data-driven initialization, layer by layer: A_l from the codes of layer l-1 (NNDSVD)."""
-        h = x.to(self.layers[0].A.dtype)
-        for layer in self.layers:
-            layer.reset_parameters(method, data=h, generator=generator)
-            h = layer(h)
+    def initialize(self, x: torch.Tensor, y: torch.Tensor | None = None, label_mask: torch.Tensor | None = None, *,
+                   method: str | None = None, generator=None) -> None:
+        """Start the dictionaries from data, and the classifier from labels when ``y`` is given.
+
+        Args:
+            x: (samples, in_features) >= 0, dense or sparse (never densified).
+            y: (samples,) class indices; B then starts at the least-squares fit of the one-hot labels of the
+                labeled samples by their deepest codes (nonnegative when B is), instead of random draws.
+            label_mask: (samples,) bool, True = labeled (default: all).
+            method: "nmf" (default: the model's ``init``, "nmf" if that is "uniform"), "nndsvd", "nndsvda",
+                "nndsvdar" (NNDSVD layer by layer, each from the codes of the layer below) or "uniform".
+            generator: torch.Generator for the random draws (default: the model's).
+        """
+        method = method or (self.init if self.init != "uniform" else "nmf")
+        if method not in INIT_METHODS:
+            raise ValueError(f"NeuralNMF.initialize: method must be one of {INIT_METHODS}, got {method!r}")
+        generator = self._generator if generator is None else generator
+        dtype = self.layers[0].A.dtype
+        h = x.detach().to(dtype)
+        if method == "nmf":
+            for layer, A in zip(self.layers, hierarchical_nmf_init(h, self.ranks, generator=generator)):
+                layer.reset_parameters(A.to(layer.A.device))
+        else:
+            for layer in self.layers:
+                layer.reset_parameters(method, data=h, generator=generator)
+                h = layer(h)
         self._cache.clear()
+        self._pending_dictionaries = None
+        if y is not None and self.B is not None:
+            self.initialize_classifier(x, y, label_mask)
+
+    @torch.no_grad()
+    def initialize_classifier(self, x: torch.Tensor, y: torch.Tensor, label_mask: torch.Tensor | None = None) -> None:
+        """B from the labels: argmin ||Y - S_L B^T||_F over the labeled samples (B >= 0 when B is nonnegative).
+
+        x: (samples, in_features); y: (samples,) class indices in [0, num_classes); label_mask: (samples,) bool.
+        """
+        if self.B is None:
+            raise ValueError("NeuralNMF.initialize_classifier: the model has no classifier (num_classes=None)")
+        codes = self.transform(x)
+        y = torch.as_tensor(y, device=codes.device).long()
+        if label_mask is not None:
+            keep = torch.as_tensor(label_mask, device=codes.device).bool()
+            codes, y = codes[keep], y[keep]
+        if y.numel() == 0:
+            return
+        Y = F.one_hot(y, self.num_classes).to(codes.dtype)  # (labeled, c)
+        if self.nonnegative_classifier:
+            B = nnls(Y, codes).mT  # each class column of Y by the code columns: (k, c) -> (c, k)
+        else:
+            B = torch.linalg.lstsq(codes, Y, driver="gelsd" if codes.device.type == "cpu" else None).solution.mT
+        self.B.copy_(B.to(self.B.dtype))
+        self._pending_classifier = None
 
     def forward(self, x: torch.Tensor) -> NeuralNMFOutput:
         if x.dim() != 2:
@@ -143,7 +215,8 @@ class NeuralNMF(nn.Module):
         if depth is None:
             return L - 1
         if isinstance(depth, bool) or not isinstance(depth, int) or not -L <= depth < L:
-            raise ValueError(f"NeuralNMF: depth must be an integer in [0, {L}), got {depth!r}")
+            raise ValueError(f"NeuralNMF: depth must be a level in 0..{L - 1} (or -{L}..-1 counted from the deepest), "
+                             f"got {depth!r}")
         return depth % L
 
     def extra_repr(self) -> str:

@@ -10,11 +10,12 @@ step instead of one per group) and the fastest implementation the optimizer offe
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 
 import torch
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "progress_bar"]
+__all__ = ["OPTIMIZERS", "build_optimizer", "relative_groups", "progress_bar"]
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -25,11 +26,30 @@ OPTIMIZERS = {
 }
 
 
+def relative_groups(groups: list[dict]) -> list[dict]:
+    """One group per parameter with learning rate ``lr * RMS(parameter)`` (``lr`` for an all-zero parameter).
+
+    Adam-type optimizers move every entry by about ``lr`` per step whatever its scale; scaling by the RMS makes
+    that a fixed fraction of the parameter instead. One host read per parameter, when the optimizer is built.
+    """
+    out = []
+    for group in groups:
+        for p in group["params"]:
+            rms = float(p.detach().double().pow(2).mean().sqrt()) if p.numel() else 0.0
+            out.append({"params": [p], "lr": group["lr"] * (rms if rms > 0 and math.isfinite(rms) else 1.0)})
+    return out
+
+
 def build_optimizer(optimizer, groups: list[dict], lr: float, kwargs: dict | None = None, *,
-                    caller: str = "fit") -> torch.optim.Optimizer:
-    """The optimizer for ``groups`` (dicts with "params" and "lr"); an Optimizer instance is returned as is."""
+                    caller: str = "fit", relative: bool = False) -> torch.optim.Optimizer:
+    """The optimizer for ``groups`` (dicts with "params" and "lr"); an Optimizer instance is returned as is.
+
+    ``relative``: learning rates relative to each parameter's RMS (see :func:`relative_groups`).
+    """
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
+    if relative:
+        groups = relative_groups(groups)
     cls = OPTIMIZERS.get(optimizer.lower()) if isinstance(optimizer, str) else optimizer
     if cls is None or not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         raise ValueError(f"{caller}: optimizer must be one of {sorted(OPTIMIZERS)}, a torch.optim class or "

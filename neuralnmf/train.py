@@ -15,13 +15,23 @@ from dataclasses import dataclass
 import torch
 
 from . import sparse_products
-from .losses import energy_loss, reconstruction_loss, supervision_loss
+from .losses import LOSS_TERMS, supervision_loss
 from .optim import build_optimizer, progress_bar
 from .projection import NonnegativeProjection
 
-__all__ = ["fit", "History", "check_data", "check_labels"]
+__all__ = ["fit", "History", "check_data", "check_labels", "DEFAULT_LOSS", "DEFAULT_LAM", "DEFAULT_LR", "DEFAULT_EPOCHS"]
 
-LOSSES = {"reconstruction": reconstruction_loss, "energy": energy_loss}
+DEFAULT_LOSS = "hierarchical"
+"""Every level reconstructs the data: the only objective without a scale escape that also keeps every level as good
+as flat NMF at its rank (see :mod:`neuralnmf.losses`)."""
+
+DEFAULT_LAM = 1.0
+"""The label weight of the papers' sums ||X - A S||^2 + lam ||L (Y - B S)||^2 (the SSNMF default)."""
+
+DEFAULT_LR = 1e-2
+"""Adam's step, relative to each parameter's RMS when ``relative_lr`` (the default): about 1% per step."""
+
+DEFAULT_EPOCHS = 1000
 
 
 class History(dict):
@@ -138,11 +148,11 @@ class _IterableSource:
             yield Batch(x, y, mask)
 
 
-def _make_optimizer(model, optimizer, lr: float, classifier_lr: float | None, kwargs: dict):
+def _make_optimizer(model, optimizer, lr: float, classifier_lr: float | None, kwargs: dict, relative: bool):
     groups = [{"params": [layer.A for layer in model.layers], "lr": lr}]
     if getattr(model, "B", None) is not None:
         groups.append({"params": [model.B], "lr": lr if classifier_lr is None else classifier_lr})
-    return build_optimizer(optimizer, groups, lr, kwargs)
+    return build_optimizer(optimizer, groups, lr, kwargs, relative=relative)
 
 
 def _distributed(flag: bool | None):
@@ -154,6 +164,25 @@ def _distributed(flag: bool | None):
     return dist if (ready if flag is None else flag) else None
 
 
+def _start_from_data(model, source, dist) -> None:
+    """The data-driven start a model built without data waits for (see ``NeuralNMF.needs_initialization``):
+    from the whole tensor, or from the first batch of a source; under torch.distributed, rank 0's data (the
+    other processes receive rank 0's parameters right after)."""
+    needs_dict = bool(getattr(model, "needs_initialization", False))
+    needs_cls = bool(getattr(model, "needs_classifier_initialization", False))
+    if not (needs_dict or needs_cls):
+        return
+    if dist is None or dist.get_rank() == 0:
+        batch = next(iter(source), None)
+        if batch is not None:
+            if needs_dict:
+                model.initialize(batch.x, batch.y, batch.label_mask)
+            elif batch.y is not None:
+                model.initialize_classifier(batch.x, batch.y, batch.label_mask)
+    else:  # the parameters come from rank 0
+        model._pending_dictionaries = model._pending_classifier = None
+
+
 def fit(
     model,
     x,
@@ -161,12 +190,13 @@ def fit(
     y=None,
     label_mask=None,
     data_mask=None,
-    loss: str = "reconstruction",
-    lam: float = 1.0,
+    loss: str = DEFAULT_LOSS,
+    lam: float = DEFAULT_LAM,
     classification: str = "l2",
-    epochs: int = 1000,
+    epochs: int = DEFAULT_EPOCHS,
     optimizer="adam",
-    lr: float = 1e-2,
+    lr: float = DEFAULT_LR,
+    relative_lr: bool = True,
     classifier_lr: float | None = None,
     optimizer_kwargs: dict | None = None,
     scheduler=None,
@@ -181,18 +211,33 @@ def fit(
 ) -> History:
     """Train `model` (e.g. :class:`neuralnmf.NeuralNMF`) on nonnegative data.
 
-    The objective is ``loss`` ("reconstruction": deepest layer; "energy": every layer), plus
-    ``lam * supervision`` when labels ``y`` are given (``classification`` "l2" or "ce"; samples with
-    ``label_mask`` False contribute nothing). ``data_mask`` (samples, features), 1 = observed, restricts the
-    data terms to observed entries. See :mod:`neuralnmf.losses` for the normalisation.
+    The objective is the data loss ``loss`` plus ``lam`` times the label loss when labels ``y`` are given:
+
+    * "hierarchical" (default): sum_l ||W (X - A_0 ⋯ A_l S_l)||^2 / ||W X||^2, every level measured in data space
+      (each term is that level's squared relative error). It has no scale escape and, from the default "nmf"
+      start, keeps every level as good as flat NMF at its rank on real corpora.
+    * "reconstruction": the deepest level only; "energy": the papers' energy, whose code-space terms collapse on
+      real vocabularies (kept for the papers' reproductions; see :mod:`neuralnmf.losses`).
+
+    The label loss ("l2": ||L (Y - B S_L)||^2 with one-hot Y, or "ce": summed cross-entropy; unlabeled samples,
+    ``label_mask`` False, contribute nothing) is divided by the data loss's normalizer, so ``lam`` means what it
+    means in the papers' ||X - A S||^2 + lam ||L (Y - B S)||^2. ``data_mask`` (samples, features), 1 = observed,
+    restricts the data terms to observed entries.
+
+    A model still waiting for its data-driven start (built without ``data``; see
+    :attr:`neuralnmf.NeuralNMF.needs_initialization`) is first initialized from ``x`` (from the first batch of a
+    source), and a classifier still at its random draw from the labels.
 
     Args:
         x: (samples, features) tensor, dense or sparse (COO/CSR, never densified); or a re-iterable source of
             batches (e.g. a DataLoader over a memory-mapped array or .npz shards), each x_b, (x_b, y_b) or
             (x_b, y_b, label_mask_b); then y, label_mask, data_mask and batch_size must be None.
-        optimizer: a name ("adam", "sgd", ...), a torch.optim class, or an instance (then lr is ignored).
-            The model's nonnegative parameters are projected onto >= 0 after every step.
+        optimizer: a name ("adam", "sgd", ...), a torch.optim class, or an instance (then lr and relative_lr
+            are ignored). The model's nonnegative parameters are projected onto >= 0 after every step.
         lr, classifier_lr: learning rates of the dictionaries and of the classifier (default: lr).
+        relative_lr: each parameter's learning rate is ``lr`` times the RMS of its entries when fit starts, so
+            Adam moves every dictionary by about the same fraction per step whatever the scale of the data (topic
+            weights over a 50 000-word vocabulary are ~1e-3, a top-level grouping ~1). False: ``lr`` as given.
         scheduler: a callable ``scheduler(optimizer) -> LRScheduler``, or an LRScheduler; stepped per epoch.
         batch_size: None for full batch; otherwise minibatches of samples (shuffled with ``seed``).
         tol: stop early once the relative decrease of the loss stays below tol for ``patience`` epochs.
@@ -200,32 +245,40 @@ def fit(
         progress: a tqdm bar with the current losses (default: only when stderr is a terminal).
         seed: seeds the minibatch order.
         distributed: data-parallel training over torch.distributed (default: on when a process group is
-            initialized). Each process passes its own samples; parameters start from rank 0's; every term's
-            gradient is weighted by the process's share of the samples it averages over (labeled samples for
-            the supervision term) and all-reduced, so a step equals the step on all the data at once. All
+            initialized). Each process passes its own samples; parameters start from rank 0's (a pending
+            data-driven start uses rank 0's data); every step divides by the normalizer of all processes' data
+            together and all-reduces the gradients, so a step equals the step on all the data at once. All
             processes must take the same number of steps per epoch.
 
     Returns:
-        History: per-epoch lists of "loss" and each term ("reconstruction"/"energy", "supervision").
+        History: per-epoch lists of "loss" (the total) and of each term as it enters the total ("level_0",
+        "level_1", ... for the hierarchical loss; "reconstruction" or "energy"; "supervision", to be multiplied by
+        lam).
     """
     device = model.layers[0].A.device
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    if loss not in LOSS_TERMS:
+        raise ValueError(f"loss must be one of {sorted(LOSS_TERMS)}, got {loss!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a nonnegative integer, got {epochs!r}")
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 or lam == float("inf"):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    if classification not in ("l2", "ce"):
+        raise ValueError(f"classification must be 'l2' or 'ce', got {classification!r}")
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     source = _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device)
     dist = _distributed(distributed)
     if dist is not None and data_mask is not None:
         raise ValueError("data_mask is not supported with distributed training")
-    data_loss = LOSSES[loss]
-    opt = _make_optimizer(model, optimizer, lr, classifier_lr, optimizer_kwargs or {})
-    sched = scheduler(opt) if callable(scheduler) and not hasattr(scheduler, "step") else scheduler
-    params = [p for group in opt.param_groups for p in group["params"]]
+    full = source.batch if isinstance(source, _TensorSource) else None
+    _start_from_data(model, _TensorSource(full, None, False, None) if full is not None else source, dist)
     if dist is not None:
         with torch.no_grad():
-            for p in params:
+            for p in model.parameters():
                 dist.broadcast(p.data, src=0)
+    data_terms = LOSS_TERMS[loss]
+    opt = _make_optimizer(model, optimizer, lr, classifier_lr, optimizer_kwargs or {}, relative_lr)
+    sched = scheduler(opt) if callable(scheduler) and not hasattr(scheduler, "step") else scheduler
+    params = [p for group in opt.param_groups for p in group["params"]]
     projection = NonnegativeProjection(model)
     projection()
     handle = projection.attach(opt)
@@ -235,31 +288,29 @@ def fit(
     start = time.perf_counter()
     try:
         for epoch in range(epochs):
-            totals, counts = {}, {}
+            totals, norm_total = {}, 0.0
             for batch in source:
-                n, n_labeled = batch.x.shape[0], batch.labeled
-                w_data, w_sup = 1.0, 1.0
-                if dist is not None:  # this process's share of the samples each term averages over
-                    global_counts = torch.stack([torch.as_tensor(c, dtype=torch.float64, device=device)
-                                                 for c in (n, n_labeled)])
-                    dist.all_reduce(global_counts)
-                    n_labeled = float(n_labeled)
-                    N, L = global_counts.tolist()
-                    w_data, w_sup = n / N, (n_labeled / L if L else 0.0)
-                terms = _loss_terms(model, batch, data_loss, loss, lam, classification, w_data, w_sup)
+                out = model(batch.x)
+                sums, normalizer = data_terms(model, batch.x, out, batch.data_mask)
+                if batch.y is not None:
+                    sums["supervision"] = supervision_loss(out.logits, batch.y, batch.label_mask, classification,
+                                                           reduction="sum")
+                if dist is not None:  # every process divides by the normalizer of all the data of this step
+                    normalizer = normalizer.detach().clone()
+                    dist.all_reduce(normalizer)
+                total = sum(v * (lam if name == "supervision" else 1.0) for name, v in sums.items()) / normalizer
                 opt.zero_grad(set_to_none=True)
-                terms["loss"].backward()
+                total.backward()
                 if dist is not None:
                     for p in params:
                         if p.grad is None:
                             p.grad = torch.zeros_like(p)
                         dist.all_reduce(p.grad)
                 opt.step()
-                for name, value in terms.items():  # per-term sums weighted by the samples each term averages over
-                    weight = n_labeled if name == "supervision" else n
-                    totals[name] = totals.get(name, 0.0) + value.detach() * weight
-                    counts[name] = counts.get(name, 0) + weight
-            logs = _epoch_logs(totals, counts, dist, lam)
+                for name, value in sums.items():
+                    totals[name] = totals.get(name, 0.0) + value.detach()
+                norm_total = norm_total + normalizer.detach()
+            logs = _epoch_logs(totals, norm_total, dist, lam)
             history.append(logs)
             if sched is not None:
                 sched.step()
@@ -302,26 +353,18 @@ def _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, gener
     return _TensorSource(Batch(x, y, label_mask, data_mask), batch_size, shuffle, generator)
 
 
-def _loss_terms(model, batch: Batch, data_loss, loss_name, lam, classification, w_data, w_sup):
-    out = model(batch.x)
-    terms = {loss_name: data_loss(model, batch.x, out, batch.data_mask)}
-    total = terms[loss_name] * w_data if w_data != 1.0 else terms[loss_name]
-    if batch.y is not None:
-        terms["supervision"] = supervision_loss(out.logits, batch.y, batch.label_mask, classification)
-        total = total + lam * w_sup * terms["supervision"]
-    return {"loss": total, **terms}
-
-
-def _epoch_logs(totals, counts, dist, lam) -> dict[str, float]:
-    """Epoch means of every term (all processes together); "loss" recombined from them. One host read."""
-    names = [name for name in totals if name != "loss"]
-    sums = torch.stack([torch.as_tensor(totals[n], dtype=torch.float64) for n in names])
-    weights = torch.stack([torch.as_tensor(counts[n], dtype=torch.float64, device=sums.device) for n in names])
+def _epoch_logs(totals, norm_total, dist, lam) -> dict[str, float]:
+    """Every term's sum over the epoch (all processes together) over the normalizers' sum; "loss" recombined from
+    them. One host read per epoch."""
+    names = list(totals)
+    if not names:
+        raise ValueError("the source of batches yielded no batch in this epoch")
+    device = totals[names[0]].device
+    packed = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device)
+                          for v in [*(totals[n] for n in names), norm_total]])
     if dist is not None:
-        packed = torch.cat([sums, weights])
         dist.all_reduce(packed)
-        sums, weights = packed[: len(names)], packed[len(names):]
-    means = (sums / weights.clamp_min(1)).tolist()
-    logs = dict(zip(names, means))
-    total = logs[names[0]] + (lam * logs["supervision"] if "supervision" in logs else 0.0)
+    values = (packed[:-1] / packed[-1]).tolist()
+    logs = dict(zip(names, values))
+    total = sum(v * (lam if name == "supervision" else 1.0) for name, v in logs.items())
     return {"loss": total, **logs}

@@ -29,6 +29,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path, uneven):
 
     corpus = make_hierarchical_corpus(seed=0)
     model = NeuralNMF(87, (9, 4), num_classes=4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    model.initialize(corpus.x, corpus.labels[1], corpus.label_mask(40))
     fit(model, corpus.x, y=corpus.labels[1], label_mask=corpus.label_mask(40), loss="energy", epochs=30, lr=0.01,
         progress=False, distributed=False)
     for name, value in model.state_dict().items():

@@ -6,7 +6,7 @@ from conftest import kkt_residual
 from torch import nn
 
 import neuralnmf
-from neuralnmf import NeuralNMF, NNLSLayer, NonnegativeProjection, nnls, nonnegative_parameters
+from neuralnmf import NeuralNMF, NNLSLayer, NonnegativeProjection, fit, nnls, nonnegative_parameters
 from neuralnmf.datasets import make_hierarchical_corpus
 from neuralnmf.losses import energy_loss, masked_mse, reconstruction_loss, supervision_loss
 
@@ -115,11 +115,53 @@ def test_model_warm_start_matches_cold(corpus):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_model_nndsvd_init_needs_data(corpus):
-    model = NeuralNMF(87, (9, 4), init="nndsvda", data=corpus.x, dtype=torch.float64)
-    assert all(bool((layer.A >= 0).all()) for layer in model.layers)
-    with pytest.raises(ValueError, match="needs data"):
-        NeuralNMF(87, (9, 4), init="nndsvda")
+@pytest.mark.parametrize("init", ["nmf", "nndsvda"])
+def test_data_driven_start_now_or_at_the_first_fit(corpus, init):
+    now = NeuralNMF(87, (9, 4), init=init, data=corpus.x, dtype=torch.float64)
+    assert all(bool((layer.A >= 0).all()) for layer in now.layers) and not now.needs_initialization
+    later = NeuralNMF(87, (9, 4), init=init, dtype=torch.float64)
+    assert later.needs_initialization
+    later(corpus.x)  # a model built without data works: its dictionaries hold U[0, 1) draws until then
+    fit(later, corpus.x, epochs=0, progress=False)
+    assert not later.needs_initialization
+    for a, b in zip(now.parameters(), later.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not NeuralNMF(87, (9, 4), init="uniform").needs_initialization
+
+
+def test_pending_start_is_cancelled_by_loading_or_changing_the_dictionaries(corpus):
+    trained = NeuralNMF(87, (9, 4), num_classes=4, data=corpus.x, dtype=torch.float64)
+    loaded = NeuralNMF(87, (9, 4), num_classes=4, dtype=torch.float64)
+    assert loaded.needs_initialization and loaded.needs_classifier_initialization
+    loaded.load_state_dict(trained.state_dict())
+    assert not loaded.needs_initialization and not loaded.needs_classifier_initialization
+    fit(loaded, corpus.x, y=corpus.labels[1], epochs=0, progress=False)
+    for a, b in zip(trained.parameters(), loaded.parameters()):
+        assert torch.equal(a, b)
+    edited = NeuralNMF(87, (9, 4), dtype=torch.float64)
+    with torch.no_grad():
+        edited.layers[0].A.fill_(1.0)
+    assert not edited.needs_initialization
+
+
+def test_classifier_starts_at_the_least_squares_fit_of_the_labels(corpus):
+    y, mask = corpus.labels[1], corpus.label_mask(40)
+    model = NeuralNMF(87, (9, 4), num_classes=4, data=corpus.x, dtype=torch.float64)
+    assert model.needs_classifier_initialization  # data without labels: B waits for them
+    fit(model, corpus.x, y=y, label_mask=mask, epochs=0, progress=False)
+    codes = model.transform(corpus.x)[mask]
+    Y = torch.nn.functional.one_hot(y[mask], 4).double()
+    B = model.B.detach()
+    assert bool((B >= 0).all())
+    # KKT conditions of min_{B >= 0} ||Y - codes B^T||^2, checked independently of the solver
+    grad = (codes @ B.T - Y).T @ codes  # (c, k)
+    scale = codes.norm() ** 2 * B.abs().max()
+    assert grad.min().item() >= -1e-8 * scale
+    assert (grad * B).abs().max().item() <= 1e-8 * scale
+    free = NeuralNMF(87, (9, 4), num_classes=4, data=corpus.x, dtype=torch.float64, nonnegative_classifier=False)
+    free.initialize_classifier(corpus.x, y, mask)
+    expected = torch.linalg.lstsq(codes, Y).solution.T
+    torch.testing.assert_close(free.B.detach(), expected)
 
 
 def test_state_dict_round_trip(corpus):

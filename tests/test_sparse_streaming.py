@@ -85,7 +85,8 @@ def test_fit_from_npz_shards_equals_in_memory_minibatches(tmp_path):
         paths.append(path)
     shards = NpzShards(paths)
     assert len(shards) == 3 and next(iter(shards)).layout == torch.sparse_coo
-    a, b = _model(), _model()
+    # the same start for both (a source of batches would start from its first batch, a tensor from all of it)
+    a, b = _model(init="uniform"), _model(init="uniform")
     fit(a, shards, epochs=10, progress=False)
     fit(b, x, batch_size=40, shuffle=False, epochs=10, progress=False)
     for p, q in zip(a.parameters(), b.parameters()):
@@ -112,3 +113,15 @@ def test_streaming_bad_input(tmp_path):
         NpzShards([tmp_path / "missing.npz"])
     with pytest.raises(ValueError, match="data mask is not supported with sparse"):
         fit(model, _sparse_corpus().to_sparse(), data_mask=torch.ones(120, 60), epochs=1)
+
+
+def test_a_source_of_batches_starts_from_its_first_batch():
+    x = _sparse_corpus()
+    batches = list(x.split(40))
+    a, b = _model(), _model()
+    assert a.needs_initialization
+    fit(a, batches, epochs=0, progress=False)
+    b.initialize(batches[0])
+    assert not a.needs_initialization
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
