@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .news20 import News20, load_news20
+
 __all__ = [
     "HierarchicalCorpus",
     "Corpus",
@@ -31,6 +33,7 @@ __all__ = [
     "make_synthetic_tensor",
     "make_hierarchical_tensor",
     "TensorHierarchy",
+    "load_news20", "News20",
 ]
 
 DATA_DIR_ENV = "NEURALNMF_DATA_DIR"

@@ -1,0 +1,634 @@
+"""The 20 Newsgroups benchmark of the Multi-HNTF paper (Vendrow, Haddock, Needell, ICASSP 2022), from the raw corpus.
+
+The paper's table compares two-layer hierarchies (ranks 10 -> 6) on 1000 training documents of 10 newsgroups
+grouped into 6 superclasses: reconstruction loss ||X - A S||_F (absolute) and the accuracy of a least-squares
+classifier on the second layer's codes. This module rebuilds its data exactly as the paper's notebook did
+(protocols §5.1), with scikit-learn's own ``fetch_20newsgroups`` fed offline from the ``20news-bydate`` archive,
+and holds the pieces of its protocol (§5.2-5.3)::
+
+    from neuralnmf.datasets import load_news20
+    data = load_news20("../shared/data/20news-bydate.tar.gz")
+    data.x            # (1000, 45534) sparse tf-idf, documents x words, unit-norm rows (25 documents are empty)
+    data.y            # (1000,) superclass 0..5; data.y_fine: newsgroup 0..9
+    data.label_mask   # (1000,) bool, 750 labeled: the first 75 documents of each newsgroup's block
+
+Steps (the notebook's, in order):
+
+1. ``fetch_20newsgroups(subset="train", categories=CATEGORIES, remove=("headers", "footers", "quotes"))`` with its
+   defaults ``shuffle=True, random_state=42``. The archive is turned into the cache file that scikit-learn's own
+   download step writes (``load_files`` of both splits, pickled and zlib-compressed, named as the installed
+   scikit-learn expects), in a ``data_home`` that this module owns; nothing is downloaded.
+2. Digits removed (``re.sub(r"\\d+", "", doc)``); 3. stop words: NLTK's English list plus
+   :data:`EXTRA_STOP_WORDS`; 4. ``TfidfVectorizer(stop_words=...)`` with its defaults, fit on all 5616 training
+   documents of the 10 newsgroups.
+5. Labels: the notebook's loop skips the last document, whose label stays 0 (kept; harmless, it is never among
+   the first 100 of its class). Superclasses: :data:`SUPERCLASS_OF`.
+6. The first ``per_class`` documents of each newsgroup in that order; 7. sorted by newsgroup with
+   ``np.argsort``'s default (unstable) sort **as numpy 1.x ran it** (:func:`argsort_numpy1`: numpy >= 1.25 sorts
+   with SIMD code on AVX-512/AVX2 machines and orders equal labels differently, which changes the split);
+8. in each block of ``per_class`` documents the first ``int(labeled_fraction * per_class)`` are labeled.
+
+Metrics (§5.3): :func:`frobenius_error` (absolute ||X - A S||_F, sparse X never densified) and
+:func:`protocol_accuracy` (§1.8: B = (Y ⊙ L) pinv(S) fitted with the unlabeled documents' targets set to zero,
+scored on the unlabeled documents). Model: :func:`multi_hntf_matrix`, the paper's matrix Multi-HNTF layer
+``run_HNMF_(un)supervised_single`` (X ~ (A W)(W^T S), W shared), in closed Gram form.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import pickle
+import re
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "News20",
+    "load_news20",
+    "sklearn_data_home",
+    "load_stop_words",
+    "argsort_numpy1",
+    "first_per_class",
+    "block_label_mask",
+    "frobenius_error",
+    "protocol_accuracy",
+    "multi_hntf_matrix",
+    "CATEGORIES",
+    "SUPERCLASS_OF",
+    "SUPERCLASS_NAMES",
+    "EXTRA_STOP_WORDS",
+    "REMOVE",
+    "ARCHIVE_NAME",
+    "STOP_WORDS_NAME",
+    "CACHE_DIR_ENV",
+]
+
+ARCHIVE_NAME = "20news-bydate.tar.gz"
+STOP_WORDS_NAME = "nltk_english_stopwords.txt"
+CACHE_DIR_ENV = "NEURALNMF_CACHE_DIR"
+"""Environment variable naming the folder under which the scikit-learn cache of the archive is written
+(default ``~/.cache/neuralnmf``)."""
+
+CATEGORIES = (
+    "comp.graphics",
+    "comp.sys.mac.hardware",
+    "misc.forsale",
+    "rec.motorcycles",
+    "rec.sport.baseball",
+    "sci.med",
+    "sci.space",
+    "talk.politics.guns",
+    "talk.politics.mideast",
+    "talk.religion.misc",
+)
+"""The paper's 10 newsgroups, in scikit-learn's label order (alphabetical)."""
+
+SUPERCLASS_OF = (0, 0, 1, 2, 2, 3, 3, 4, 4, 5)
+"""Superclass of each newsgroup in :data:`CATEGORIES` (the notebook's ``labels`` dict)."""
+
+SUPERCLASS_NAMES = ("comp", "forsale", "rec", "sci", "politics", "religion")
+
+EXTRA_STOP_WORDS = (
+    "thanks", "edu", "also", "would", "one", "could", "please", "really", "many", "anyone", "good", "right", "get",
+    "even", "want", "must", "something", "well", "much", "still", "said", "stay", "away", "first", "looking",
+    "things", "try", "take", "look", "make", "may", "include", "thing", "like", "two", "or", "etc", "phone", "oh",
+    "email",
+)
+"""Stop words the notebook appends to NLTK's English list."""
+
+REMOVE = ("headers", "footers", "quotes")
+
+_HOW_TO_GET = (
+    "it is the '20news-bydate' archive of the 20 Newsgroups corpus (Jason Rennie's 20 Newsgroups page), the file "
+    "scikit-learn's fetch_20newsgroups downloads; pass its path, or put it in the folder named by $NEURALNMF_DATA_DIR"
+)
+
+
+# --- the archive as scikit-learn's own cache -----------------------------------------------------------------------
+
+
+def _sklearn_names():
+    """(cache path function, cache name, train folder, test folder) of the installed scikit-learn."""
+    try:
+        from sklearn.datasets import _twenty_newsgroups as tn
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("load_news20 needs scikit-learn (pip install 'neuralnmf[text]')") from exc
+    cache_name = getattr(tn, "CACHE_NAME", "20news-bydate.pkz")
+    path_of = getattr(tn, "_pkl_filepath", None)
+    if path_of is None:  # pragma: no cover - older/newer scikit-learn layouts
+        def path_of(home, name):
+            base, ext = os.path.splitext(name)
+            return os.path.join(home, base + "_py3" + ext)
+    return path_of, cache_name, getattr(tn, "TRAIN_FOLDER", "20news-bydate-train"), \
+        getattr(tn, "TEST_FOLDER", "20news-bydate-test")
+
+
+def _check_archive(archive) -> Path:
+    if archive is None:
+        from .datasets import find_data_file
+
+        found = find_data_file(ARCHIVE_NAME)
+        if found is None:
+            raise FileNotFoundError(f"load_news20: no archive given and {ARCHIVE_NAME} is not in $NEURALNMF_DATA_DIR "
+                                    f"or ../shared/data; {_HOW_TO_GET}")
+        return found
+    path = Path(archive)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_news20: archive {str(path)!r} does not exist; {_HOW_TO_GET}")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _extract(archive: Path, target: Path) -> None:
+    with tarfile.open(archive, "r:gz") as tar:
+        try:
+            tar.extractall(target, filter="data")
+        except TypeError:  # pragma: no cover - Python without extraction filters
+            tar.extractall(target)
+
+
+def sklearn_data_home(archive=None, data_home=None) -> Path:
+    """A scikit-learn ``data_home`` whose 20 Newsgroups cache holds ``archive``: pass it to ``fetch_20newsgroups``.
+
+    The cache is what scikit-learn's own download step writes: the archive extracted, then
+    ``dict(train=load_files(train_dir, encoding="latin1"), test=load_files(test_dir, encoding="latin1"))``,
+    pickled and zlib-compressed, under the file name the installed scikit-learn reads (``20news-bydate_py3.pkz``
+    today). ``fetch_20newsgroups(data_home=...)`` then never downloads. The archive may hold the two split
+    folders at its top level (the original) or under one folder (``20news-bydate/``).
+
+    Args:
+        archive: path of ``20news-bydate.tar.gz``; None: :func:`neuralnmf.datasets.find_data_file`.
+        data_home: folder for the cache; default ``$NEURALNMF_CACHE_DIR`` (or ``~/.cache/neuralnmf``)
+            ``/20news/<first 16 hex digits of the archive's SHA-256>``, so another archive gets another cache.
+            An existing cache there is reused as it is.
+
+    Returns:
+        The data_home (created when needed). The cache file is written atomically (safe with parallel callers).
+
+    Raises:
+        FileNotFoundError: the archive is missing (the message says what it is and where it comes from), or it
+            holds no ``20news-bydate-train`` / ``20news-bydate-test`` folders.
+    """
+    archive = _check_archive(archive)
+    path_of, cache_name, train_folder, test_folder = _sklearn_names()
+    if data_home is None:
+        root = Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "neuralnmf")
+        data_home = root / "20news" / _sha256(archive)[:16]
+    home = Path(data_home)
+    home.mkdir(parents=True, exist_ok=True)
+    cache_path = Path(path_of(str(home), cache_name))
+    if cache_path.is_file():
+        return home
+    from sklearn.datasets import load_files
+
+    work = Path(tempfile.mkdtemp(prefix="extract-", dir=home))
+    try:
+        _extract(archive, work)
+        roots = [work, *sorted(p for p in work.iterdir() if p.is_dir())]
+        base = next((r for r in roots if (r / train_folder).is_dir() and (r / test_folder).is_dir()), None)
+        if base is None:
+            raise FileNotFoundError(f"sklearn_data_home: {archive} holds no {train_folder}/ and {test_folder}/ folders "
+                                    f"(at its top level or one folder down); {_HOW_TO_GET}")
+        cache = dict(train=load_files(str(base / train_folder), encoding="latin1"),
+                     test=load_files(str(base / test_folder), encoding="latin1"))
+        blob = codecs.encode(pickle.dumps(cache), "zlib_codec")
+        fd, tmp = tempfile.mkstemp(prefix="cache-", dir=home)
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, cache_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return home
+
+
+# --- protocol pieces ------------------------------------------------------------------------------------------------
+
+
+def load_stop_words(path=None, archive=None) -> list[str]:
+    """NLTK's English stop words (one per line in ``path``) followed by :data:`EXTRA_STOP_WORDS`.
+
+    ``path`` None: ``nltk_english_stopwords.txt`` beside the archive, else NLTK's own corpus when ``nltk`` and its
+    ``stopwords`` data are installed. The notebook used ``nltk.corpus.stopwords.words('english')`` (179 words since
+    2019).
+    """
+    words = None
+    if path is None and archive is not None:
+        beside = Path(archive).parent / STOP_WORDS_NAME
+        if beside.is_file():
+            path = beside
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"load_news20: stop-word list {str(path)!r} does not exist (NLTK's English list, "
+                                    "one word per line: nltk.corpus.stopwords.words('english'))")
+        words = [w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
+    else:
+        try:
+            from nltk.corpus import stopwords
+
+            words = list(stopwords.words("english"))
+        except (ImportError, LookupError):
+            raise FileNotFoundError(
+                f"load_news20: no stop-word list: put {STOP_WORDS_NAME} (NLTK's English stop words, one per line, as "
+                "nltk.corpus.stopwords.words('english') returns them) beside the archive, pass stop_words=path, or "
+                "install nltk with its 'stopwords' data") from None
+    return words + list(EXTRA_STOP_WORDS)
+
+
+def argsort_numpy1(values) -> np.ndarray:
+    """``np.argsort(values)`` (default kind "quicksort") as numpy 1.17-1.24 computes it: introsort, i.e. median-of-3
+    quicksort with insertion sort below 16 elements and a heapsort fallback past depth 2 floor(log2 n).
+
+    The published split depends on it: the order it leaves equal labels in decides which documents are labeled.
+    numpy >= 1.25 dispatches the same call to SIMD sorts on AVX-512 (and numpy 2 on AVX2) machines, which order ties
+    differently. A port of numpy's ``aquicksort_`` (``npysort/quicksort.cpp``), checked against numpy 1.23.5.
+    """
+    v = np.asarray(values).ravel().tolist()
+    num = len(v)
+    a = list(range(num))
+    if num < 2:
+        return np.asarray(a, dtype=np.int64)
+
+    def heapsort(lo: int, n: int) -> None:  # numpy's aheapsort_ on a[lo : lo + n] (1-based heap)
+        def sift(i: int, n: int, tmp: int) -> None:
+            j = 2 * i
+            while j <= n:
+                if j < n and v[a[lo + j - 1]] < v[a[lo + j]]:
+                    j += 1
+                if v[tmp] < v[a[lo + j - 1]]:
+                    a[lo + i - 1] = a[lo + j - 1]
+                    i, j = j, 2 * j
+                else:
+                    break
+            a[lo + i - 1] = tmp
+
+        for l in range(n >> 1, 0, -1):
+            sift(l, n, a[lo + l - 1])
+        while n > 1:
+            tmp = a[lo + n - 1]
+            a[lo + n - 1] = a[lo]
+            n -= 1
+            sift(1, n, tmp)
+
+    pl, pr = 0, num - 1
+    cdepth = 2 * (num.bit_length() - 1)
+    stack = []
+    while True:
+        if cdepth < 0:
+            heapsort(pl, pr - pl + 1)
+        else:
+            while pr - pl > 15:
+                pm = pl + ((pr - pl) >> 1)
+                if v[a[pm]] < v[a[pl]]:
+                    a[pm], a[pl] = a[pl], a[pm]
+                if v[a[pr]] < v[a[pm]]:
+                    a[pr], a[pm] = a[pm], a[pr]
+                if v[a[pm]] < v[a[pl]]:
+                    a[pm], a[pl] = a[pl], a[pm]
+                vp = v[a[pm]]
+                pi, pj = pl, pr - 1
+                a[pm], a[pj] = a[pj], a[pm]
+                while True:
+                    pi += 1
+                    while v[a[pi]] < vp:
+                        pi += 1
+                    pj -= 1
+                    while vp < v[a[pj]]:
+                        pj -= 1
+                    if pi >= pj:
+                        break
+                    a[pi], a[pj] = a[pj], a[pi]
+                a[pi], a[pr - 1] = a[pr - 1], a[pi]
+                cdepth -= 1
+                if pi - pl < pr - pi:
+                    stack.append((pi + 1, pr, cdepth))
+                    pr = pi - 1
+                else:
+                    stack.append((pl, pi - 1, cdepth))
+                    pl = pi + 1
+            for pi in range(pl + 1, pr + 1):
+                vi = a[pi]
+                vp = v[vi]
+                pj = pi
+                while pj > pl and vp < v[a[pj - 1]]:
+                    a[pj] = a[pj - 1]
+                    pj -= 1
+                a[pj] = vi
+        if not stack:
+            break
+        pl, pr, cdepth = stack.pop()
+    return np.asarray(a, dtype=np.int64)
+
+
+def first_per_class(labels, per_class: int, num_classes: int) -> np.ndarray:
+    """Positions of the first ``per_class`` documents of every class 0..num_classes-1, in document order."""
+    labels = np.asarray(labels)
+    count = np.zeros(num_classes, dtype=np.int64)
+    keep = []
+    for i, c in enumerate(labels.tolist()):
+        if count[c] < per_class:
+            count[c] += 1
+            keep.append(i)
+    short = [c for c in range(num_classes) if count[c] < per_class]
+    if short:
+        raise ValueError(f"load_news20: classes {short} have fewer than per_class={per_class} documents "
+                         f"(counts {count.tolist()})")
+    return np.asarray(keep, dtype=np.int64)
+
+
+def block_label_mask(num_classes: int, per_class: int, labeled_fraction: float) -> np.ndarray:
+    """(num_classes * per_class,) bool: in each block of ``per_class`` the first ``int(fraction * per_class)``."""
+    mask = np.zeros(num_classes * per_class, dtype=bool)
+    n_lab = int(labeled_fraction * per_class)
+    for c in range(num_classes):
+        mask[c * per_class : c * per_class + n_lab] = True
+    return mask
+
+
+@dataclass(frozen=True, repr=False)
+class News20:
+    """The 20 Newsgroups subsample of the Multi-HNTF paper, batch first (documents x words).
+
+    Attributes:
+        x: (documents, words) tf-idf, torch sparse COO (coalesced); the transpose of the paper's X. Rows are
+            unit-norm except for documents left empty by the preprocessing (25 of the published 1000).
+        y: (documents,) long superclass 0 .. len(superclasses) - 1, the labels the table is scored on.
+        y_fine: (documents,) long newsgroup 0 .. len(categories) - 1 (the first layer's supervision).
+        label_mask: (documents,) bool, True = labeled (the 75/25 split).
+        vocabulary: one word per column of x (the vectorizer's vocabulary over all training documents of the
+            categories, so some words occur in no selected document).
+        categories, superclasses: names; superclass_of: the superclass of each category.
+        doc_ids: (documents,) position of each document in ``fetch_20newsgroups``' training order (the record of
+            the permutation protocols §5.5 asks for); doc_names: ``20news-bydate-train/<category>/<file>``.
+        stop_words: the list given to the vectorizer.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    y_fine: torch.Tensor
+    label_mask: torch.Tensor
+    vocabulary: list[str]
+    categories: tuple[str, ...]
+    superclasses: tuple[str, ...]
+    superclass_of: tuple[int, ...]
+    doc_ids: np.ndarray
+    doc_names: list[str]
+    stop_words: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        """Superclasses (6 in the paper)."""
+        return len(self.superclasses)
+
+    @property
+    def num_fine_classes(self) -> int:
+        return len(self.categories)
+
+    def present_words(self) -> torch.Tensor:
+        """(n,) long indices of the words (columns of x) that occur in at least one document."""
+        return torch.unique(self.x.indices()[1])
+
+    def dense(self, words: torch.Tensor | None = None) -> torch.Tensor:
+        """x as a dense (documents, len(words)) tensor of the chosen columns (default: all; 1000 x 45534 float64
+        is 364 MB, ``present_words()`` keeps 19037 columns)."""
+        if words is None:
+            return self.x.to_dense()
+        words = torch.as_tensor(words, dtype=torch.long)
+        remap = torch.full((self.x.shape[1],), -1, dtype=torch.long)
+        remap[words] = torch.arange(words.numel())
+        rows, cols = self.x.indices()
+        new = remap[cols]
+        keep = new >= 0
+        out = torch.zeros(self.x.shape[0], words.numel(), dtype=self.x.dtype)
+        out[rows[keep], new[keep]] = self.x.values()[keep]
+        return out
+
+    def __repr__(self) -> str:
+        return (f"News20(x: {tuple(self.x.shape)} sparse {self.x.dtype} with {self.x.values().numel()} nonzeros, "
+                f"{self.num_fine_classes} newsgroups -> {self.num_classes} superclasses, "
+                f"{int(self.label_mask.sum())} labeled)")
+
+
+def load_news20(
+    archive=None,
+    *,
+    stop_words=None,
+    data_home=None,
+    categories=CATEGORIES,
+    superclass_of=None,
+    superclass_names=None,
+    per_class: int = 100,
+    labeled_fraction: float = 0.75,
+    order: str = "numpy1",
+    dtype=torch.float64,
+) -> News20:
+    """The data of the Multi-HNTF paper's 20 Newsgroups table, rebuilt from the raw archive (no download).
+
+    Args:
+        archive: path of ``20news-bydate.tar.gz``; None: ``$NEURALNMF_DATA_DIR`` or ``../shared/data``.
+        stop_words: path of NLTK's English stop-word list (one per line), or a list of words used as they are
+            (nothing appended); None: ``nltk_english_stopwords.txt`` beside the archive, else NLTK's corpus.
+            :data:`EXTRA_STOP_WORDS` are appended to a list read from a file or NLTK.
+        data_home: where the scikit-learn cache of the archive goes (see :func:`sklearn_data_home`).
+        categories: newsgroups to load (default the paper's 10; their label order is alphabetical, as
+            scikit-learn's).
+        superclass_of, superclass_names: the grouping; default the paper's for the paper's categories, else
+            every category its own superclass.
+        per_class: documents kept per newsgroup (the first ones in dataset order); labeled_fraction: the labeled
+            share of each newsgroup's block.
+        order: how the kept documents are sorted by newsgroup: "numpy1" (default) numpy 1.x's unstable argsort,
+            the published order (:func:`argsort_numpy1`); "stable": each block keeps dataset order.
+        dtype: of x.
+
+    Returns:
+        :class:`News20`.
+
+    Raises:
+        FileNotFoundError: the archive or the stop-word list is missing (the message says what to get).
+        ValueError: a newsgroup with fewer than ``per_class`` documents; bad arguments.
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"load_news20: dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    if order not in ("numpy1", "stable"):
+        raise ValueError(f"load_news20: order must be 'numpy1' or 'stable', got {order!r}")
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"load_news20: per_class must be a positive int, got {per_class!r}")
+    if not 0 <= labeled_fraction <= 1:
+        raise ValueError(f"load_news20: labeled_fraction must be in [0, 1], got {labeled_fraction!r}")
+    categories = tuple(sorted(categories))
+    if not categories:
+        raise ValueError("load_news20: categories must name at least one newsgroup")
+    if superclass_of is None:
+        if categories == CATEGORIES:
+            superclass_of, default_names = SUPERCLASS_OF, SUPERCLASS_NAMES
+        else:
+            superclass_of, default_names = tuple(range(len(categories))), categories
+        superclass_names = default_names if superclass_names is None else superclass_names
+    superclass_of = tuple(int(s) for s in superclass_of)
+    if len(superclass_of) != len(categories):
+        raise ValueError(f"load_news20: superclass_of needs one entry per category ({len(categories)}), "
+                         f"got {len(superclass_of)}")
+    n_super = max(superclass_of) + 1
+    if superclass_names is None:
+        superclass_names = tuple(str(i) for i in range(n_super))
+    superclass_names = tuple(superclass_names)
+    if sorted(set(superclass_of)) != list(range(n_super)) or len(superclass_names) != n_super:
+        raise ValueError(f"load_news20: superclass_of must use every superclass 0..{n_super - 1} and "
+                         f"superclass_names must name each, got {superclass_of} and {superclass_names}")
+
+    archive = _check_archive(archive)
+    if isinstance(stop_words, (list, tuple)):
+        words = list(stop_words)
+    else:
+        words = load_stop_words(stop_words, archive)
+    home = sklearn_data_home(archive, data_home)
+    from sklearn.datasets import fetch_20newsgroups
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    bunch = fetch_20newsgroups(data_home=str(home), subset="train", categories=list(categories), remove=REMOVE,
+                               download_if_missing=False)
+    missing = sorted(set(categories) - set(bunch.target_names))
+    if missing:
+        raise ValueError(f"load_news20: the archive has no training documents of {missing}")
+    docs = [re.sub(r"\d+", "", doc) for doc in bunch.data]
+    vectorizer = TfidfVectorizer(stop_words=words)
+    tfidf = vectorizer.fit_transform(docs).tocsr()
+    target = np.asarray(bunch.target, dtype=np.int64).copy()
+    target[-1] = 0  # the notebook's loop `for i in range(n - 1)` never sets the last label
+
+    keep = first_per_class(target, per_class, len(categories))
+    fine = target[keep]
+    perm = argsort_numpy1(fine) if order == "numpy1" else np.argsort(fine, kind="stable")
+    keep, fine = keep[perm], fine[perm]
+    mask = block_label_mask(len(categories), per_class, labeled_fraction)
+
+    from .datasets import scipy_to_torch
+
+    names = [Path(f).parts[-3:] for f in bunch.filenames[keep]]
+    return News20(
+        x=scipy_to_torch(tfidf[keep], dtype=dtype),
+        y=torch.as_tensor(np.asarray(superclass_of, dtype=np.int64)[fine]),
+        y_fine=torch.as_tensor(fine),
+        label_mask=torch.as_tensor(mask),
+        vocabulary=[str(w) for w in vectorizer.get_feature_names_out()],
+        categories=categories,
+        superclasses=superclass_names,
+        superclass_of=superclass_of,
+        doc_ids=keep,
+        doc_names=["/".join(p) for p in names],
+        stop_words=words,
+    )
+
+
+# --- metrics ------------------------------------------------------------------------------------------------------
+
+
+def frobenius_error(x: torch.Tensor, codes: torch.Tensor, topics: torch.Tensor) -> torch.Tensor:
+    """The table's reconstruction loss ``||X - A S||_F`` (absolute, not relative), batch first.
+
+    x (M, N) = X^T, dense or sparse (never densified); codes (M, k) = S^T; topics (N, k) = A (e.g. A_1 A_2 for
+    the second layer). A sparse x uses ||x||^2 - 2 <x A, codes> + <codes^T codes, A^T A>, computed in float64.
+    Returns a 0-d float64 tensor.
+    """
+    codes, topics = codes.detach().double(), topics.detach().double()
+    if x.shape != (codes.shape[0], topics.shape[0]) or codes.shape[1] != topics.shape[1]:
+        raise ValueError(f"frobenius_error: x {tuple(x.shape)}, codes {tuple(codes.shape)} and topics "
+                         f"{tuple(topics.shape)} do not fit x ~ codes @ topics^T")
+    if x.layout == torch.strided:
+        return torch.linalg.norm(x.double() - codes @ topics.mT)
+    xs = x.coalesce() if x.layout == torch.sparse_coo else x.to_sparse_coo().coalesce()
+    xs = xs.double()
+    values = xs.values()
+    cross = (codes * torch.sparse.mm(xs, topics)).sum()
+    gram = ((codes.mT @ codes) * (topics.mT @ topics)).sum()
+    return ((values * values).sum() - 2 * cross + gram).clamp_min(0).sqrt()
+
+
+def protocol_accuracy(codes: torch.Tensor, y: torch.Tensor, label_mask: torch.Tensor,
+                      num_classes: int | None = None) -> torch.Tensor:
+    """The table's accuracy (protocols §1.8): B = (Y ⊙ L) pinv(S) over all documents, the unlabeled ones fitted
+    towards zero, predictions argmax_c (B S)[c, j], scored on the unlabeled documents only.
+
+    codes (M, k) batch first; y (M,) class indices; label_mask (M,) bool, True = labeled. The notebook scores every
+    layer on the 6 superclasses, its rank-10 first layers included. Returns a 0-d tensor.
+    """
+    from .metrics import least_squares_accuracy
+
+    mask = label_mask.bool()
+    return least_squares_accuracy(codes.detach(), y, num_classes=num_classes, fit_mask=mask, eval_mask=~mask,
+                                  masked_fit="zero")
+
+
+# --- the paper's matrix Multi-HNTF layer ---------------------------------------------------------------------------
+
+
+def multi_hntf_matrix(x: torch.Tensor, A: torch.Tensor, S: torch.Tensor, W: torch.Tensor, *, iters: int = 800,
+                      y: torch.Tensor | None = None, label_mask: torch.Tensor | None = None,
+                      B: torch.Tensor | None = None, lam: float = 1.0, mask_unlabeled: bool = True,
+                      eps: float = 1e-10):
+    """The paper's second Multi-HNTF layer of a matrix: X ~ (A W)(W^T S), A and S fixed, W (k, r) >= 0 learned.
+
+    ``run_HNMF_unsupervised_single`` (protocols §6.9): per iteration, from the same W,
+    W1 = W ⊙ (A^T X S^T W) / (eps + A^T A W W^T S S^T W) and
+    W2 = W ⊙ [(W^T A^T X S^T) / (eps + W^T A^T A W W^T S S^T)]^T, then W <- (2 W + W1 + W2) / 4.
+    With labels, ``run_HNMF_supervised_single``: W2 gains lam B^T Y S^T above and lam B^T B W^T S S^T below, and
+    after W, B <- B ⊙ (Y S^T W) / (eps + B W^T S S^T W), for ||X - A W W^T S||^2 + lam ||Y - B W^T S||^2
+    with Y the one-hot labels, unlabeled columns zero. The paper passes ``Y ⊙ L`` with no mask, so unlabeled
+    documents are fitted towards the zero label vector (``mask_unlabeled=False``, protocols §5.5); the default
+    masks them out of the label term (S S^T below becomes S_L S_L^T over the labeled documents), as SSNMF does.
+
+    Every product goes through k x k Gram matrices (A^T X S^T, A^T A, S S^T) formed once, so an iteration costs
+    O(k^3) whatever the data's size; the iterates equal the paper's to round-off. Float64 recommended.
+
+    Args:
+        x: (M, N) data batch first (X = x^T), dense or sparse; A: (N, k) first-layer topics; S: (k, M) codes.
+        W: (k, r) start (the paper: ``np.random.rand(k, r)``); iters: updates (the paper: 800).
+        y: (M,) class indices in [0, c); label_mask: (M,) bool, True = labeled (default: all).
+        B: (c, r) classifier start, needed with y (the paper: ``np.random.rand(r, r)``, drawn after W).
+        lam: label weight (the paper: 1). eps: added to every denominator (the paper: 1e-10).
+
+    Returns:
+        (W, B): B is None without labels.
+    """
+    with torch.no_grad():
+        xs = x if x.layout == torch.strided else (x.coalesce() if x.layout == torch.sparse_coo
+                                                   else x.to_sparse_coo().coalesce())
+        xA = xs @ A if x.layout == torch.strided else torch.sparse.mm(xs, A)  # (M, k)
+        P = (S @ xA).mT  # A^T X S^T, (k, k)
+        GA, GS = A.mT @ A, S @ S.mT
+        Q = GSL = None
+        if y is not None:
+            if B is None:
+                raise ValueError("multi_hntf_matrix: labels need a classifier start B (c, r)")
+            mask = torch.ones_like(y, dtype=torch.bool) if label_mask is None else label_mask.bool()
+            c = B.shape[0]
+            Y = torch.nn.functional.one_hot(torch.where(mask, y, 0).long(), c).to(S.dtype).mT * mask.to(S.dtype)
+            Q = Y @ S.mT  # (c, k)
+            GSL = (S * mask.to(S.dtype)) @ S.mT if mask_unlabeled else GS
+        for _ in range(iters):
+            WS = W.mT @ GS  # W^T S S^T, (r, k)
+            W1 = W * (P @ W) / (eps + GA @ W @ (WS @ W))
+            num, den = W.mT @ P, (W.mT @ GA @ W) @ WS
+            if Q is not None:
+                num = num + lam * (B.mT @ Q)
+                den = den + lam * (B.mT @ B) @ (W.mT @ GSL)
+            W2 = W * (num / (eps + den)).mT
+            W = (2 * W + W1 + W2) / 4
+            if Q is not None:
+                B = B * (Q @ W) / (eps + B @ (W.mT @ GSL @ W))
+    return W, B
