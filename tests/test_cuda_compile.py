@@ -1,14 +1,18 @@
-"""The CUDA kernels without a GPU: they compile, and their per-thread device code reproduces the CPU kernels.
+"""The CUDA kernels without a GPU: they compile, and their device code reproduces the CPU kernels.
 
 1. Every ``.cu`` file under ``csrc/`` compiles with nvcc for sm_90 (Hopper) against the installed torch's
    headers, with the flags ``setup.py`` and torch's ``CUDAExtension`` use (compile only: a CPU-only torch has
    no CUDA libraries to link). Skipped when nvcc is not found.
-2. The device code proper (``csrc/cuda/*.cuh``: Gram preparation, the per-column forward and backward solves,
-   the Jacobi pseudo-inverse) is host+device code. Compiled by the host C++ compiler into a small library and
-   driven from Python exactly as the ``.cu`` files drive it (``_emulated_nnls`` mirrors
-   ``csrc/cuda/nnls_kernel.cu``), one "thread" at a time, it must reproduce the CPU kernels. What this cannot
-   see: the launches, the CUDA-only branches of ``Team`` (several threads per block) and cuBLAS; those are
-   left to ``tests/test_cuda.py`` on a GPU. Skipped when no C++ compiler is found.
+2. The device code proper (``csrc/cuda/*.cuh``: Gram preparation, the per-column solves of the lane-group
+   kernels, the one-thread-per-column solves of the columns those defer, the Jacobi pseudo-inverse) is
+   host+device code. ``tests/cuda_host_harness.cpp`` compiles it with the host C++ compiler into a small
+   library, driven from Python exactly as the ``.cu`` files drive it (``_emulated_nnls`` mirrors
+   ``csrc/cuda/nnls_kernel.cu``): each column by a lane group whose lanes run one after another
+   (``csrc/cuda/lane_group_host.h``, which also checks that the lanes call the same collectives), then the
+   deferred columns one "thread" at a time. It must reproduce the CPU kernels, with any number of lanes per
+   group giving the same bits. What this cannot see: the launches, shared-memory staging and column
+   distribution of the kernels, warp shuffles themselves, FMA contraction, the CUDA-only branches of ``Team``
+   and cuBLAS; those are left to ``tests/test_cuda.py`` on a GPU. Skipped when no C++ compiler is found.
 """
 
 from __future__ import annotations
@@ -94,147 +98,7 @@ def test_cuda_source_compiles_for_sm90(source, nvcc_results):
 
 # --- 2. the device code, run on the host ---------------------------------------------------------------------
 
-HARNESS = r"""
-// Runs the host+device code of csrc/cuda/*.cuh on the host: columns one after another, and the block routine
-// prepare_gram_item with one thread or with a team of real threads.
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-#include <vector>
-#include "cuda/column_device.cuh"
-
-using namespace neuralnmf::cuda;
-
-// __syncthreads() for host threads.
-class Barrier {
- public:
-  explicit Barrier(int n) : n_(n) {}
-  void wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    const long gen = gen_;
-    if (++count_ == n_) {
-      count_ = 0;
-      ++gen_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lock, [&] { return gen_ != gen; });
-    }
-  }
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int n_, count_ = 0;
-  long gen_ = 0;
-};
-
-struct ThreadTeam {
-  int r, n;
-  Barrier* barrier;
-  int rank() const { return r; }
-  int size() const { return n; }
-  void sync() const { barrier->wait(); }
-};
-
-static GramView gram_view(int k, int64_t N, int shared, const double* Ad, const double* G, const double* H,
-                          const double* d, const double* a_scale, const int32_t* flags) {
-  return GramView{k, N, shared != 0, Ad, G, H, d, a_scale, flags};
-}
-
-struct Scratch {
-  std::vector<double> d;
-  std::vector<int> i;
-  std::vector<uint8_t> b;
-  ColumnScratch view;
-  Scratch(int64_t cols, int64_t dpc, int64_t k)
-      : d(cols * dpc, 12345.0), i(cols * ints_per_col(k), -7), b(cols * bytes_per_col(k), 0xAB) {
-    view = ColumnScratch{d.data(), i.data(), b.data(), dpc, ints_per_col(k), bytes_per_col(k)};
-  }
-};
-
-template <typename T>
-static void nnls_chunk(int k, int64_t N, int shared, const double* Ad, const double* G, const double* H,
-                       const double* d, const double* a_scale, const int32_t* flags, const double* B,
-                       const double* U, const T* X, const bool* init, T* S, int32_t* info, int64_t M, int64_t b0,
-                       int64_t c0, int64_t len, int64_t items, int64_t max_iter) {
-  Scratch s(items * len, nnls_doubles_per_col(k), k);
-  const NnlsChunk<T> a{gram_view(k, N, shared, Ad, G, H, d, a_scale, flags), B, U, X, init, S, info, M, b0, c0,
-                       len, items, max_iter, s.view};
-  for (int64_t t = 0; t < items * len; ++t) nnls_column(a, t);
-}
-
-template <typename T>
-static void support_chunk(int k, int shared, const double* G, const double* H, const double* d,
-                          const double* a_scale, const int32_t* flags, const T* grad, const T* S, T* V, int64_t M,
-                          int64_t b0, int64_t c0, int64_t len, int64_t items) {
-  Scratch s(items * len, support_doubles_per_col(k), k);
-  const SupportChunk<T> a{gram_view(k, 0, shared, nullptr, G, H, d, a_scale, flags), grad, S, V, M, b0, c0, len,
-                          items, s.view};
-  for (int64_t t = 0; t < items * len; ++t) support_column(a, t);
-}
-
-extern "C" {
-double emu_dictionary_scale(double amax) { return dictionary_scale(amax); }
-
-void emu_prepare_gram(double* G, double* L, double* H, const double* d, int32_t* flags, int64_t ng, int k) {
-  double shared = -1.0;
-  const int64_t kk = static_cast<int64_t>(k) * k;
-  for (int64_t g = 0; g < ng; ++g) {
-    prepare_gram_item(Team{}, G + g * kk, L + g * kk, H + g * kk, d + g * k, flags + g, k, &shared);
-  }
-}
-
-void emu_prepare_gram_threads(double* G, double* L, double* H, const double* d, int32_t* flags, int64_t ng, int k,
-                              int threads) {
-  const int64_t kk = static_cast<int64_t>(k) * k;
-  for (int64_t g = 0; g < ng; ++g) {
-    double shared = -1.0;
-    Barrier barrier(threads);
-    std::vector<std::thread> team;
-    for (int r = 0; r < threads; ++r) {
-      team.emplace_back([&, r] {
-        prepare_gram_item(ThreadTeam{r, threads, &barrier}, G + g * kk, L + g * kk, H + g * kk, d + g * k, flags + g,
-                          k, &shared);
-      });
-    }
-    for (auto& t : team) t.join();
-  }
-}
-
-void emu_nnls_f64(int k, int64_t N, int shared, const double* Ad, const double* G, const double* H, const double* d,
-                  const double* a_scale, const int32_t* flags, const double* B, const double* U, const double* X,
-                  const bool* init, double* S, int32_t* info, int64_t M, int64_t b0, int64_t c0, int64_t len,
-                  int64_t items, int64_t max_iter) {
-  nnls_chunk<double>(k, N, shared, Ad, G, H, d, a_scale, flags, B, U, X, init, S, info, M, b0, c0, len, items,
-                     max_iter);
-}
-
-void emu_nnls_f32(int k, int64_t N, int shared, const double* Ad, const double* G, const double* H, const double* d,
-                  const double* a_scale, const int32_t* flags, const double* B, const double* U, const float* X,
-                  const bool* init, float* S, int32_t* info, int64_t M, int64_t b0, int64_t c0, int64_t len,
-                  int64_t items, int64_t max_iter) {
-  nnls_chunk<float>(k, N, shared, Ad, G, H, d, a_scale, flags, B, U, X, init, S, info, M, b0, c0, len, items,
-                    max_iter);
-}
-
-void emu_support_f64(int k, int shared, const double* G, const double* H, const double* d, const double* a_scale,
-                     const int32_t* flags, const double* grad, const double* S, double* V, int64_t M, int64_t b0,
-                     int64_t c0, int64_t len, int64_t items) {
-  support_chunk<double>(k, shared, G, H, d, a_scale, flags, grad, S, V, M, b0, c0, len, items);
-}
-
-void emu_support_f32(int k, int shared, const double* G, const double* H, const double* d, const double* a_scale,
-                     const int32_t* flags, const float* grad, const float* S, float* V, int64_t M, int64_t b0,
-                     int64_t c0, int64_t len, int64_t items) {
-  support_chunk<float>(k, shared, G, H, d, a_scale, flags, grad, S, V, M, b0, c0, len, items);
-}
-
-void emu_pinv(const double* G, int n, const uint8_t* passive, const double* r, double* v) {
-  std::vector<double> A(n * n), Q(n * n), t(n);
-  std::vector<int> in(n);
-  pinv_solve_on_support(G, n, passive, r, v, A.data(), Q.data(), in.data(), t.data());
-}
-}
-"""
+HARNESS = os.path.join(ROOT, "tests", "cuda_host_harness.cpp")
 
 
 def _cxx():
@@ -246,22 +110,46 @@ def emu(tmp_path_factory):
     cxx = _cxx()
     if cxx is None:
         pytest.skip("no C++ compiler")
-    out = tmp_path_factory.mktemp("emu")
-    src, lib = os.path.join(out, "harness.cpp"), os.path.join(out, "harness.so")
-    with open(src, "w") as f:
-        f.write(HARNESS)
+    lib = os.path.join(tmp_path_factory.mktemp("emu"), "harness.so")
     cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-pthread", "-Wall", "-Werror", "-Wno-unused-function",
-           f"-I{CSRC}", src, "-o", lib]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+           "-Wno-unknown-pragmas", f"-I{CSRC}", HARNESS, "-o", lib]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, f"the device headers do not compile as host code:\n{run.stderr[-8000:]}"
-    return ctypes.CDLL(lib)
+    lib = ctypes.CDLL(lib)
+    lib.emu_nnls.restype = ctypes.c_int64
+    lib.emu_support.restype = ctypes.c_int64
+    lib.emu_dictionary_scale.restype = ctypes.c_double
+    return lib
 
 
 def _p(t):
     return ctypes.c_void_p(t.data_ptr()) if t is not None else ctypes.c_void_p(0)
 
 
+def _strides(t):
+    """The 3 strides of a 3-D tensor, as the int64 array the harness takes (zeros for None)."""
+    return (ctypes.c_int64 * 3)(*(t.stride() if t is not None else (0, 0, 0)))
+
+
 I64, INT = ctypes.c_int64, ctypes.c_int
+
+# The lane-group configuration of the device kernels (csrc/cuda/group_kernels.cuh) for rank k: (lanes per
+# group, variables per lane); k > 256 goes to the one-thread-per-column kernel alone (lanes 0).
+DEVICE_CONFIGS = ((8, (8, 1)), (16, (16, 1)), (32, (32, 1)), (64, (32, 2)), (128, (32, 4)), (256, (32, 8)))
+
+
+def device_config(k):
+    return next((cfg for kmax, cfg in DEVICE_CONFIGS if k <= kmax), (0, 0))
+
+
+class _Err:
+    def __init__(self):
+        self.buf = ctypes.create_string_buffer(512)
+        self.args = (self.buf, INT(512))
+
+    def check(self, ret):
+        assert ret >= 0, f"lane-group emulation failed: {self.buf.value.decode()}"
+        return ret
 
 
 def _emulated_gram(emu, A, threads=0):
@@ -271,7 +159,6 @@ def _emulated_gram(emu, A, threads=0):
     A3 = (A.unsqueeze(0) if shared else A).double().contiguous()
     ng, N, k = A3.shape
     amax = A3.abs().amax((1, 2)) if A3.numel() else torch.zeros(ng, dtype=torch.float64)
-    emu.emu_dictionary_scale.restype = ctypes.c_double
     a_scale = torch.tensor([emu.emu_dictionary_scale(ctypes.c_double(v)) for v in amax.tolist()], dtype=torch.float64)
     flags = torch.isfinite(amax).to(torch.int32).contiguous()  # kGramAFinite
     As = A3 * a_scale.view(ng, 1, 1)
@@ -284,52 +171,90 @@ def _emulated_gram(emu, A, threads=0):
         emu.emu_prepare_gram_threads(_p(G), _p(L), _p(H), _p(d), _p(flags), I64(ng), INT(k), INT(threads))
     else:
         emu.emu_prepare_gram(_p(G), _p(L), _p(H), _p(d), _p(flags), I64(ng), INT(k))
-    return dict(shared=shared, Ad=Ad, G=G, H=H, d=d, a_scale=a_scale, flags=flags, k=k, N=N)
+    row_scale = (a_scale.view(ng, 1) * d).contiguous()  # nnls_rhs: b_i = a_scale d_i (A^T x)_i
+    return dict(shared=shared, Ad=Ad, G=G, H=H, d=d, a_scale=a_scale, flags=flags, k=k, N=N, row_scale=row_scale)
 
 
-def _emulated_nnls(emu, X, A, init=None, max_iter=0, chunk=(1, 7)):
-    """nnls_forward_kernel (csrc/cuda/nnls_kernel.cu) on the host, with small chunks (items, columns)."""
+def _gram_args(g):
+    return (INT(g["k"]), I64(g["N"]), INT(g["shared"]), _p(g["Ad"]), _p(g["G"]), _p(g["H"]), _p(g["d"]),
+            _p(g["a_scale"]), _p(g["flags"]))
+
+
+def _columns(emu, lanes, g, B, row_scale, X3, init3, S, info, M, b0, c0, ln, items, max_iter):
+    """One launch's columns: the lane-group pass, then the deferred columns by threads. Returns how many were
+    deferred."""
+    err = _Err()
+    rhs_f64 = int(B.dtype == torch.float64)
+    s_f64 = int(S.dtype == torch.float64)
+    return err.check(emu.emu_nnls(
+        INT(lanes[0]), INT(lanes[1]), INT(rhs_f64), INT(s_f64), *_gram_args(g), _p(B), _strides(B), _p(row_scale),
+        _p(X3), _strides(X3), _p(init3), _strides(init3), _p(S), _strides(S), _p(info), I64(M), I64(b0), I64(c0),
+        I64(ln), I64(items), I64(max_iter), *err.args))
+
+
+def _emulated_nnls(emu, X, A, init=None, max_iter=0, chunk=(1, 7), lanes=None, stats=None):
+    """nnls_forward_kernel (csrc/cuda/nnls_kernel.cu) on the host, with small chunks (items, columns).
+    lanes: (lanes per group, variables per lane), default the device's for k; (0, 0): threads only."""
     batched = X.dim() == 3
-    X3 = (X if batched else X.unsqueeze(0)).contiguous()
+    X3 = X if batched else X.unsqueeze(0)  # read in place, any strides
     nb, N, M = X3.shape
     k = A.shape[-1]
+    lanes = device_config(k) if lanes is None else lanes
     S = torch.full((nb, k, M), -99.0, dtype=X.dtype)
     info = torch.full((nb, M), 99, dtype=torch.int32)
     g = _emulated_gram(emu, A)
-    Ad_g = g["Ad"].to(X.dtype)  # float32 data: float32 GEMM, as on the CPU
-    init3 = None if init is None else (init if batched else init.unsqueeze(0)).contiguous()
-    fn = emu.emu_nnls_f64 if X.dtype == torch.float64 else emu.emu_nnls_f32
+    Ad_g = g["Ad"].to(X.dtype)  # float32 data: a float32 GEMM, whose B the kernels read as it is
+    init3 = None if init is None else (init if batched else init.unsqueeze(0))
     items_per, cols_per = chunk if nb > 1 else (1, chunk[1])
+    deferred = 0
     for b0 in range(0, nb, items_per):
         items = min(items_per, nb - b0)
         for c0 in range(0, M, cols_per):
             ln = min(cols_per, M - c0)
             Xc = X3[b0 : b0 + items, :, c0 : c0 + ln]
             AdT = Ad_g[0].T if g["shared"] else Ad_g[b0 : b0 + items].transpose(1, 2)
-            B = torch.matmul(AdT, Xc).double().contiguous()
-            Hs = g["H"][0] if g["shared"] else g["H"][b0 : b0 + items]
-            U = torch.matmul(Hs, B).contiguous()
-            fn(INT(k), I64(N), INT(g["shared"]), _p(g["Ad"]), _p(g["G"]), _p(g["H"]), _p(g["d"]), _p(g["a_scale"]),
-               _p(g["flags"]), _p(B), _p(U), _p(X3), _p(init3), _p(S), _p(info), I64(M), I64(b0), I64(c0), I64(ln),
-               I64(items), I64(max_iter))
+            B = torch.matmul(AdT, Xc).contiguous()
+            deferred += _columns(emu, lanes, g, B, None, X3, init3, S, info, M, b0, c0, ln, items, max_iter)
+    if stats is not None:
+        stats["deferred"] = deferred
     return (S, info) if batched else (S[0], info[0])
 
 
-def _emulated_support_solve(emu, grad, A, S, chunk=(2, 5)):
-    batched = S.dim() == 3
-    S3 = (S if batched else S.unsqueeze(0)).contiguous()
-    G3 = (grad if batched else grad.unsqueeze(0)).contiguous()
-    nb, k, M = S3.shape
-    V = torch.zeros_like(S3)
+def _emulated_nnls_rhs(emu, AtX, A, init=None, max_iter=0, lanes=None, stats=None):
+    """nnls_rhs_kernel (csrc/cuda/nnls_kernel.cu) on the host: the products read in place, S in their layout."""
+    batched = AtX.dim() == 3
+    B3 = AtX if batched else AtX.unsqueeze(0)
+    nb, k, M = B3.shape
+    lanes = device_config(k) if lanes is None else lanes
+    S = torch.empty_like(AtX).fill_(-99.0)
+    S3 = S if batched else S.unsqueeze(0)
+    info = torch.full((nb, M), 99, dtype=torch.int32)
     g = _emulated_gram(emu, A)
-    fn = emu.emu_support_f64 if S.dtype == torch.float64 else emu.emu_support_f32
-    for b0 in range(0, nb, chunk[0]):
-        items = min(chunk[0], nb - b0)
-        for c0 in range(0, M, chunk[1]):
-            ln = min(chunk[1], M - c0)
-            fn(INT(k), INT(g["shared"]), _p(g["G"]), _p(g["H"]), _p(g["d"]), _p(g["a_scale"]), _p(g["flags"]),
-               _p(G3), _p(S3), _p(V), I64(M), I64(b0), I64(c0), I64(ln), I64(items))
-    return V if batched else V[0]
+    init3 = None if init is None else (init if batched else init.unsqueeze(0))
+    deferred = _columns(emu, lanes, g, B3, g["row_scale"], None, init3, S3, info, M, 0, 0, M, nb, max_iter)
+    if stats is not None:
+        stats["deferred"] = deferred
+    return (S, info) if batched else (S, info[0])
+
+
+def _emulated_support_solve(emu, grad, A, S, lanes=None, stats=None):
+    """support_solve_kernel (csrc/cuda/support_solve_kernel.cu) on the host: V in S's layout."""
+    batched = S.dim() == 3
+    S3 = S if batched else S.unsqueeze(0)
+    G3 = grad if batched else grad.unsqueeze(0)
+    nb, k, M = S3.shape
+    lanes = device_config(k) if lanes is None else lanes
+    V = torch.empty_like(S).fill_(-99.0)
+    V3 = V if batched else V.unsqueeze(0)
+    g = _emulated_gram(emu, A)
+    err = _Err()
+    deferred = err.check(emu.emu_support(
+        INT(lanes[0]), INT(lanes[1]), INT(int(S.dtype == torch.float64)), INT(k), INT(g["shared"]), _p(g["G"]),
+        _p(g["H"]), _p(g["d"]), _p(g["a_scale"]), _p(g["flags"]), _p(G3), _strides(G3), _p(S3), _strides(S3),
+        _p(V3), _strides(V3), I64(M), I64(nb), *err.args))
+    if stats is not None:
+        stats["deferred"] = deferred
+    return V
 
 
 def _cpu(X, A, init=None, max_iter=0):
@@ -343,13 +268,131 @@ def _assert_same(got, want, rtol, atol):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("k", [1, 4, 13, 40])
+@pytest.mark.parametrize("k", [1, 4, 13, 40, 64, 100, 200, 260])
 def test_forward_matches_cpu(emu, dtype, k):
     g = make_generator(100 + k)
-    A = torch.rand(60, k, generator=g, dtype=dtype)
-    X = torch.randn(60, 23, generator=g, dtype=dtype)
+    N = max(60, 2 * k)
+    A = torch.rand(N, k, generator=g, dtype=dtype)
+    X = torch.randn(N, 23, generator=g, dtype=dtype)
     tol = dict(rtol=1e-9, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-4, atol=1e-5)
-    _assert_same(_emulated_nnls(emu, X, A), _cpu(X, A), **tol)
+    stats = {}
+    _assert_same(_emulated_nnls(emu, X, A, stats=stats), _cpu(X, A), **tol)
+    # the lane groups solve these (k > 256 is the thread kernel's alone)
+    assert stats["deferred"] == (23 if k > 256 else 0)
+
+
+@pytest.mark.parametrize("k,configs", [(6, [(1, 8), (2, 4), (4, 2), (8, 1)]), (16, [(4, 4), (16, 1), (8, 4)]),
+                                       (30, [(32, 1), (16, 2), (8, 4)]), (64, [(32, 2), (16, 8), (32, 4)])])
+def test_any_number_of_lanes_gives_the_same_bits(emu, k, configs):
+    """The lanes of a group share the work, never the order of any sum: S is the same to the bit whatever the
+    group size, and equal to the CPU kernel's up to rounding."""
+    g = make_generator(200 + k)
+    A = torch.rand(3 * k, k, generator=g, dtype=torch.float64)
+    X = torch.randn(3 * k, 40, generator=g, dtype=torch.float64)
+    init = torch.rand(k, 40, generator=g) > 0.5
+    results = [_emulated_nnls(emu, X, A, init=init, lanes=cfg, chunk=(1, 40)) for cfg in configs]
+    for S, info in results[1:]:
+        assert torch.equal(S, results[0][0]) and torch.equal(info, results[0][1])
+    _assert_same(results[0], _cpu(X, A, init), rtol=1e-9, atol=1e-12)
+
+
+def test_thread_kernel_alone_matches_cpu(emu):
+    """The one-thread-per-column kernel (every column deferred) gives the CPU's answer and info by itself."""
+    g = make_generator(16)
+    A = torch.rand(80, 24, generator=g, dtype=torch.float64)
+    X = torch.randn(80, 31, generator=g, dtype=torch.float64)
+    stats = {}
+    _assert_same(_emulated_nnls(emu, X, A, lanes=(0, 0), stats=stats), _cpu(X, A), rtol=1e-12, atol=1e-14)
+    assert stats["deferred"] == 31
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("k", [5, 32, 70])
+def test_products_forward_matches_cpu(emu, dtype, k):
+    """nnls_rhs: the caller's products A^T X read in place (here transposed, as the sparse path forms them),
+    rows scaled on the fly, S in their layout."""
+    g = make_generator(300 + k)
+    A = torch.rand(2 * k + 10, k, generator=g, dtype=torch.float64)
+    A[:, 1] = 0  # a zero column: its row of the products is ignored
+    X = torch.rand(2 * k + 10, 37, generator=g, dtype=torch.float64)
+    AtX = (X.T @ A).to(dtype).T  # (k, M) with strides (1, k)
+    A = A.to(dtype)
+    init = torch.rand(k, 37, generator=g) > 0.5
+    S_ref, info_ref = torch.ops.neuralnmf.nnls_rhs(AtX, A, init, 0)
+    stats = {}
+    S, info = _emulated_nnls_rhs(emu, AtX, A, init=init, stats=stats)
+    assert S.stride() == AtX.stride()
+    tol = dict(rtol=1e-9, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-4, atol=1e-5)
+    _assert_same((S, info), (S_ref, info_ref), **tol)
+    assert stats["deferred"] == 0 and bool((S[1] == 0).all())
+    batched = torch.stack([AtX, AtX.flip(1)])
+    S_ref, info_ref = torch.ops.neuralnmf.nnls_rhs(batched, torch.stack([A, A]), None, 0)
+    _assert_same(_emulated_nnls_rhs(emu, batched, torch.stack([A, A])), (S_ref, info_ref), **tol)
+
+
+def test_products_overflow_and_non_finite(emu):
+    """Finite products whose scaling a_scale d_i overflows are rescaled per column by a thread: the answer is
+    the one at a safe scale, scaled back (S is positively homogeneous in A^T X). NaN/Inf columns get -2."""
+    g = make_generator(17)
+    A = 0.1 * torch.rand(20, 5, generator=g, dtype=torch.float64)  # column norms < 1: a_scale d_i ~ 4
+    AtX = 1e300 * torch.rand(5, 9, generator=g, dtype=torch.float64)
+    AtX[0, ::2] = -1.7e308
+    AtX[3, 1] = -1.5e308
+    assert not bool(torch.isfinite(AtX / A.norm(dim=0)[:, None]).all())
+    safe, _ = torch.ops.neuralnmf.nnls_rhs(AtX * 2.0**-600, A, None, 0)
+    stats = {}
+    S, info = _emulated_nnls_rhs(emu, AtX, A, stats=stats)
+    assert bool((info == 0).all()) and stats["deferred"] == 6
+    torch.testing.assert_close(S, safe * 2.0**600, rtol=1e-9, atol=1e-12 * 2.0**600)
+    AtX = A.T @ torch.rand(20, 9, generator=g, dtype=torch.float64)
+    bad = AtX.clone()
+    bad[2, 4] = float("nan")
+    bad[0, 7] = float("inf")
+    S, info = _emulated_nnls_rhs(emu, bad, A)
+    assert info.tolist() == [0, 0, 0, 0, -2, 0, 0, -2, 0]
+    assert bool(S[:, [4, 7]].isnan().all()) and bool(S[:, [0, 1, 2, 3, 5, 6, 8]].isfinite().all())
+
+
+def test_deferred_columns_make_the_cpu_decisions(emu):
+    """What the groups leave (the iteration bound here) is redone from the start by a thread: same info."""
+    g = make_generator(18)
+    A = matrix_with_condition(40, 20, 1e3, g).abs()
+    X = torch.randn(40, 25, generator=g, dtype=torch.float64)
+    for max_iter in (1, 2, 3, 4, 0):
+        stats = {}
+        got = _emulated_nnls(emu, X, A, max_iter=max_iter, stats=stats)
+        want = _cpu(X, A, max_iter=max_iter)
+        _assert_same(got, want, rtol=1e-9, atol=1e-12)
+        assert stats["deferred"] >= int((want[1] != 0).sum())  # every column the CPU gave to Lawson-Hanson
+        assert stats["deferred"] == 0 if max_iter == 0 else stats["deferred"] > 0
+
+
+@pytest.mark.parametrize("L", [1, 2, 8, 32])
+def test_lane_emulator_collectives(emu, L):
+    g = make_generator(19 + L)
+    values = torch.randn(L, generator=g, dtype=torch.float64)
+    out = torch.zeros(L, 4, dtype=torch.float64)
+    err = _Err()
+    err.check(emu.emu_lanes(INT(L), _p(values), INT(0), _p(out), *err.args))
+    level = values.clone()  # the xor butterfly, level by level
+    o = L // 2
+    while o:
+        level = level + level[torch.arange(L) ^ o]
+        o //= 2
+    assert torch.equal(out[:, 0], level) and bool((out[:, 0] == out[0, 0]).all())
+    torch.testing.assert_close(out[0, 0], values.sum(), rtol=1e-14, atol=1e-14)
+    assert bool((out[:, 1] == values.max()).all())
+    assert bool((out[:, 2] == sum(1 << l for l in range(L) if values[l] > 0)).all())
+    assert bool((out[:, 3] == values[L - 1]).all())
+
+
+@pytest.mark.parametrize("L", [2, 8, 32])
+def test_lane_emulator_reports_divergent_collectives(emu, L):
+    values = torch.arange(L, dtype=torch.float64)
+    out = torch.zeros(L, 4, dtype=torch.float64)
+    err = _Err()
+    assert emu.emu_lanes(INT(L), _p(values), INT(1), _p(out), *err.args) == -1
+    assert "different collectives" in err.buf.value.decode()
 
 
 def test_forward_ill_conditioned_and_warm_start(emu):
@@ -464,15 +507,36 @@ def test_support_solve_matches_cpu(emu, dtype):
     torch.testing.assert_close(_emulated_support_solve(emu, grad[0], A[0], S[0]), want, **tol)
 
 
+@pytest.mark.parametrize("k", [6, 30, 64, 120])
+def test_support_solve_groups_both_sides_and_layouts(emu, k):
+    """Supports larger and smaller than k / 2 (dual and passive side), a transposed S and grad, any lanes."""
+    g = make_generator(20 + k)
+    A = torch.rand(2 * k + 5, k, generator=g, dtype=torch.float64)
+    S = torch.rand(60, k, generator=g, dtype=torch.float64).T  # (k, M), strides (1, k)
+    S[:, :30] = torch.where(S[:, :30] < 0.8, S[:, :30], 0.0)  # large supports
+    S[:, 30:] = torch.where(S[:, 30:] < 0.2, S[:, 30:], 0.0)  # small ones
+    S[:, 5] = 0.0
+    grad = torch.randn(60, k, generator=g, dtype=torch.float64).T
+    want = torch.ops.neuralnmf.support_solve(grad, A, S)
+    for lanes in (None, (16, 8)):
+        stats = {}
+        got = _emulated_support_solve(emu, grad, A, S, lanes=lanes, stats=stats)
+        assert got.stride() == S.stride() and stats["deferred"] == 0
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+
+
 def test_support_solve_singular_support_uses_the_pseudo_inverse(emu):
     g = make_generator(13)
     base = torch.rand(20, 3, generator=g, dtype=torch.float64)
     A = torch.cat([base, base[:, :1], torch.zeros(20, 1, dtype=torch.float64)], 1)  # duplicate + zero column
     S = torch.rand(5, 9, generator=g, dtype=torch.float64)
     S[:, ::2] = 0.7  # every even column: support holds both duplicates (and the zero column)
+    S[[0, 3, 4], 1::2] = 0.0  # odd columns: supports {1, 2}, small enough for a group without H
     grad = torch.randn(S.shape, generator=g, dtype=torch.float64)
     want = torch.ops.neuralnmf.support_solve(grad, A, S)
-    torch.testing.assert_close(_emulated_support_solve(emu, grad, A, S), want, rtol=1e-8, atol=1e-10)
+    stats = {}
+    torch.testing.assert_close(_emulated_support_solve(emu, grad, A, S, stats=stats), want, rtol=1e-8, atol=1e-10)
+    assert stats["deferred"] == 5  # the singular supports are the threads' (pseudo-inverse)
 
 
 @pytest.mark.parametrize("n,rank", [(1, 1), (4, 4), (6, 3), (12, 5), (30, 30), (30, 29)])

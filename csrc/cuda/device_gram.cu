@@ -11,6 +11,8 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <algorithm>
+
 #include "device_gram.h"
 
 namespace neuralnmf {

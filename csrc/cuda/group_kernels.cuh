@@ -1,0 +1,202 @@
+// The lane-group kernels (see column_kernels.h): each block takes a range of columns of one dictionary, copies
+// its G and H into shared memory once (k <= 64), and its groups of L lanes take the range's columns in turn,
+// adjacent groups adjacent columns (so a warp's loads and stores of B and S touch neighbouring columns). Each
+// group's workspace (group_solver.cuh) sits in the block's shared memory after G and H.
+//
+// Included by group_kernels_k*.cu, one rank class each (NNLS_INSTANTIATE_GROUP_KERNELS).
+#pragma once
+
+#include <c10/cuda/CUDAException.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+
+#include "column_kernels.h"
+#include "group_columns.cuh"
+#include "lane_group.cuh"
+
+namespace neuralnmf {
+namespace cuda {
+
+// Per rank class: lanes per group, variables per lane, warps per block, and whether G and H fit in shared
+// memory (2 k^2 doubles: 64 KiB at k = 64). Each group's workspace is group_work_bytes(k): 2.5 KiB at k = 32,
+// 7 KiB at k = 64, 75 KiB at k = 256.
+template <int KMAX>
+struct GroupShape;
+template <>
+struct GroupShape<8> {
+  static constexpr int L = 8, VPL = 1, kWarps = 8;
+  static constexpr bool kSharedGram = true;
+};
+template <>
+struct GroupShape<16> {
+  static constexpr int L = 16, VPL = 1, kWarps = 8;
+  static constexpr bool kSharedGram = true;
+};
+template <>
+struct GroupShape<32> {
+  static constexpr int L = 32, VPL = 1, kWarps = 8;
+  static constexpr bool kSharedGram = true;
+};
+template <>
+struct GroupShape<64> {
+  static constexpr int L = 32, VPL = 2, kWarps = 16;
+  static constexpr bool kSharedGram = true;
+};
+template <>
+struct GroupShape<128> {
+  static constexpr int L = 32, VPL = 4, kWarps = 4;
+  static constexpr bool kSharedGram = false;
+};
+template <>
+struct GroupShape<256> {
+  static constexpr int L = 32, VPL = 8, kWarps = 2;
+  static constexpr bool kSharedGram = false;
+};
+
+// The columns [first, last) of the flat index e = li * len + lj that block b takes. A shared dictionary:
+// consecutive ranges of per_block columns across items; one dictionary per item: ranges within one item.
+struct BlockRange {
+  int64_t first, last;
+};
+
+__device__ __forceinline__ BlockRange block_range(bool shared, int64_t items, int64_t len, int64_t per_block) {
+  const int64_t b = blockIdx.x;
+  if (shared) {
+    const int64_t first = b * per_block;
+    return {first, std::min(first + per_block, items * len)};
+  }
+  const int64_t per_item = (len + per_block - 1) / per_block;
+  const int64_t li = b / per_item, c = (b % per_item) * per_block;
+  return {li * len + c, li * len + std::min(c + per_block, len)};
+}
+
+inline int64_t grid_blocks(bool shared, int64_t items, int64_t len, int64_t per_block) {
+  if (shared) return (items * len + per_block - 1) / per_block;
+  return items * ((len + per_block - 1) / per_block);
+}
+
+// G and H of dictionary gi into shared memory (k <= 64), or their global copies. Returns the workspace base.
+template <bool kSharedGram>
+__device__ __forceinline__ unsigned char* stage_gram(const GramView& gram, int64_t gi, unsigned char* smem,
+                                                     const double*& G, const double*& H) {
+  const int64_t kk = static_cast<int64_t>(gram.k) * gram.k;
+  G = gram.G + gi * kk;
+  H = gram.H + gi * kk;  // zeros where H is not usable
+  if (!kSharedGram) return smem;
+  double* sG = reinterpret_cast<double*>(smem);
+  double* sH = sG + kk;
+  for (int64_t e = threadIdx.x; e < kk; e += blockDim.x) {
+    sG[e] = G[e];
+    sH[e] = H[e];
+  }
+  __syncthreads();
+  G = sG;
+  H = sH;
+  return smem + 2 * kk * sizeof(double);
+}
+
+template <int KMAX, typename rhs_t, typename scalar_t>
+__global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32)
+    group_nnls_kernel(const NnlsColumns<rhs_t, scalar_t> a, const int64_t per_block) {
+  using Shape = GroupShape<KMAX>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const BlockRange range = block_range(a.gram.shared, a.items, a.len, per_block);
+  if (range.first >= range.last) return;
+  const double *G, *H;
+  unsigned char* work = stage_gram<Shape::kSharedGram>(a.gram, a.gram.item(a.b0 + range.first / a.len), smem, G, H);
+  const int groups = blockDim.x / Shape::L, group = threadIdx.x / Shape::L;
+  const GroupWork ws = group_work(work + group * group_work_bytes(a.gram.k), a.gram.k);
+  const bool usable = a.gram.flags[a.gram.item(a.b0 + range.first / a.len)] & kGramHUsable;
+  const bool refine = !(usable && refine_skippable(sizeof(scalar_t) == 4, a.gram.k, trace(H, a.gram.k)));
+  const WarpLanes<Shape::L> lanes;
+  for (int64_t e = range.first + group; e < range.last; e += groups) {
+    group_nnls_column<WarpLanes<Shape::L>, Shape::VPL>(lanes, a, G, H, refine, ws, e / a.len, e % a.len);
+  }
+}
+
+template <int KMAX, typename scalar_t>
+__global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32)
+    group_support_kernel(const SupportColumns<scalar_t> a, uint8_t* deferred, const int64_t per_block) {
+  using Shape = GroupShape<KMAX>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const BlockRange range = block_range(a.gram.shared, a.items, a.M, per_block);
+  if (range.first >= range.last) return;
+  const double *G, *H;
+  unsigned char* work = stage_gram<Shape::kSharedGram>(a.gram, a.gram.item(range.first / a.M), smem, G, H);
+  const int groups = blockDim.x / Shape::L, group = threadIdx.x / Shape::L;
+  const GroupWork ws = group_work(work + group * group_work_bytes(a.gram.k), a.gram.k);
+  const WarpLanes<Shape::L> lanes;
+  for (int64_t e = range.first + group; e < range.last; e += groups) {
+    group_support_column<WarpLanes<Shape::L>, Shape::VPL>(lanes, a, G, H, ws, e / a.M, e % a.M, deferred);
+  }
+}
+
+// Launch geometry of a group kernel over `columns` columns: the block's shared memory, and columns per block
+// (a multiple of the groups per block) so that the grid fills the device several times over while each group
+// still takes many columns (the copy of G and H is paid once per block). False when the shared memory does not
+// fit (then the caller leaves every column to the thread kernels).
+template <int KMAX, typename Kernel>
+bool group_geometry(Kernel kernel, int k, int64_t columns, int& threads, int64_t& smem, int64_t& per_block) {
+  using Shape = GroupShape<KMAX>;
+  int device = 0, sms = 0, optin = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  threads = Shape::kWarps * 32;
+  const int groups = threads / Shape::L;
+  smem = (Shape::kSharedGram ? 2 * static_cast<int64_t>(k) * k * 8 : 0) + groups * group_work_bytes(k);
+  if (smem > optin) return false;
+  // Raised once per kernel to the device's limit (normally before any CUDA-graph capture, at a first eager call).
+  static int raised_to = 0;
+  if (smem > 48 * 1024 && raised_to < optin) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
+    raised_to = optin;
+  }
+  int resident = 0;
+  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, threads, static_cast<size_t>(smem)));
+  const int64_t target = std::max<int64_t>(1, static_cast<int64_t>(sms) * std::max(1, resident) * 4);
+  const int64_t want = (columns + target - 1) / target;
+  per_block = std::min<int64_t>(std::max<int64_t>(want, groups), static_cast<int64_t>(groups) * 32);
+  per_block = (per_block + groups - 1) / groups * groups;
+  return true;
+}
+
+template <int KMAX, typename rhs_t, typename scalar_t>
+bool launch_group_nnls(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t stream) {
+  auto kernel = group_nnls_kernel<KMAX, rhs_t, scalar_t>;
+  int threads;
+  int64_t smem, per_block;
+  if (!group_geometry<KMAX>(kernel, a.gram.k, a.items * a.len, threads, smem, per_block)) return false;
+  const int64_t blocks = grid_blocks(a.gram.shared, a.items, a.len, per_block);
+  kernel<<<static_cast<unsigned int>(blocks), threads, static_cast<size_t>(smem), stream>>>(a, per_block);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return true;
+}
+
+template <int KMAX, typename scalar_t>
+bool launch_group_support(const SupportColumns<scalar_t>& a, uint8_t* deferred, cudaStream_t stream) {
+  auto kernel = group_support_kernel<KMAX, scalar_t>;
+  int threads;
+  int64_t smem, per_block;
+  if (!group_geometry<KMAX>(kernel, a.gram.k, a.items * a.M, threads, smem, per_block)) return false;
+  const int64_t blocks = grid_blocks(a.gram.shared, a.items, a.M, per_block);
+  kernel<<<static_cast<unsigned int>(blocks), threads, static_cast<size_t>(smem), stream>>>(a, deferred, per_block);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return true;
+}
+
+}  // namespace cuda
+}  // namespace neuralnmf
+
+// Explicit instantiations of one rank class (one .cu file each).
+#define NNLS_INSTANTIATE_GROUP_KERNELS(K)                                                                         \
+  namespace neuralnmf {                                                                                         \
+  namespace cuda {                                                                                              \
+  template bool launch_group_nnls<K, float, float>(const NnlsColumns<float, float>&, cudaStream_t);             \
+  template bool launch_group_nnls<K, double, float>(const NnlsColumns<double, float>&, cudaStream_t);           \
+  template bool launch_group_nnls<K, double, double>(const NnlsColumns<double, double>&, cudaStream_t);         \
+  template bool launch_group_support<K, float>(const SupportColumns<float>&, uint8_t*, cudaStream_t);           \
+  template bool launch_group_support<K, double>(const SupportColumns<double>&, uint8_t*, cudaStream_t);         \
+  }                                                                                                             \
+  }

@@ -1,0 +1,4 @@
+// The lane-group kernels of rank class k <= 256 (group_kernels.cuh); one file per class so that they compile in parallel.
+#include "group_kernels.cuh"
+
+NNLS_INSTANTIATE_GROUP_KERNELS(256)

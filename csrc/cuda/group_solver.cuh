@@ -1,0 +1,462 @@
+// The per-column solve of the CUDA kernels, by a group of L lanes (lane_group.cuh) with its state in
+// registers and a small shared-memory workspace: block principal pivoting with the decisions of
+// ColumnSolver::solve (csrc/common/column_solver.h, the CPU kernel's solver), and the support solve of
+// ColumnSolver::solve_on_support.
+//
+// Variable i of the column belongs to lane i % L, in register slot i / L (VPL = variables per lane, so k <=
+// VPL * L). Each subproblem is solved on its smaller side (|F| <= |Z|: Cholesky of G_FF; |Z| < |F|: Cholesky
+// of H_ZZ with H = G^{-1}), so the one matrix a group factors has at most ceil(k / 2) rows; row a of it
+// belongs to lane a % L. The same terms are summed in the same order as on the CPU, except the Cholesky
+// pivots, the back substitution and the group reductions (rounding only).
+//
+// Whatever ColumnSolver would hand to Lawson-Hanson or to the side that does not fit (G singular, a singular
+// subproblem, the iteration bound) is not attempted here: the solve returns kDeferred and the caller leaves
+// the column to the one-thread-per-column kernel (column_device.cuh), which runs ColumnSolver itself from the
+// start and so makes exactly the CPU's decisions.
+//
+// G and H are n x n, row-major, exactly symmetric (rows are read in place of columns, so that consecutive
+// lanes read consecutive entries), in shared or global memory. Header-only, host+device: the tests run it on
+// the host with the lanes of lane_group_host.h.
+#pragma once
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "../common/column_solver.h"
+#include "column_device.cuh"
+#include "lane_group.cuh"
+
+namespace neuralnmf {
+namespace cuda {
+
+// The shared-memory workspace of one group, for a column of n variables (m = ceil(n / 2) rows at most in a
+// factorization).
+struct GroupWork {
+  double* b;    // n   right-hand side (scaled), by index
+  double* u;    // n   u = H b, by index
+  double* x;    // n   x by index (the refinement gathers it)
+  double* r;    // n   residual of the refinement
+  double* w;    // m   solution of the last subproblem, packed (w[a] belongs to row a of the factor)
+  double* M;    // m (m + 1) / 2   packed lower triangle of the last factorization (row a at a (a + 1) / 2)
+  int* in;      // n   the passive indices, increasing
+  int* out;     // n   the other indices, increasing
+};
+
+NNLS_HD inline int group_rows(int n) { return (n + 1) / 2; }
+NNLS_HD inline int64_t group_work_doubles(int n) {
+  const int64_t m = group_rows(n);
+  return 4 * static_cast<int64_t>(n) + m + m * (m + 1) / 2;
+}
+NNLS_HD inline int64_t group_work_ints(int n) { return 2 * static_cast<int64_t>(n); }
+// Bytes of one group's workspace, a multiple of 8 so that consecutive workspaces stay aligned.
+NNLS_HD inline int64_t group_work_bytes(int n) {
+  return group_work_doubles(n) * 8 + (group_work_ints(n) * 4 + 7) / 8 * 8;
+}
+NNLS_HD inline GroupWork group_work(void* base, int n) {
+  double* d = static_cast<double*>(base);
+  const int m = group_rows(n);
+  GroupWork w;
+  w.b = d;
+  w.u = d + n;
+  w.x = d + 2 * n;
+  w.r = d + 3 * n;
+  w.w = d + 4 * n;
+  w.M = d + 4 * n + m;
+  int* i = reinterpret_cast<int*>(d + group_work_doubles(n));
+  w.in = i;
+  w.out = i + n;
+  return w;
+}
+
+NNLS_FI int tri(int a) { return a * (a + 1) / 2; }
+
+// Whether the refinement step after a dual-side solve can be left out of a float32 answer. Its correction is
+// of the order of cond(G) * DBL_EPSILON relative (the error of going through H = G^{-1}), and cond(G) <= k
+// trace(H) (G has a unit diagonal, so lambda_max(G) <= k, and 1 / lambda_min(G) <= trace(H)). Below 2^20 the
+// correction is under 1e-9 relative, 60 times below float32 rounding, and the float32 result is the same.
+// float64 answers are always refined, as on the CPU.
+constexpr double kRefineFreeCond = 1048576.0;
+NNLS_HD inline bool refine_skippable(bool float32_out, int k, double trace_H) {
+  return float32_out && k * trace_H <= kRefineFreeCond;
+}
+
+template <class Grp, int VPL>
+class GroupSolver {
+ public:
+  static constexpr int L = Grp::kSize;
+  static constexpr int ROWS = VPL > 1 ? VPL / 2 : 1;  // factor rows per lane: ROWS * L >= ceil(VPL * L / 2)
+  static_assert(ROWS * L * 2 >= VPL * L, "the factor rows must fit the lanes");
+
+  // Per lane, for its variables i = r * L + lane() (valid while i < n):
+  double b[VPL];   // right-hand side
+  double x[VPL];   // primal
+  double y[VPL];   // dual, G x - b (0 on F)
+  double u[VPL];   // H b, once formed
+  bool F[VPL];     // passive set
+  int pos[VPL];    // position of i in ws.in (i in F) or ws.out
+
+  NNLS_FI GroupSolver(const Grp& g, int n, const double* G, const double* H, GroupWork ws)
+      : g_(g), n_(n), G_(G), H_(H), ws_(ws) {}
+
+  NNLS_FI int index(int r) const { return r * L + g_.lane(); }
+
+  // Loads the right-hand side from b[] (the caller set it; zero for i >= n) into the workspace.
+  NNLS_FI void publish_rhs() {
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      if (i < n_) ws_.b[i] = b[r];
+    }
+    g_.sync();
+  }
+
+  // Block principal pivoting from the passive set in F[] (the caller set it: all true for a cold start, or a
+  // warm start; false for i >= n), on b[] (published). Returns kConverged with x[] optimal, or kDeferred.
+  // refine: the final step of iterative refinement after a solve on the dual side (see refine_skippable).
+  NNLS_FI int32_t solve(int64_t max_iter, bool refine = true) {
+    const int n = n_;
+    const int64_t bpp_iters = max_iter > 0 ? max_iter : 5 * static_cast<int64_t>(n) + 10;
+    have_u_ = false;
+    int best = n + 1;
+    int chances = kBackupChances;
+    for (int64_t it = 0; it < bpp_iters; ++it) {
+      split();
+      bool dual = false;
+      if (z_ < p_) {
+        if (!have_u_) form_u(false);
+        if (!dual_side()) return kDeferred;  // ColumnSolver would try the passive side, of more than n/2 rows
+        dual = true;
+      } else if (!passive_side(true)) {
+        return kDeferred;  // ColumnSolver would hand the column to Lawson-Hanson
+      }
+      const double tol = dual_tolerance();
+      bool bad[VPL];
+      int nbad = 0, last = -1;
+#pragma unroll
+      for (int r = 0; r < VPL; ++r) {
+        const int i = index(r);
+        // x = 0 off F, y = 0 on F (both sides leave them so) and tol > 0: no branch on F needed
+        bad[r] = i < n && ((x[r] < 0.0) | (y[r] < -tol));
+        const unsigned ballot = g_.ballot(bad[r]);
+        nbad += popcount(ballot);
+        last = ballot != 0u ? r * L + highest_bit(ballot) : last;  // the largest infeasible index
+      }
+      if (nbad == 0) {
+        if (dual && refine) refine_dual();
+        return kConverged;
+      }
+      if (nbad < best) {
+        best = nbad;
+        chances = kBackupChances;
+      } else if (chances > 0) {
+        --chances;
+      } else {
+#pragma unroll
+        for (int r = 0; r < VPL; ++r) {
+          if (index(r) == last) F[r] = !F[r];  // backup rule: only the largest infeasible index
+        }
+        continue;
+      }
+#pragma unroll
+      for (int r = 0; r < VPL; ++r) F[r] = F[r] != bad[r];
+    }
+    return kDeferred;  // iteration bound: ColumnSolver hands the column to Lawson-Hanson
+  }
+
+  // v = G_PP^{-1} b_P on the support P = F[] (b[] published and zero off P), zero elsewhere, into x[]: the
+  // solve of ColumnSolver::solve_on_support. False when it needs what does not fit here (a singular
+  // subproblem, or the passive side of more than ceil(n / 2) rows when H is not usable).
+  NNLS_FI bool solve_on_support() {
+    split();
+    if (H_ != nullptr && z_ < p_) {
+      form_u(true);
+      return dual_side();
+    }
+    if (p_ > group_rows(n_)) return false;
+    return passive_side(false);
+  }
+
+  int passive_count() const { return p_; }
+
+ private:
+  // The index lists ws.in (F) and ws.out (the rest), increasing, and p = |F|, z = n - p.
+  NNLS_FI void split() {
+    g_.sync();  // every lane is done reading the lists (and w, M) of the last subproblem
+    const unsigned below = g_.below();
+    int pin = 0, pout = 0;
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      const bool valid = i < n_;
+      const bool f = valid && F[r];
+      const unsigned bin = g_.ballot(f), bout = g_.ballot(valid && !f);
+      if (f) {
+        pos[r] = pin + popcount(bin & below);
+        ws_.in[pos[r]] = i;
+      } else if (valid) {
+        pos[r] = pout + popcount(bout & below);
+        ws_.out[pos[r]] = i;
+      }
+      pin += popcount(bin);
+      pout += popcount(bout);
+    }
+    p_ = pin;
+    z_ = pout;
+    g_.sync();
+  }
+
+  // u = H b on every index (b is zero off P in a support solve, whose sum runs over P only: the terms the
+  // CPU adds, in its order).
+  NNLS_FI void form_u(bool support_only) {
+    const int n = n_;
+    const int terms = support_only ? p_ : n;
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      if (i < n) {
+        double s = 0.0;
+        for (int a = 0; a < terms; ++a) {
+          const int c = support_only ? ws_.in[a] : a;
+          s += H_[c * n + i] * ws_.b[c];  // H[c][i] = H[i][c]
+        }
+        u[r] = s;
+        ws_.u[i] = s;
+      }
+    }
+    have_u_ = true;
+    g_.sync();
+  }
+
+  NNLS_FI double dual_tolerance() const {
+    double xmax = 0.0;
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const double v = fabs(x[r]);  // 0 for i >= n
+      xmax = v > xmax ? v : xmax;
+    }
+    xmax = g_.max(xmax);
+    return 4.0 * n_ * DBL_EPSILON * (n_ * xmax + 1.0);
+  }
+
+  // The packed lower triangle of S[list[a]][list[c]], c <= a < m (S symmetric: read as S[list[c]][list[a]]).
+  NNLS_FI void gather(const double* S, const int* list, int m) {
+    for (int a = g_.lane(); a < m; a += L) {
+      const int ia = list[a];
+      double* Ma = ws_.M + tri(a);
+      for (int c = 0; c <= a; ++c) Ma[c] = S[list[c] * n_ + ia];
+    }
+    g_.sync();
+  }
+
+  // One of ROWS register slots, by a run-time index (a select chain: the slots stay in registers).
+  NNLS_FI static double slot(const double (&v)[ROWS], int t) {
+    double out = v[0];
+#pragma unroll
+    for (int s = 1; s < ROWS; ++s) out = s == t ? v[s] : out;
+    return out;
+  }
+  NNLS_FI static void set_slot(double (&v)[ROWS], int t, double value) {
+#pragma unroll
+    for (int s = 0; s < ROWS; ++s) v[s] = s == t ? value : v[s];
+  }
+
+  // In-place Cholesky of the m x m packed matrix in ws.M, left-looking like cholesky_inplace: row j's pivot
+  // by its owner, from the running sum of squares of its row; then every lane its rows below. False when a
+  // pivot fails kPivotRtol (uniform over the group).
+  NNLS_FI bool cholesky(int m) {
+    double* M = ws_.M;
+    double sq[ROWS];
+#pragma unroll
+    for (int t = 0; t < ROWS; ++t) sq[t] = 0.0;
+    for (int j = 0; j < m; ++j) {
+      const int owner = j % L;
+      double* Mj = M + tri(j);
+      double inv = 0.0;  // 1 / L_jj; 0 marks a failed pivot
+      if (g_.lane() == owner) {
+        const double diag = Mj[j];
+        const double d = diag - slot(sq, j / L);
+        if (d > kPivotRtol * diag && diag > 0.0) {  // false for NaN too
+          const double s = sqrt(d);
+          Mj[j] = s;
+          inv = 1.0 / s;
+        }
+      }
+      inv = g_.bcast(inv, owner);
+      if (inv == 0.0) return false;
+#pragma unroll
+      for (int t = 0; t < ROWS; ++t) {
+        const int i = t * L + g_.lane();
+        if (i > j && i < m) {
+          double* Mi = M + tri(i);
+          double s = Mi[j];
+          for (int q = 0; q < j; ++q) s -= Mi[q] * Mj[q];
+          s *= inv;
+          Mi[j] = s;
+          sq[t] += s * s;
+        }
+      }
+      g_.sync();
+    }
+    return true;
+  }
+
+  // w <- (L L^T)^{-1} w for the factor in ws.M; w holds the lane's rows (row a in slot a / L of lane a % L).
+  NNLS_FI void cholesky_solve(int m, double (&w)[ROWS]) const {
+    const double* M = ws_.M;
+    for (int j = 0; j < m; ++j) {  // L v = w, by columns: w_i -= L_ij v_j in increasing j, as the CPU
+      const int owner = j % L;
+      double wj = 0.0;
+      if (g_.lane() == owner) {
+        wj = slot(w, j / L) / M[tri(j) + j];
+        set_slot(w, j / L, wj);
+      }
+      wj = g_.bcast(wj, owner);
+#pragma unroll
+      for (int t = 0; t < ROWS; ++t) {
+        const int i = t * L + g_.lane();
+        if (i > j && i < m) w[t] -= M[tri(i) + j] * wj;
+      }
+    }
+    for (int j = m - 1; j >= 0; --j) {  // L^T w = v, by columns
+      const int owner = j % L;
+      double wj = 0.0;
+      if (g_.lane() == owner) {
+        wj = slot(w, j / L) / M[tri(j) + j];
+        set_slot(w, j / L, wj);
+      }
+      wj = g_.bcast(wj, owner);
+#pragma unroll
+      for (int t = 0; t < ROWS; ++t) {
+        const int i = t * L + g_.lane();
+        if (i < j) w[t] -= M[tri(j) + i] * wj;
+      }
+    }
+  }
+
+  NNLS_FI void store_w(const double (&w)[ROWS], int m) {
+#pragma unroll
+    for (int t = 0; t < ROWS; ++t) {
+      const int a = t * L + g_.lane();
+      if (a < m) ws_.w[a] = w[t];
+    }
+    g_.sync();
+  }
+
+  // x = G_FF^{-1} b_F on F, 0 elsewhere; with want_y, the dual y = G x - b off F (0 on F).
+  NNLS_FI bool passive_side(bool want_y) {
+    const int n = n_, p = p_;
+    gather(G_, ws_.in, p);
+    if (!cholesky(p)) return false;
+    double w[ROWS];
+#pragma unroll
+    for (int t = 0; t < ROWS; ++t) {
+      const int a = t * L + g_.lane();
+      w[t] = a < p ? ws_.b[ws_.in[a]] : 0.0;
+    }
+    cholesky_solve(p, w);
+    store_w(w, p);
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      if (i >= n) continue;
+      if (F[r]) {
+        x[r] = ws_.w[pos[r]];
+        y[r] = 0.0;
+      } else {
+        x[r] = 0.0;
+        if (want_y) {
+          double s = -b[r];
+          for (int a = 0; a < p; ++a) s += G_[ws_.in[a] * n + i] * ws_.w[a];  // G[in[a]][i] = G[i][in[a]]
+          y[r] = s;
+        }
+      }
+    }
+    return true;
+  }
+
+  // The dual side: w = H_ZZ^{-1} u_Z,  x = u - H_:Z w on F (0 off F),  y_Z = -w (0 on F).
+  NNLS_FI bool dual_side() {
+    const int n = n_, z = z_;
+    gather(H_, ws_.out, z);
+    if (!cholesky(z)) return false;
+    double w[ROWS];
+#pragma unroll
+    for (int t = 0; t < ROWS; ++t) {
+      const int a = t * L + g_.lane();
+      w[t] = a < z ? ws_.u[ws_.out[a]] : 0.0;
+    }
+    cholesky_solve(z, w);
+    store_w(w, z);
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      if (i >= n) continue;
+      if (F[r]) {
+        double s = u[r];
+        for (int a = 0; a < z; ++a) s -= H_[ws_.out[a] * n + i] * ws_.w[a];
+        x[r] = s;
+        y[r] = 0.0;
+      } else {
+        x[r] = 0.0;
+        y[r] = -ws_.w[pos[r]];
+      }
+    }
+    return true;
+  }
+
+  // One step of iterative refinement on G_PP x_P = b_P through the factor of H_ZZ (ColumnSolver::refine_dual).
+  NNLS_FI void refine_dual() {
+    const int n = n_, p = p_, z = z_;
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      if (i < n) ws_.x[i] = x[r];
+    }
+    g_.sync();
+    for (int a = g_.lane(); a < p; a += L) {  // r_a = b_in[a] - G[in[a]][in] x_in
+      const int ia = ws_.in[a];
+      double s = ws_.b[ia];
+      for (int c = 0; c < p; ++c) {
+        const int ic = ws_.in[c];
+        s -= G_[ic * n + ia] * ws_.x[ic];
+      }
+      ws_.r[a] = s;
+    }
+    g_.sync();
+    double w[ROWS];
+#pragma unroll
+    for (int t = 0; t < ROWS; ++t) {
+      const int a = t * L + g_.lane();
+      double s = 0.0;
+      if (a < z) {
+        const int oa = ws_.out[a];
+        for (int c = 0; c < p; ++c) s += H_[ws_.in[c] * n + oa] * ws_.r[c];
+      }
+      w[t] = s;
+    }
+    cholesky_solve(z, w);
+    store_w(w, z);
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      if (i < n && F[r]) {
+        double s = 0.0;
+        for (int c = 0; c < p; ++c) s += H_[ws_.in[c] * n + i] * ws_.r[c];
+        for (int c = 0; c < z; ++c) s -= H_[ws_.out[c] * n + i] * ws_.w[c];
+        x[r] += s;
+      }
+    }
+  }
+
+  const Grp& g_;
+  int n_;
+  const double* G_;
+  const double* H_;
+  GroupWork ws_;
+  int p_ = 0, z_ = 0;
+  bool have_u_ = false;
+};
+
+}  // namespace cuda
+}  // namespace neuralnmf
