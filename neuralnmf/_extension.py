@@ -13,19 +13,38 @@ except ImportError as exc:  # not built, or built against another torch
     HAS_C = False
     IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
 
+OPS = ("nnls", "nnls_rhs", "support_solve")
+
 
 def has_kernel(op: str, dispatch_key: str) -> bool:
     """True when the compiled extension registered a kernel for neuralnmf::<op> under `dispatch_key`."""
     return HAS_C and torch._C._dispatch_has_kernel_for_dispatch_key(f"neuralnmf::{op}", dispatch_key)
 
 
-def missing_kernel_reason(device_type: str) -> str:
-    """Why a tensor on `device_type` runs on the pure-torch reference instead of a compiled kernel."""
-    if not HAS_C:
+def built_with_cuda() -> bool:
+    """Whether the compiled extension holds CUDA kernels (it was built with nvcc against a CUDA torch)."""
+    return any(has_kernel(op, "CUDA") for op in OPS)
+
+
+def missing_kernel_reason(op: str, device_type: str) -> str:
+    """Why neuralnmf::<op> on a `device_type` tensor runs on the pure-torch reference instead of a compiled kernel."""
+    return kernel_reason(op, device_type, HAS_C, IMPORT_ERROR, built_with_cuda(), torch.version.cuda)
+
+
+def kernel_reason(op: str, device_type: str, has_c: bool, import_error: str | None, cuda_build: bool,
+                  torch_cuda: str | None) -> str:
+    """The sentence of :func:`missing_kernel_reason`, from the facts it depends on (testable without a GPU)."""
+    if not has_c:
         return (
-            f"the compiled extension neuralnmf._C could not be imported ({IMPORT_ERROR}); "
+            f"the compiled extension neuralnmf._C could not be imported ({import_error}); "
             "reinstall with `pip install --no-build-isolation -e .`"
         )
     if device_type == "cuda":
-        return "neuralnmf was built without CUDA (torch without CUDA, no nvcc, or FORCE_ONLY_CPU=1 at build time)"
-    return f"neuralnmf has no compiled kernel for {device_type} tensors"
+        if cuda_build:
+            return (f"this build of neuralnmf has CUDA kernels but none for neuralnmf::{op} (an older build? "
+                    "reinstall with `pip install --no-build-isolation -e .`)")
+        if torch_cuda is None:
+            return "neuralnmf was built without CUDA kernels: the installed torch has no CUDA"
+        return ("neuralnmf was built without CUDA kernels (no nvcc or CUDA_HOME at build time, no GPU visible "
+                "without FORCE_CUDA=1, or FORCE_ONLY_CPU=1); rebuild as the README's 'CUDA' section says")
+    return f"neuralnmf has no compiled kernel of neuralnmf::{op} for {device_type} tensors"

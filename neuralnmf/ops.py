@@ -91,8 +91,9 @@ def _warn_not_converged(failed: int, total: int, max_iter) -> None:
     )
 
 
-def _check_device_result(A: torch.Tensor, info: torch.Tensor, max_iter) -> None:
-    """Raise / warn as the CPU kernel does, from a device op's info, with one host synchronisation."""
+def _check_device_result(A: torch.Tensor, info: torch.Tensor, max_iter, data: str = "X") -> None:
+    """Raise / warn as the CPU kernel does, from a device op's info, with one host synchronisation. ``data``
+    names the input the columns come from (X, or AtX for :func:`nnls_from_products`)."""
     a_bad = (~torch.isfinite(A)).any()
     x_bad = (info == INFO_NON_FINITE).any()
     failed = (info == INFO_NOT_CONVERGED).sum()
@@ -100,7 +101,7 @@ def _check_device_result(A: torch.Tensor, info: torch.Tensor, max_iter) -> None:
     if a_bad:  # first: a bad A makes every column -2
         raise ValueError("nnls: A contains NaN or Inf")
     if x_bad:
-        raise ValueError("nnls: X contains NaN or Inf")
+        raise ValueError(f"nnls: {data} contains NaN or Inf")
     if failed:
         _warn_not_converged(failed, info.numel(), max_iter)
 
@@ -114,32 +115,34 @@ if not _extension.HAS_C:
         _def.define(_schema)
     _LIBS.append(_def)
 
-_warned_devices: set[str] = set()
+_warned: set = set()
 
 
-def _warn_reference(device_type: str) -> None:
-    if device_type not in _warned_devices:
-        _warned_devices.add(device_type)
+def _warn_reference(op: str, device_type: str) -> None:
+    """Once per device (per op and device when the extension loaded): which op runs where, and why."""
+    key = (device_type, op) if _extension.HAS_C else device_type
+    if key not in _warned:
+        _warned.add(key)
         warnings.warn(
-            f"neuralnmf: running nnls on {device_type} with the slow pure-torch reference implementation, because "
-            f"{_extension.missing_kernel_reason(device_type)}.",
+            f"neuralnmf: running neuralnmf::{op} on {device_type} with the slow pure-torch reference "
+            f"implementation, because {_extension.missing_kernel_reason(op, device_type)}.",
             RuntimeWarning,
             stacklevel=4,
         )
 
 
 def _nnls_reference_kernel(X, A, init=None, max_iter=0):
-    _warn_reference(X.device.type)
+    _warn_reference("nnls", X.device.type)
     return _reference.nnls_reference(X, A, init, max_iter)
 
 
 def _nnls_rhs_reference_kernel(AtX, A, init=None, max_iter=0):
-    _warn_reference(AtX.device.type)
+    _warn_reference("nnls_rhs", AtX.device.type)
     return _reference.nnls_rhs_reference(AtX, A, init, max_iter)
 
 
 def _support_solve_reference_kernel(grad, A, S):
-    _warn_reference(S.device.type)
+    _warn_reference("support_solve", S.device.type)
     return _reference.support_solve_reference(grad, A, S)
 
 
@@ -347,14 +350,14 @@ def nnls(
     return (S, info) if return_info else S
 
 
-def _check_info(A: torch.Tensor, info: torch.Tensor, max_iter) -> None:
+def _check_info(A: torch.Tensor, info: torch.Tensor, max_iter, data: str = "X") -> None:
     if torch.compiler.is_compiling():
         return
     if info.device.type == "cpu":  # the CPU kernel raised on bad input already
         if info.numel() and int(info.min()) < 0:
             _warn_not_converged(int((info < 0).sum()), info.numel(), max_iter)
     elif _validation and info.device.type != "meta":
-        _check_device_result(A, info, max_iter)
+        _check_device_result(A, info, max_iter, data)
 
 
 _SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc)
@@ -431,5 +434,5 @@ def nnls_from_products(
             raise ValueError(f"nnls: init must be a tensor of the shape of S {tuple(AtX.shape)}")
         init_op = init if init.dtype == torch.bool else init > 0
     S, info = torch.ops.neuralnmf.nnls_rhs(AtX, A, init_op, 0 if max_iter is None else int(max_iter))
-    _check_info(A, info, max_iter)
+    _check_info(A, info, max_iter, "AtX")
     return (S, info) if return_info else S

@@ -1,10 +1,11 @@
 """The CUDA kernels against the CPU kernels, on a GPU (every GPU test is skipped without one).
 
 The same inputs go to both devices: S, info and gradients agree (float32 and float64, shared and batched A,
-degenerate A, warm starts, k in {4, 32, 64, 200}, several chunks); bad input raises with validation on and
-comes back as NaN columns with info == -2 with it off; opcheck; torch.compile(mode="reduce-overhead") equals
-eager; forward and backward make no host synchronisation with validation off. The first tests, of the
-validation switches, need no GPU and always run.
+degenerate A, warm starts, every rank class of the lane-group kernels and k > 256, strided inputs, many
+blocks); nnls_rhs and sparse X run on the device with the CPU's answers and no fallback; bad input raises with
+validation on and comes back as NaN columns with info == -2 with it off; opcheck; torch.compile(
+mode="reduce-overhead") equals eager; forward and backward make no host synchronisation with validation off.
+The first tests, of the validation switches and the fallback message, need no GPU and always run.
 """
 
 import warnings
@@ -14,6 +15,7 @@ import torch
 from conftest import kkt_residual, make_generator, matrix_with_condition
 
 from neuralnmf import NNLSConvergenceWarning, _extension, nnls, ops
+from neuralnmf.ops import nnls_from_products
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DTYPES = [torch.float64, torch.float32]
@@ -53,6 +55,19 @@ def test_device_result_check_turns_info_into_errors_and_warnings():
     with pytest.warns(NNLSConvergenceWarning, match="2 of 4 columns"):
         ops._check_device_result(A, torch.tensor([-1, 0, -1, 1], dtype=torch.int32), 3)
     ops._check_device_result(A, torch.zeros(0, dtype=torch.int32), None)
+
+
+def test_fallback_message_names_op_device_and_build():
+    reason = _extension.kernel_reason
+    assert "could not be imported (ImportError: x)" in reason("nnls", "cuda", False, "ImportError: x", False, "13.0")
+    text = reason("nnls_rhs", "cuda", True, None, True, "13.0")
+    assert "has CUDA kernels but none for neuralnmf::nnls_rhs" in text
+    assert "torch has no CUDA" in reason("nnls", "cuda", True, None, False, None)
+    assert "built without CUDA kernels (no nvcc" in reason("nnls", "cuda", True, None, False, "13.0")
+    assert "no compiled kernel of neuralnmf::support_solve for mps tensors" in reason("support_solve", "mps", True,
+                                                                                   None, False, None)
+    assert _extension.missing_kernel_reason("nnls", "xpu").startswith(
+        "neuralnmf has no compiled kernel" if _extension.HAS_C else "the compiled extension")
 
 
 def test_cpu_path_still_raises_with_validation_off():
@@ -95,14 +110,94 @@ def _problem(N, k, M, dtype, g, batch=()):
 
 @gpu
 def test_cuda_kernels_are_compiled():
-    assert _extension.has_kernel("nnls", "CUDA") and _extension.has_kernel("support_solve", "CUDA"), (
+    assert all(_extension.has_kernel(op, "CUDA") for op in _extension.OPS), (
         "neuralnmf was built without CUDA: rebuild with a CUDA torch and nvcc (README, 'CUDA')"
     )
+    assert _extension.built_with_cuda()
 
 
 @gpu
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k,N,M", [(4, 40, 700), (32, 128, 900), (64, 200, 600), (200, 400, 4000)])
+@pytest.mark.parametrize("k", [7, 16, 40])
+def test_forward_many_blocks_and_strided_inputs(dtype, k):
+    """Enough columns for thousands of blocks and a partial last one; X a transposed view (as NNLSLayer passes
+    it), init a transposed view too: read in place, the CPU's answers."""
+    g = make_generator(20 + k)
+    M, N = 100_003, 3 * k
+    A = (torch.rand(N, k, generator=g, dtype=torch.float64) + 0.2 * torch.eye(N, k, dtype=torch.float64)).to(dtype)
+    x = torch.rand(M, N, generator=g, dtype=torch.float64).to(dtype)  # samples as rows
+    init = (torch.rand(M, k, generator=g) > 0.3).T
+    (S_ref, info_ref), (S, info) = _run(x.T, A, init)
+    assert bool((info >= 0).all())
+    if dtype == torch.float64:
+        assert torch.equal(info, info_ref)
+    _close(S, S_ref, dtype)
+    assert kkt_residual(x.T[:, :2000], A, S[:, :2000]) <= KKT_TOL[dtype]
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [5, 32, 64, 150])
+def test_products_forward_and_gradients_match_cpu(dtype, k):
+    """nnls_rhs on the device: products in their layout (transposed, as the sparse path forms them), S in it,
+    warm start, batched; gradients through nnls_from_products."""
+    g = make_generator(30 + k)
+    N, M = 2 * k + 10, 700
+    A = torch.rand(N, k, generator=g, dtype=torch.float64) + 0.2 * torch.eye(N, k, dtype=torch.float64)
+    X = torch.rand(N, M, generator=g, dtype=torch.float64)
+    AtX = (X.T @ A).to(dtype).T
+    A = A.to(dtype)
+    init = torch.rand(k, M, generator=g) > 0.5
+    S_ref, info_ref = torch.ops.neuralnmf.nnls_rhs(AtX, A, init, 0)
+    S, info = torch.ops.neuralnmf.nnls_rhs(AtX.cuda(), A.cuda(), init.cuda(), 0)
+    assert S.stride() == AtX.stride() and S.device.type == "cuda"
+    if dtype == torch.float64:
+        assert torch.equal(info.cpu(), info_ref)
+    _close(S.cpu(), S_ref, dtype)
+    Ab = torch.stack([A, A.flip(1)])
+    Bb = torch.stack([AtX, AtX.flip(0)])
+    S_ref, _ = torch.ops.neuralnmf.nnls_rhs(Bb, Ab, None, 0)
+    S, _ = torch.ops.neuralnmf.nnls_rhs(Bb.cuda(), Ab.cuda(), None, 0)
+    _close(S.cpu(), S_ref, dtype)
+    W = torch.randn(k, M, generator=g, dtype=torch.float64).to(dtype)
+    grads = []
+    for device in ("cpu", "cuda"):
+        B_ = AtX.detach().to(device, copy=True).requires_grad_(True)
+        A_ = A.detach().to(device, copy=True).requires_grad_(True)
+        (nnls_from_products(B_, A_) * W.to(device)).sum().backward()
+        grads.append((B_.grad.cpu(), A_.grad.cpu()))
+    tol = 1e-8 if dtype == torch.float64 else 1e-3
+    _close(grads[1][0], grads[0][0], dtype, tol=tol)
+    _close(grads[1][1], grads[0][1], dtype, tol=tol)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse_data_runs_on_the_device(dtype):
+    """Sparse X on CUDA: sparse-dense products by torch (cuSPARSE), solves by the CUDA kernels, no fallback
+    warning; the dense CPU answer and gradient."""
+    g = make_generator(40)
+    dense = torch.rand(300, 500, generator=g, dtype=torch.float64)
+    dense[dense < 0.9] = 0
+    A = torch.rand(300, 12, generator=g, dtype=torch.float64)
+    S_ref = nnls(dense.to(dtype), A.to(dtype))
+    A_ref = A.to(dtype).requires_grad_(True)
+    (nnls(dense.to(dtype), A_ref) ** 2).sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for layout in (torch.sparse_coo, torch.sparse_csr):
+            X = dense.to(dtype).to_sparse(layout=layout).cuda()
+            Ag = A.to(dtype).cuda().requires_grad_(True)
+            S = nnls(X, Ag)
+            (S**2).sum().backward()
+            _close(S.detach().cpu(), S_ref, dtype)
+            _close(Ag.grad.cpu(), A_ref.grad, dtype, tol=1e-8 if dtype == torch.float64 else 1e-3)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,N,M", [(4, 40, 700), (12, 60, 3000), (32, 128, 900), (64, 200, 600), (100, 300, 800),
+                                   (200, 400, 4000), (300, 600, 300)])
 @pytest.mark.parametrize("layout", ["shared", "shared_batched", "batched"])
 def test_forward_matches_cpu(dtype, k, N, M, layout):
     g = make_generator(k * 7 + len(layout))
@@ -289,8 +384,9 @@ def test_bad_input_errors_are_the_cpu_ones():
 
 
 def _grads(X, A, W, device):
-    X = X.to(device).requires_grad_(True)
-    A = A.to(device).requires_grad_(True)
+    # copies: .to() of a CPU tensor to the CPU is the tensor itself, and marking it would change the caller's
+    X = X.detach().to(device, copy=True).requires_grad_(True)
+    A = A.detach().to(device, copy=True).requires_grad_(True)
     S = nnls(X, A)
     (S * W.to(device)).sum().backward()
     return S.detach().cpu(), X.grad.cpu(), A.grad.cpu()
@@ -332,6 +428,19 @@ def test_support_solve_matches_cpu_including_singular_supports(dtype):
         want = torch.ops.neuralnmf.support_solve(*args)
         got = torch.ops.neuralnmf.support_solve(*(t.cuda() for t in args)).cpu()
         _close(got, want, dtype)
+
+
+@gpu
+def test_support_solve_strided_many_columns():
+    g = make_generator(41)
+    A = torch.rand(90, 40, generator=g, dtype=torch.float64)
+    S = torch.rand(50_001, 40, generator=g, dtype=torch.float64).T  # (k, M) with strides (1, k)
+    S[S < 0.5] = 0
+    grad = torch.randn(50_001, 40, generator=g, dtype=torch.float64).T
+    want = torch.ops.neuralnmf.support_solve(grad, A, S)
+    got = torch.ops.neuralnmf.support_solve(grad.cuda(), A.cuda(), S.cuda())
+    assert got.stride() == S.stride()
+    _close(got.cpu(), want, torch.float64)
 
 
 @gpu
@@ -414,6 +523,16 @@ def test_no_host_synchronisation_without_validation(layout):
             S = nnls(X, A)
             (S * W).sum().backward()
             nnls(X.detach(), A.detach(), init=init)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    AtX = (A.detach().mT @ X.detach()).requires_grad_(True)
+    nnls_from_products(AtX, A)
+    torch.cuda.synchronize()
+    with ops.validation(False):
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            S = nnls_from_products(AtX, A)
+            (S * W).sum().backward()
         finally:
             torch.cuda.set_sync_debug_mode(0)
     torch.cuda.set_sync_debug_mode("error")
