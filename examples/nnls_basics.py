@@ -27,7 +27,9 @@ print("batched S:", tuple(neuralnmf.nnls(Xb, A).shape))
 
 # 4. Warm start from a previous solution (same answer, less work) and per-column status.
 S2, info = neuralnmf.nnls(X + 1e-3, A, init=S, return_info=True)
-print("warm start: columns by status", torch.bincount(info.flatten() + 1).tolist(), "(-1, 0, 1)")
+counts = torch.bincount(info.flatten() + 1, minlength=3).tolist()  # one count for each of the statuses -1, 0, 1
+print(f"warm start: {counts[1]} columns solved by pivoting, {counts[2]} by the Lawson-Hanson fallback, "
+      f"{counts[0]} at the iteration bound")
 
 # 5. Learn a dictionary by backpropagating through the solve, with a nonnegativity projection.
 A_fit = torch.rand(N, k, dtype=torch.float64, requires_grad=True)

@@ -9,6 +9,7 @@ from .layers import NNLSLayer
 from .models import NeuralNMF, NeuralNMFOutput
 from .ops import NNLSConvergenceWarning, nnls, set_validation, validation, validation_enabled
 from .projection import NonnegativeProjection, nonnegative_parameters
+from .serialization import load, save
 from .train import History, fit
 
 __version__ = "0.1.0"
@@ -25,6 +26,8 @@ __all__ = [
     "nonnegative_parameters",
     "fit",
     "History",
+    "save",
+    "load",
     "baselines",
     "datasets",
     "metrics",

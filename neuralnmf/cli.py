@@ -10,6 +10,9 @@ import sys
 
 from .corpus_io import CLIError
 from .demos import nnls_demo, topic_model_demo
+from .initialization import INIT_METHODS
+from .losses import LOSS_TERMS
+from .train import DEFAULT_EPOCHS, DEFAULT_LAM, DEFAULT_LOSS, DEFAULT_LR
 
 DTYPE_NAMES = ("float32", "float64")
 
@@ -31,11 +34,19 @@ The model has one layer per rank: --ranks 64 16 4 learns 64 fine topics, groups 
 into 4 broad ones. With --labels it also learns a classifier on the deepest codes: supervised, or semi-supervised
 when only some labels are used (--labeled-fraction, --label-mask, or -1 in the labels file).
 
-Initialization: NNDSVDa (from the SVD of the data). A sparse input is densified for that only when documents x
-words <= 10 million entries; larger sparse inputs start from uniform random dictionaries, and nothing is densified.
+The defaults are those of the Python API (neuralnmf.NeuralNMF and neuralnmf.fit) and were chosen on real corpora:
+  --init nmf            every level starts at the flat NMF of its rank (exact alternating NNLS from NNDSVD; a
+                        sparse input is never densified), so each level fits as well as flat NMF before training
+  --loss hierarchical   every level reconstructs the data: sum_l ||X - A_0..A_l S_l||^2 / ||X||^2. The papers'
+                        energy loss (--loss energy) has a scale escape that collapses the topics on real
+                        vocabularies; it is kept for reproducing the papers
+  --lr 0.01             Adam, relative to each dictionary's scale: every step moves a dictionary by about 1%
+  --lam 1               the label weight of the papers' ||X - A S||^2 + lam ||L (Y - B S)||^2 (with
+                        unit-length tf-idf rows, a document's words and its one-hot label weigh the same)
+  --dtype float32       torch's default; float64 halves the speed and is rarely needed for text
 
 The output folder (--out) receives:
-  model.pt        weights and config (torch.load(path, weights_only=True)); what `transform` reads
+  model.pt        the model: neuralnmf.load(path) in Python (weights_only); what `transform` reads
   topics.md       the top words of every topic at every level, and the topic tree
   metrics.json    relative error ||X - A_0..A_l S_l|| / ||X|| per level; with labels, the accuracy of the learned
                   classifier and of the least-squares classifier on labeled and unlabeled documents
@@ -149,16 +160,27 @@ def _add_fit(sub) -> None:
     g.add_argument("--drop-empty", action="store_true", help="leave out empty documents (all-zero rows) with a "
                    "warning instead of stopping; their indices go to metrics.json")
     g = p.add_argument_group("training")
-    g.add_argument("--loss", choices=["energy", "reconstruction"], default="energy",
-                   help="energy: every layer fits the codes of the layer below; reconstruction: only the deepest "
-                   "layer's reconstruction of the data counts (default: energy)")
-    g.add_argument("--epochs", type=_positive_int, default=1000, help="passes over the data (default: 1000)")
-    g.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
-    g.add_argument("--lam", type=float, default=1.0, help="weight of the label term (default: 1.0)")
+    g.add_argument("--init", choices=list(INIT_METHODS), default="nmf",
+                   help="how the dictionaries start: nmf (every level at the flat NMF of its rank), nndsvd/nndsvda/"
+                   "nndsvdar (NNDSVD of each level's input), uniform (random, the papers') (default: nmf)")
+    g.add_argument("--loss", choices=sorted(LOSS_TERMS), default=DEFAULT_LOSS,
+                   help="hierarchical: every level reconstructs the data; reconstruction: only the deepest level "
+                   "counts; energy: the papers' energy, each level fits the codes of the level below (collapses on "
+                   f"real vocabularies) (default: {DEFAULT_LOSS})")
+    g.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS,
+                   help=f"passes over the data (default: {DEFAULT_EPOCHS})")
+    g.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam step relative to each dictionary's scale "
+                   f"(default: {DEFAULT_LR})")
+    g.add_argument("--lam", type=float, default=DEFAULT_LAM, help="weight of the label term against the data term, "
+                   f"as in the papers' ||X - A S||^2 + lam ||L (Y - B S)||^2 (default: {DEFAULT_LAM:g})")
+    g.add_argument("--classification", choices=["l2", "ce"], default="l2",
+                   help="label loss: l2 (squared error to one-hot labels, the papers') or ce (cross-entropy) "
+                   "(default: l2)")
     g.add_argument("--batch-size", type=_positive_int, metavar="B",
                    help="documents per step (default: all documents at once)")
     g.add_argument("--device", default="cpu", help="torch device: cpu or cuda (default: cpu)")
-    g.add_argument("--dtype", choices=list(DTYPE_NAMES), default="float64", help="(default: float64)")
+    g.add_argument("--dtype", choices=list(DTYPE_NAMES), default="float32",
+                   help="float32 (torch's default) or float64 (default: float32)")
     g.add_argument("--seed", type=int, default=0, help="seeds the initialization, the labeled fraction and the "
                    "batch order (default: 0)")
     g.add_argument("--top-words", type=_positive_int, default=10, metavar="N",

@@ -30,17 +30,11 @@ from .corpus_io import (
     read_vocabulary,
 )
 
-__all__ = ["run_fit", "run_transform", "load_model", "save_model", "relative_errors",
-           "DENSE_INIT_LIMIT", "HEATMAP_LIMIT", "MODEL_FORMAT"]
-
-DENSE_INIT_LIMIT = 10_000_000
-"""A sparse input is densified for the NNDSVDa initialization only when documents x words <= this (80 MB in
-float64); larger sparse inputs start from uniform random dictionaries and are never densified."""
+__all__ = ["run_fit", "run_transform", "load_model", "save_model", "relative_errors", "HEATMAP_LIMIT"]
 
 HEATMAP_LIMIT = 1_000_000
 """layers.png (data and reconstructions as heatmaps) is drawn only when documents x words <= this."""
 
-MODEL_FORMAT = "neuralnmf.cli.model/1"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -103,56 +97,31 @@ def relative_errors(model, x: torch.Tensor, codes, depths=None) -> list[float]:
 
 
 def save_model(path, model, *, vocabulary=None, text: TextModel | None = None, training: dict | None = None) -> None:
-    """model.pt: everything as tensors and plain types, loadable with torch.load(path, weights_only=True)."""
-    checkpoint = {
-        "format": MODEL_FORMAT,
-        "config": {
-            "in_features": int(model.in_features),
-            "ranks": [int(r) for r in model.ranks],
-            "num_classes": None if model.num_classes is None else int(model.num_classes),
-            "dtype": str(model.layers[0].A.dtype).removeprefix("torch."),
-        },
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "vocabulary": None if vocabulary is None else [str(w) for w in vocabulary],
-        "text": None if text is None else {
-            "vocabulary": [str(w) for w in text.vocabulary],
-            "idf": torch.from_numpy(np.asarray(text.idf, dtype=np.float64)),
-            "params": dict(text.params),
-        },
-        "training": training or {},
+    """model.pt through :func:`neuralnmf.save`: weights, config, vocabulary, tf-idf weights, training settings."""
+    from .serialization import save
+
+    text_dict = None if text is None else {
+        "vocabulary": [str(w) for w in text.vocabulary],
+        "idf": torch.from_numpy(np.asarray(text.idf, dtype=np.float64)),
+        "params": dict(text.params),
     }
-    torch.save(checkpoint, path)
+    save(model, path, vocabulary=vocabulary, text=text_dict, metadata={"training": training or {}})
 
 
 def load_model(model_dir, device=None):
-    """Rebuild the NeuralNMF saved by `fit` from MODEL_DIR/model.pt (or the file itself).
+    """Rebuild the NeuralNMF saved by `fit` from MODEL_DIR/model.pt (or the file itself) with :func:`neuralnmf.load`.
 
     Returns (model in eval mode, checkpoint dict). Raises CLIError when the file is missing or is not a model.
     """
-    from .models import NeuralNMF
+    from .serialization import load, read_checkpoint
 
-    path = Path(model_dir)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise CLIError(f"no model at {str(path)!r}: pass the output folder of `python -m neuralnmf fit`")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle/zip errors of many kinds: a file that is not a model.pt
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CLIError(f"cannot load {path}: {detail}") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
-        raise CLIError(f"{path} is not a model written by `python -m neuralnmf fit`")
-    cfg = ckpt["config"]
-    dtype = DTYPES.get(cfg.get("dtype"))
-    if dtype is None:
-        raise CLIError(f"{path}: unknown dtype {cfg.get('dtype')!r}")
-    model = NeuralNMF(cfg["in_features"], cfg["ranks"], cfg["num_classes"], dtype=dtype, device=device)
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise CLIError(f"{path}: the weights do not match the config: {str(e).splitlines()[0]}") from e
-    model.eval()
+        ckpt = read_checkpoint(model_dir)
+        model = load(model_dir, device=device)
+    except FileNotFoundError as e:
+        raise CLIError(f"{e}: pass the output folder of `python -m neuralnmf fit`") from e
+    except ValueError as e:
+        raise CLIError(str(e)) from e
     return model, ckpt
 
 
@@ -174,6 +143,16 @@ def _labels_and_mask(args, matrix: Matrix, n: int):
         return None, None, None
     y = read_labels(args.labels, n, matrix.arrays)
     known = y >= 0
+    classes = np.unique(y[known])
+    if classes[0] == 1:  # MATLAB numbering: class 0 would be an empty class the classifier must still learn
+        _warn(f"--labels {args.labels}: the classes run from 1 to {classes[-1]} and none is 0 (numbered from 1, "
+              f"as in MATLAB?): they are read as 0 to {classes[-1] - 1}")
+        y = np.where(known, y - 1, y)
+        classes = classes - 1
+    empty = np.setdiff1d(np.arange(classes[-1] + 1), classes)
+    if empty.size:
+        _warn(f"--labels {args.labels}: classes {describe_indices(empty)} have no document; the classifier still "
+              f"has {classes[-1] + 1} classes")
     if args.label_mask is not None:
         train = read_label_mask(args.label_mask, n, matrix.arrays) & known
     elif args.labeled_fraction is not None:
@@ -246,20 +225,23 @@ def _topics_markdown(model, codes, vocabulary, named_vocabulary: bool, source: s
     lines = ["# Topics", "",
              f"Neural NMF with ranks {' → '.join(map(str, ranks))}, fitted on `{source}`. Level 0 holds the finest "
              "topics; each level groups the topics of the level below. A topic `L{l}.T{t}` is topic t of level l; "
-             "its words are the columns of A_0 ⋯ A_l, with each word's share of the topic's weight. *documents* "
-             "counts the documents whose largest code at that level is this topic."]
+             "its words are the heaviest entries of its column of A_0 ⋯ A_l, each with its weight relative to the "
+             "topic's top word (1.00). *share* is the topic's part of all topic weight at its level, and "
+             "*documents* counts the documents whose largest code at that level is this topic."]
     if not named_vocabulary:
         lines += ["", "No vocabulary was given (--vocabulary), so words are named by column: `w{column}`."]
     for level, (T, c) in enumerate(zip(layer_topics(As), codes)):
         c = c.detach().cpu()
         dominant = torch.where((c > 0).any(1), c.argmax(1), torch.full((c.shape[0],), -1))
         counts = torch.bincount(dominant[dominant >= 0], minlength=T.shape[1]).tolist()
-        words = top_words(T, vocabulary, n_words, normalize=True)
-        lines += ["", f"## Level {level}: {T.shape[1]} topics", "", "| topic | documents | top words |",
-                  "|---|---:|---|"]
+        words = top_words(T, vocabulary, n_words, normalize="max")
+        mass = c.sum(0) * T.sum(0)  # each topic's part of the reconstruction's total weight
+        share = (mass / mass.sum()).tolist() if float(mass.sum()) > 0 else [0.0] * T.shape[1]
+        lines += ["", f"## Level {level}: {T.shape[1]} topics", "", "| topic | share | documents | top words |",
+                  "|---|---:|---:|---|"]
         for t, ws in enumerate(words):
-            text = ", ".join(f"{_md(w)} ({v:.3g})" for w, v in ws) if ws else "(empty topic)"
-            lines.append(f"| L{level}.T{t} | {counts[t]} | {text} |")
+            text = ", ".join(f"{_md(w)} ({v:.2f})" for w, v in ws) if ws else "(empty topic)"
+            lines.append(f"| L{level}.T{t} | {share[t]:.1%} | {counts[t]} | {text} |")
     lines += ["", "## Hierarchy", "",
               "Every top-level topic with the topics below it that feed it most; [share] is the part of the "
               "child's weight that goes to this parent.", "", "```text",
@@ -337,6 +319,10 @@ def run_fit(args: argparse.Namespace) -> int:
                 f"{describe_indices(empty)}" + (f" ({', '.join(matrix.documents[i] for i in empty[:3])})"
                                                  if matrix.documents else ""))
         if not args.drop_empty:
+            if matrix.text is None and not args.transpose and (n_docs > n_words or empty.size > n_docs // 2):
+                raise CLIError(f"{what}: documents must be rows and words columns, and this file looks like "
+                               f"words x documents ({n_docs} rows, {n_words} columns): pass --transpose (or, if "
+                               "the rows are documents, remove the empty ones or pass --drop-empty)")
             raise CLIError(f"{what}: remove them, or pass --drop-empty to leave them out")
         if empty.size == n_docs:
             raise CLIError(f"{what}: nothing is left to fit")
@@ -354,8 +340,11 @@ def run_fit(args: argparse.Namespace) -> int:
         vocabulary = [f"w{j}" for j in range(n_words)]
 
     ranks = list(args.ranks)
-    if any(b > a for a, b in zip(ranks, ranks[1:])):
-        _warn(f"ranks {ranks} do not decrease: each level usually groups the topics below into fewer, coarser ones")
+    rising = [(a, b) for a, b in zip(ranks, ranks[1:]) if b > a]
+    if rising:
+        raise CLIError(f"--ranks {' '.join(map(str, ranks))}: each level groups the topics of the level below, so ranks "
+                       f"must not increase ({rising[0][0]} then {rising[0][1]}); list them finest first, e.g. --ranks "
+                       f"{' '.join(map(str, sorted(ranks, reverse=True)))}")
     if ranks[0] > min(n_docs, n_words):
         _warn(f"{ranks[0]} topics exceed min(documents, words) = {min(n_docs, n_words)}: some topics will be redundant")
     num_classes = None if y is None else int(y.max()) + 1
@@ -363,29 +352,30 @@ def run_fit(args: argparse.Namespace) -> int:
     x = _to_torch(matrix, dtype, device)
     sparse = matrix.sparse
     generator = torch.Generator().manual_seed(args.seed)
-    if not sparse or n_docs * n_words <= DENSE_INIT_LIMIT:
-        init = "nndsvda"
-        init_data = x.to_dense() if sparse else x
-    else:
-        init, init_data = "uniform", None
-    model = NeuralNMF(n_words, ranks, num_classes, init=init, data=init_data, generator=generator, dtype=dtype,
-                      device=device)
-    del init_data
+    init = args.init
+    # built without data: fit starts it from x (and its classifier from the labels), never densifying x
+    model = NeuralNMF(n_words, ranks, num_classes, init=init, generator=generator, dtype=dtype, device=device)
 
     kind = (f"sparse, {matrix.nnz} nonzeros ({matrix.nnz / (n_docs * n_words):.2%})" if sparse else "dense")
     print(f"neuralnmf fit: {n_docs} documents x {n_words} words ({kind}) from {source}")
     print(f"model: ranks {' -> '.join(map(str, ranks))}"
           + (f", classifier over {num_classes} classes ({int(train.sum())} of {n_docs} documents labeled)"
              if y is not None else "")
-          + f"; init {init}; {args.loss} loss, {args.epochs} epochs, Adam lr {args.lr}"
+          + f"; init {init}; {args.loss} loss" + (f", lam {args.lam}" if y is not None else "")
+          + f", {args.epochs} epochs, Adam lr {args.lr} (relative)"
           + (f", batches of {args.batch_size}" if args.batch_size else ", full batch") + f"; {args.dtype} on {device}")
     y_t = mask_t = None
     if y is not None:
         y_t = torch.from_numpy(np.where(train, y, 0)).to(device)
         mask_t = torch.from_numpy(train).to(device)
     t0 = time.perf_counter()
-    history = fit(model, x, y=y_t, label_mask=mask_t, loss=args.loss, lam=args.lam, epochs=args.epochs, lr=args.lr,
-                  batch_size=args.batch_size, seed=args.seed, progress=False if args.no_progress else None)
+    if model.needs_initialization:  # start here rather than inside fit, to report the fit of the start
+        model.initialize(x, y_t, mask_t)
+    with torch.no_grad():
+        start_errors = relative_errors(model, x, model(x).codes)
+    history = fit(model, x, y=y_t, label_mask=mask_t, loss=args.loss, lam=args.lam, classification=args.classification,
+                  epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                  progress=False if args.no_progress else None)
     seconds = time.perf_counter() - t0
     final = {k: v[-1] for k, v in history.items()}
     print(f"trained {history.epochs} epochs in {seconds:.1f} s; final " + ", ".join(f"{k} {v:.4g}"
@@ -400,10 +390,11 @@ def run_fit(args: argparse.Namespace) -> int:
         "dropped_empty_documents": dropped, "ranks": ranks, "init": init, "loss": args.loss,
         "epochs": history.epochs, "learning_rate": args.lr, "batch_size": args.batch_size, "seed": args.seed,
         "dtype": args.dtype, "device": str(device), "seconds": seconds, "final_loss": final,
-        "relative_error": errors,
+        "relative_error": errors, "relative_error_at_start": start_errors, "lam": args.lam,
+        "classification_loss": args.classification,
     }
     print("relative error ||X - A_0..A_l S_l|| / ||X|| per level: "
-          + ", ".join(f"level {d}: {e:.4f}" for d, e in enumerate(errors)))
+          + ", ".join(f"level {d}: {e:.4f} (start {s0:.4f})" for d, (e, s0) in enumerate(zip(errors, start_errors))))
     if y is not None:
         cls = _classification_metrics(model, out, y, train, known, len(ranks))
         metrics["classification"] = cls

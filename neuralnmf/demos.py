@@ -25,22 +25,26 @@ def topic_model_demo(args: argparse.Namespace) -> int:
     x, ranks = corpus.x, (9, 4, 2)
     print(f"neuralnmf demo: {x.shape[0]} documents x {x.shape[1]} words with 9 subtopics in 4 topics in 2 "
           f"supertopics (generated, seed {args.seed}); a {len(ranks)}-layer Neural NMF with ranks {ranks}\n")
-    model = NeuralNMF(x.shape[1], ranks, init="nndsvda", data=x, dtype=x.dtype, device=device)
+    model = NeuralNMF(x.shape[1], ranks, dtype=x.dtype, device=device)  # the defaults: starts from the data in fit
     t0 = time.perf_counter()
-    history = fit(model, x, loss="energy", epochs=args.epochs, lr=args.lr, progress=args.progress)
-    print(f"trained {history.epochs} epochs (energy loss: every layer fits the one below; Adam, lr {args.lr}, "
-          f"dictionaries kept >= 0) in "
-          f"{time.perf_counter() - t0:.1f} s on {device}\n")
+    history = fit(model, x, epochs=args.epochs, lr=args.lr, progress=args.progress)
+    print(f"trained {history.epochs} epochs in {time.perf_counter() - t0:.1f} s on {device}, with the defaults: every "
+          "level starts at the flat NMF of its rank, and every level reconstructs the data (Adam, relative lr "
+          f"{args.lr}, dictionaries kept >= 0)\n")
 
     with torch.no_grad():
         out = model(x)
         recons = [model.reconstruct(output=out, depth=d) for d in range(len(ranks))]
-    print("layer  topics  relative error  accuracy (least squares on codes)  topics matched to true classes")
+    print("layer  topics  relative error  classes readable from the codes  topics that are the classes")
     for d, k in enumerate(ranks):
         err = relative_error(x, recons[d]).item()
         acc = least_squares_accuracy(out.codes[d], corpus.labels[d]).item()
         matched = match_topics(out.codes[d], corpus.labels[d]).accuracy
-        print(f"{d:5d}  {k:6d}  {err:14.4f}  {acc:33.3f}  {matched:.3f}")
+        print(f"{d:5d}  {k:6d}  {err:14.4f}  {acc:31.3f}  {matched:27.3f}")
+    print("(classes readable: accuracy of a least-squares classifier fitted on the codes, i.e. the codes hold the "
+          "classes;\n topics that are the classes: each document goes to its largest topic, topics matched one to "
+          "one with the true classes,\n i.e. each topic is one class. The second can be lower: a class can be "
+          "spread over two topics and still be readable.)\n")
 
     As = [layer.A.detach() for layer in model.layers]
     learned = hierarchy_from_dictionaries(As)

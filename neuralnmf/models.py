@@ -7,6 +7,7 @@ with an optional classifier on the deepest codes (logits = S_L B^T). Batch first
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +69,11 @@ class NeuralNMF(nn.Module):
             check_rank(num_classes, "NeuralNMF: num_classes")
         if init not in INIT_METHODS:
             raise ValueError(f"NeuralNMF: init must be one of {INIT_METHODS}, got {init!r}")
+        rising = [(a, b) for a, b in zip(ranks, ranks[1:]) if b > a]
+        if rising:
+            warnings.warn(f"NeuralNMF: ranks {ranks} increase ({rising[0][0]} then {rising[0][1]}): each layer groups the "
+                          "topics of the layer below, so a layer with more topics than its input has no unique codes; "
+                          "list ranks finest first, decreasing", UserWarning, stacklevel=2)
         self.in_features, self.ranks, self.num_classes = in_features, ranks, num_classes
         self.init, self.warm_start = init, warm_start
         sizes = (in_features, *ranks)
@@ -85,6 +91,9 @@ class NeuralNMF(nn.Module):
         else:
             self.register_parameter("B", None)
         self._cache = SupportCache()
+        self.vocabulary: list[str] | None = None  # names of the input features, when known (neuralnmf.load sets it)
+        self.text: dict | None = None  # how raw text becomes the input (set by neuralnmf.load for text models)
+        self.metadata: dict = {}
         self._generator = generator
         self._pending_dictionaries: tuple | None = None  # parameter versions while a data-driven start is pending
         self._pending_classifier: int | None = None

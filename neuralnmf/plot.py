@@ -43,6 +43,7 @@ def plot_layer_heatmaps(
     *,
     transpose: bool = False,
     cmap: str = "viridis",
+    colorbar_label: str = "entry value (data and reconstructions)",
 ) -> Figure:
     """Heatmaps of the data and of its reconstruction at every layer, side by side on one color scale.
 
@@ -51,10 +52,12 @@ def plot_layer_heatmaps(
         reconstructions: one (samples, features) tensor or a list of them, e.g. A_0 ⋯ A_l S_l for l = 0 .. L
             (``model.reconstruct(x, depth=l)``).
         titles: one title per panel (1 + number of reconstructions), or one per reconstruction (then the data panel
-            is titled "X"). Default: "X" and "layer l" with the relative error ||x - x_hat|| / ||x||.
+            is titled "data X"). Default: "data X" and "reconstruction at layer l" with its relative error
+            ||x - x_hat|| / ||x||.
         path: save the figure there.
         transpose: draw features x samples (the papers' words x documents orientation).
         cmap: matplotlib colormap name.
+        colorbar_label: what the shared color scale measures.
     """
     if isinstance(reconstructions, torch.Tensor):
         reconstructions = [reconstructions]
@@ -73,14 +76,14 @@ def plot_layer_heatmaps(
     if titles is None:
         norm = np.linalg.norm(X)
         chain = lambda l: "A_0" if l == 0 else "A_0 A_1" if l == 1 else rf"A_0\cdots A_{{{l}}}"  # noqa: E731
-        titles = ["X"] + [
-            f"layer {l}: ${chain(l)} S_{{{l}}}$\nrel. error {np.linalg.norm(X - R) / norm:.4f}"
+        titles = ["data X"] + [
+            f"reconstruction at layer {l}: ${chain(l)} S_{{{l}}}$\nrel. error {np.linalg.norm(X - R) / norm:.4f}"
             for l, R in enumerate(recs)
         ]
     else:
         titles = [str(t) for t in titles]
         if len(titles) == len(recs):
-            titles = ["X", *titles]
+            titles = ["data X", *titles]
         if len(titles) != n:
             raise ValueError(f"titles must have {n} (or {n - 1}) entries, got {len(titles)}")
     panels = [X, *recs]
@@ -98,7 +101,8 @@ def plot_layer_heatmaps(
         ax.set_xlabel("samples" if transpose else "features", fontsize=8)
         ax.set_ylabel("features" if transpose else "samples", fontsize=8)
         ax.tick_params(labelsize=7)
-    fig.colorbar(im, ax=list(axes), shrink=0.9)
+    fig.colorbar(im, ax=list(axes), shrink=0.9, label=colorbar_label)
+    fig.suptitle("the data and its reconstruction by each layer (one color scale)", fontsize=10)
     _save(fig, path)
     return fig
 
@@ -158,8 +162,15 @@ def plot_loss_curves(
         raise ValueError("history has no non-empty series of numbers to plot")
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
+    total = series.get("loss")
     for name, vals in series.items():
-        ax.plot(np.arange(len(vals)), vals, label=name, marker="." if len(vals) < 30 else None)
+        marker = "." if len(vals) < 30 else None
+        if name == "loss":  # the total: a wide pale band under the terms, visible even where one term equals it
+            same = [k for k, v in series.items() if k != "loss" and np.allclose(v, total, rtol=1e-12, atol=0)]
+            label = "loss (total" + (f" = {same[0]})" if same else ")")
+            ax.plot(np.arange(len(vals)), vals, label=label, color="0.55", lw=5, alpha=0.45, zorder=1, marker=marker)
+        else:
+            ax.plot(np.arange(len(vals)), vals, label=name, lw=1.4, zorder=2, marker=marker)
     allv = np.array([v for vals in series.values() for v in vals], dtype=float)
     allv = allv[np.isfinite(allv)]
     if logy and allv.size and (allv > 0).all():
@@ -221,32 +232,37 @@ def plot_hierarchy(
         order[l - 1] = sorted(range(sizes[l - 1]), key=key)
     pos = [{t: (r + 0.5) / max(sizes[l], 1) for r, t in enumerate(order[l])} for l in range(L + 1)]
 
-    fig = Figure(figsize=(max(6.0, 1.2 * max(sizes)), 1.5 * (L + 1) + 0.8), layout="constrained")
+    lines_per_node = 1 + (n_words if words is not None else 0)
+    fig = Figure(figsize=(max(6.0, 1.25 * max(sizes)), (1.1 + 0.16 * lines_per_node) * (L + 1) + 0.8),
+                 layout="constrained")
     ax = fig.add_subplot()
+    boxes = {}
+    for l in range(L + 1):  # every node is its label in a box; edges are clipped to the boxes, so none crosses text
+        for t in range(sizes[l]):
+            name = labels[l][t] if labels is not None else f"L{l}.T{t}"
+            text = str(name)
+            if words is not None and words[l][t]:
+                text += "\n" + "\n".join(w for w, _ in words[l][t])
+            boxes[l, t] = ax.text(pos[l][t], l, text, ha="center", va="center", fontsize=7, zorder=3,
+                                  bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="0.3", lw=0.8))
     for l in range(1, L + 1):
         W = shares[l - 1]
         for i in range(sizes[l - 1]):
             for j in range(sizes[l]):
                 w = float(W[i, j])
                 if w >= min_weight and w > 0:
-                    ax.plot([pos[l - 1][i], pos[l][j]], [l - 1, l], color="tab:blue", lw=0.5 + 4.0 * w,
-                            alpha=0.25 + 0.75 * w, zorder=1, solid_capstyle="round")
-    for l in range(L + 1):
-        xs = [pos[l][t] for t in range(sizes[l])]
-        ax.scatter(xs, [l] * sizes[l], s=260, color="white", edgecolors="black", zorder=2)
-        for t in range(sizes[l]):
-            name = labels[l][t] if labels is not None else f"L{l}.T{t}"
-            text = str(name)
-            if words is not None and words[l][t]:
-                text += "\n" + "\n".join(w for w, _ in words[l][t])
-            ax.annotate(text, (pos[l][t], l), xytext=(0, -11), textcoords="offset points", ha="center", va="top",
-                        fontsize=7, zorder=3, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+                    ax.annotate("", xy=(pos[l][j], l), xytext=(pos[l - 1][i], l - 1), zorder=1,
+                                arrowprops=dict(arrowstyle="-", color="tab:blue", lw=0.5 + 4.0 * w,
+                                                alpha=0.25 + 0.75 * w, shrinkA=0, shrinkB=0,
+                                                patchA=boxes[l - 1, i].get_bbox_patch(),
+                                                patchB=boxes[l, j].get_bbox_patch()))
     ax.set_xlim(0, 1)
-    ax.set_ylim(-0.8 if words is None else -0.8 - 0.12 * n_words, L + 0.4)
+    ax.set_ylim(-0.5, L + 0.5)
     ax.set_yticks(range(L + 1), [f"level {l}" for l in range(L + 1)])
     ax.set_xticks([])
     for side in ("top", "right", "bottom"):
         ax.spines[side].set_visible(False)
-    ax.set_title("topic hierarchy (edge width = share of the child's weight)", fontsize=9)
+    ax.set_title("topic hierarchy: level 0 = finest topics; edge width = share of the child's weight that goes to "
+                 "the parent", fontsize=9)
     _save(fig, path)
     return fig

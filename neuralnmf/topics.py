@@ -49,7 +49,7 @@ def layer_topics(As) -> list[torch.Tensor]:
 
 
 def top_words(
-    topics: torch.Tensor, vocabulary: Sequence[str], n: int = 10, *, normalize: bool = False
+    topics: torch.Tensor, vocabulary: Sequence[str], n: int = 10, *, normalize: bool | str = False
 ) -> list[list[tuple[str, float]]]:
     """The ``n`` heaviest words of every topic.
 
@@ -58,7 +58,9 @@ def top_words(
         vocabulary: one word per feature.
         n: words per topic, ties broken by feature index (fewer when a topic has fewer nonzero weights: zero
             weights are left out).
-        normalize: report each weight as its share of the topic's column sum instead of the raw value.
+        normalize: report each weight as its share of the topic's column sum (True or "sum"), or relative to the
+            topic's heaviest word ("max": the top word is 1.0, readable whatever the vocabulary size), instead of
+            the raw value.
 
     Returns:
         k lists of (word, weight) pairs, heaviest first.
@@ -73,9 +75,11 @@ def top_words(
         raise ValueError(f"vocabulary has {len(vocabulary)} words but topics has {topics.shape[0]} features (rows)")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
+    if normalize not in (False, True, "sum", "max"):
+        raise ValueError(f"normalize must be False, True, 'sum' or 'max', got {normalize!r}")
     T = topics.detach().cpu().double()  # the output is host data (str, float)
     if normalize:
-        s = T.sum(0, keepdim=True)
+        s = T.amax(0, keepdim=True) if normalize == "max" else T.sum(0, keepdim=True)
         T = torch.where(s > 0, T / torch.where(s > 0, s, torch.ones_like(s)), torch.zeros_like(T))
     vals, idx = T.sort(dim=0, descending=True, stable=True)  # ties: lowest feature index first
     vals, idx = vals[:n], idx[:n]
@@ -131,13 +135,14 @@ def format_hierarchy_tree(As, vocabulary: Sequence[str] | None = None, n_words: 
     is (:func:`hierarchy_from_dictionaries`), heaviest link first, and so on to level 0. Nodes are named ``L{l}.T{t}``
     (level l, topic t; level 0 is the finest, the output of A_0). With ``weights``, each child shows in brackets the
     share of its weight that feeds this parent (a row of the normalised A_l). With a ``vocabulary``, each node lists
-    its ``n_words`` top words in input space (columns of A_0 ⋯ A_l), with their share of the topic's total weight
-    when ``weights``. Topics that feed no parent (an all-zero row) are listed at the end.
+    its ``n_words`` top words in input space (columns of A_0 ⋯ A_l), with their weight relative to the topic's
+    heaviest word (1.00) when ``weights``: readable on any vocabulary, where shares of the total are all ~0. Topics
+    that feed no parent (an all-zero row) are listed at the end.
 
     Example (two levels, vocabulary given)::
 
-        L1.T0: w3_g0 (0.12), w1_g0 (0.11)
-          L0.T1 [0.97]: w3_g0 (0.21), w1_g0 (0.20)
+        L1.T0: w3_g0 (1.00), w1_g0 (0.92)
+          L0.T1 [0.97]: w3_g0 (1.00), w1_g0 (0.95)
     """
     As = _check_chain(As)
     L = len(As) - 1
@@ -147,7 +152,7 @@ def format_hierarchy_tree(As, vocabulary: Sequence[str] | None = None, n_words: 
     sizes = [A.shape[1] for A in As]
     words = None
     if vocabulary is not None:
-        words = [top_words(T, vocabulary, n_words, normalize=True) for T in layer_topics(As)]
+        words = [top_words(T, vocabulary, n_words, normalize="max") for T in layer_topics(As)]
 
     lines: list[str] = []
 

@@ -1,5 +1,6 @@
 """Metrics (hand-computed cases), topic recovery against the planted toy hierarchy, top words, trees and figures."""
 
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -216,6 +217,9 @@ def test_top_words():
     assert top_words(topics, vocab, n=2) == [[("b", 2.0), ("a", 0.5)], [("c", 3.0), ("d", 1.0)]]
     assert top_words(topics, vocab, n=10)[1] == [("c", 3.0), ("d", 1.0)]  # zero weights are left out
     assert top_words(topics, vocab, n=3, normalize=True)[0] == [("b", 2 / 3), ("a", 0.5 / 3), ("c", 0.5 / 3)]
+    assert top_words(topics, vocab, n=3, normalize="max")[0] == [("b", 1.0), ("a", 0.25), ("c", 0.25)]
+    with pytest.raises(ValueError, match="normalize"):
+        top_words(topics, vocab, normalize="l2")
     with pytest.raises(ValueError, match="vocabulary has 3 words but topics has 4 features"):
         top_words(topics, vocab[:3])
     with pytest.raises(ValueError, match="n must be a positive int"):
@@ -243,16 +247,16 @@ def test_format_hierarchy_tree():
     assert format_hierarchy_tree([A0, A1], weights=False) == "L1.T0\n  L0.T0\n  L0.T2\nL1.T1\n  L0.T1"
     text = format_hierarchy_tree([A0, A1], ["w", "x", "y", "z"], n_words=2)
     assert text.splitlines() == [
-        "L1.T0: z (0.50), w (0.30)",
-        "  L0.T0 [0.90]: w (0.50), z (0.50)",
-        "  L0.T2 [0.60]: y (0.50), z (0.50)",
-        "L1.T1: x (0.67), z (0.17)",
+        "L1.T0: z (1.00), w (0.60)",  # word weights relative to the topic's heaviest word
+        "  L0.T0 [0.90]: w (1.00), z (1.00)",
+        "  L0.T2 [0.60]: y (1.00), z (1.00)",
+        "L1.T1: x (1.00), z (0.25)",
         "  L0.T1 [1.00]: x (1.00)",
     ]
     orphan = format_hierarchy_tree([A0, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])], weights=False)
     assert orphan.splitlines()[-2:] == ["(feed no level-1 topic)", "  L0.T2"]
     toy = format_hierarchy_tree(_toy_chain(make_hierarchical_corpus(noise=0)), make_hierarchical_corpus().vocabulary)
-    assert toy.splitlines()[0].startswith("L2.T0: ") and "    L0.T8 [0.94]: w73_g8 (0.07), w74_g8" in toy
+    assert toy.splitlines()[0].startswith("L2.T0: ") and "    L0.T8 [0.94]: w73_g8 (1.00), w74_g8" in toy
 
 
 # --- figures ------------------------------------------------------------------------------------------------------
@@ -279,6 +283,35 @@ def test_plots_write_png_files(tmp_path):
     assert isinstance(fig, Figure) and _is_png(tmp_path / "tree.png")
     plot_hierarchy(As, labels=[[f"s{i}" for i in range(9)], list("ABCD"), ["X", "Y"]], path=tmp_path / "t2.png")
     assert _is_png(tmp_path / "t2.png")
+
+
+def test_figures_say_what_they_show(tmp_path):
+    """Colorbar label and reconstruction panels; the total loss visible beside an equal term; no edge of the
+    hierarchy crosses a node's label."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    c = make_hierarchical_corpus()
+    fig = plot_layer_heatmaps(c.x, [c.clean, 0.9 * c.clean])
+    assert fig.axes[0].get_title() == "data X" and "reconstruction at layer 1" in fig.axes[2].get_title()
+    assert fig.axes[-1].get_ylabel() == "entry value (data and reconstructions)"  # the colorbar
+    fig = plot_loss_curves({"loss": [3.0, 2.0, 1.0], "energy": [3.0, 2.0, 1.0]})
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert set(lines) == {"loss (total = energy)", "energy"}
+    assert lines["loss (total = energy)"].get_linewidth() > 2 * lines["energy"].get_linewidth()
+
+    fig = plot_hierarchy(_toy_chain(c), vocabulary=c.vocabulary)
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    boxes = [t.get_bbox_patch().get_window_extent() for t in ax.texts if t.get_bbox_patch() is not None]
+    assert len(boxes) == 9 + 4 + 2
+    edges = [a.arrow_patch for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
+    assert len(edges) >= 9 + 4  # every child has at least its main parent link
+    for edge in edges:
+        path = edge.get_path()  # display coordinates, clipped to the two node boxes
+        (x0, y0), (x1, y1) = path.vertices[0], path.vertices[-1]
+        for f in np.linspace(0.02, 0.98, 49):
+            px, py = x0 + f * (x1 - x0), y0 + f * (y1 - y0)
+            assert not any(b.x0 < px < b.x1 and b.y0 < py < b.y1 for b in boxes), "an edge crosses a label"
 
 
 def test_plots_bad_input():
