@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import os
 import statistics
 import sys
 import time
@@ -194,7 +195,11 @@ def kernel_times(fn, top: int = 8) -> list:
     return rows[:top]
 
 
-def bench_one(M: int, k: int, dtype: torch.dtype, peers: bool, profile: bool = False) -> dict:
+VARIANT_ENV = "NEURALNMF_CUDA_MIN_BLOCKS"  # register budget of the k <= 32 kernels (csrc/cuda/group_kernels.cuh)
+VARIANTS = (1, 4, 6)
+
+
+def bench_one(M: int, k: int, dtype: torch.dtype, peers: bool, profile: bool = False, variants: bool = False) -> dict:
     A, X, W = make_problem(M, k, dtype)
     r = dict(dtype=dtype, k=k, M=M)
 
@@ -230,6 +235,18 @@ def bench_one(M: int, k: int, dtype: torch.dtype, peers: bool, profile: bool = F
         r["fwd_bwd_XA"] = cuda_time(fwd_bwd_XA, reps=reps_for(3 * t_f))
         if profile:
             r["profile"] = {"forward": kernel_times(forward), "forward+backward (dA)": kernel_times(fwd_bwd_A)}
+        if variants and k <= 32:
+            r["variants"] = {}
+            previous = os.environ.get(VARIANT_ENV)
+            try:
+                for v in VARIANTS:
+                    os.environ[VARIANT_ENV] = str(v)
+                    r["variants"][v] = (cuda_time(forward, reps=reps_for(t_f)), cuda_time(fwd_bwd_A, reps=reps_for(3 * t_f)))
+            finally:
+                if previous is None:
+                    os.environ.pop(VARIANT_ENV, None)
+                else:
+                    os.environ[VARIANT_ENV] = previous
     r["ref"] = r["cpu"] = float("nan")
     r["ref_cols"] = r["cpu_cols"] = 0
     if peers:
@@ -262,6 +279,8 @@ def main() -> int:
     parser.add_argument("--Ms", default=None, help="comma-separated M values (e.g. 1e6), instead of the grid")
     parser.add_argument("--targets", action="store_true", help="only the target configurations, without peers")
     parser.add_argument("--profile", action="store_true", help="also list the kernels of one call per configuration")
+    parser.add_argument("--variants", action="store_true",
+                        help=f"also time the register budgets {VARIANTS} of the k <= 32 kernels ({VARIANT_ENV})")
     args = parser.parse_args()
 
     if not torch.cuda.is_available():
@@ -303,7 +322,7 @@ def main() -> int:
 
     rows, results = [], []
     for dt, k, M in configs:
-        r = bench_one(M, k, dt, peers=not args.skip_peers, profile=args.profile)
+        r = bench_one(M, k, dt, peers=not args.skip_peers, profile=args.profile, variants=args.variants)
         torch.cuda.empty_cache()
         results.append(r)
         rows.append([
@@ -331,6 +350,13 @@ def main() -> int:
     say("`*`: timed on a column subset and extrapolated linearly to M. CPU kernel: "
         f"{torch.get_num_threads()} threads.")
     say()
+    vrows = [[dtype_name(r["dtype"]), r["k"], f"{r['M']:.0e}", v, fmt(f), f"{f / r['matmul']:.2f}x", fmt(fb),
+              f"{fb / r['matmul']:.2f}x"] for r in results for v, (f, fb) in r.get("variants", {}).items()]
+    if vrows:
+        say(f"## Register budgets of the k <= 32 kernels ({VARIANT_ENV}; the tables above use the default)")
+        say()
+        say(md_table(["dtype", "k", "M", "min blocks/SM", "fwd", "fwd/mm", "fwd+bwd dA", "fb/mm"], vrows))
+        say()
     for r in results:
         for what, rows_p in r.get("profile", {}).items():
             say(f"Kernels of one {what}, {dtype_name(r['dtype'])} k = {r['k']}, M = {r['M']:.0e}:")

@@ -36,17 +36,38 @@ timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/te
 echo "tests exit $?"
 
 stamp "bench_nnls_gpu --targets"
-timeout 200 python3 benchmarks/bench_nnls_gpu.py --targets --profile > "$OUT/bench_nnls_gpu.md" 2>&1
+timeout 200 python3 benchmarks/bench_nnls_gpu.py --targets --profile --variants > "$OUT/bench_nnls_gpu.md" 2>&1
 echo "bench_nnls_gpu exit $?"
 
 stamp "bench_train_gpu"
 timeout 240 python3 benchmarks/bench_train_gpu.py > "$OUT/bench_train_gpu.md" 2>&1
 echo "bench_train_gpu exit $?"
 
+stamp "ncu (warp stall reasons of the k = 32 and k = 64 forward kernels, M = 2e5)"
+NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if [ -n "$NCU" ]; then
+  timeout 100 "$NCU" --clock-control none -k regex:group_nnls_kernel -c 2 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+    python3 -c "
+import torch, neuralnmf
+from neuralnmf import ops
+with ops.validation(False):
+    for k in (32, 64):
+        A = torch.rand(1024, k, device='cuda'); X = torch.rand(1024, 200000, device='cuda')
+        ops.nnls(X, A); torch.cuda.synchronize()
+" > "$OUT/ncu.txt" 2>&1
+  echo "ncu exit $?"
+else
+  echo "no ncu"
+fi
+
 stamp "summary"
 echo "=== tests"; grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/tests.log" | tail -25
 echo "=== nnls"; sed -n '/^## Times/,/^`\*`/p' "$OUT/bench_nnls_gpu.md" | grep "^|"
 sed -n '/^## Targets/,$p' "$OUT/bench_nnls_gpu.md" | grep "^|"
+sed -n '/^## Register budgets/,/^Kernels/p' "$OUT/bench_nnls_gpu.md" | grep "^|"
+grep -A3 "group_nnls_kernel<32\|group_support_kernel<32" "$OUT/bench_nnls_gpu.md" | grep "^| void" | head -4
+grep -E "group_nnls_kernel|Warp Cycles Per Issued|Achieved Occupancy|Issue Slots Busy|Stall|Registers Per|Theoretical Occ|No Eligible|Compute \(SM\) Throughput|Memory Throughput" "$OUT/ncu.txt" | head -40
 grep -B2 -A12 "Traceback" "$OUT/bench_nnls_gpu.md" | tail -15
 echo "=== train"; sed -n '/^## Seconds/,$p' "$OUT/bench_train_gpu.md"
 tail -5 "$OUT/bench_train_gpu.md" | grep -i "error\|Traceback" && tail -20 "$OUT/bench_train_gpu.md"

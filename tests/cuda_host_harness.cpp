@@ -95,7 +95,8 @@ static int64_t nnls_columns(const NnlsColumns<rhs_t, T>& a, bool groups, char* e
       const bool refine = !(usable && refine_skippable(sizeof(T) == 4, k, trace(H, k)));
       auto fn = [&](int lane, LaneScheduler* s) {
         const HostLanes<L> g{s, lane};
-        group_nnls_column<HostLanes<L>, VPL>(g, a, G, H, refine, ws, li, lj);
+        const ColumnLoad<VPL> load = load_nnls_column<HostLanes<L>, VPL>(g, a, li, lj);
+        group_nnls_column<HostLanes<L>, VPL>(g, a, G, H, refine, ws, li, lj, load);
       };
       if (!lanes.run(L, fn)) {
         set_error(err, errlen, lanes.error());
@@ -129,7 +130,8 @@ static int64_t support_columns(SupportColumns<T> a, bool groups, char* err, int 
       const double* H = a.gram.H + gi * kk;
       auto fn = [&](int lane, LaneScheduler* s) {
         const HostLanes<L> g{s, lane};
-        group_support_column<HostLanes<L>, VPL>(g, a, G, H, ws, item, col, flags.data());
+        const ColumnLoad<VPL> load = load_support_column<HostLanes<L>, VPL>(g, a, item, col);
+        group_support_column<HostLanes<L>, VPL>(g, a, G, H, ws, item, col, load, flags.data());
       };
       if (!lanes.run(L, fn)) {
         set_error(err, errlen, lanes.error());

@@ -181,7 +181,7 @@ def test_sparse_data_runs_on_the_device(dtype):
     dense[dense < 0.9] = 0
     A = torch.rand(300, 12, generator=g, dtype=torch.float64)
     S_ref = nnls(dense.to(dtype), A.to(dtype))
-    A_ref = A.to(dtype).requires_grad_(True)
+    A_ref = A.to(dtype, copy=True).requires_grad_(True)  # a copy: A itself stays a plain tensor
     (nnls(dense.to(dtype), A_ref) ** 2).sum().backward()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)

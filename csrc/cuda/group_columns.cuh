@@ -16,11 +16,35 @@
 namespace neuralnmf {
 namespace cuda {
 
+// What a lane reads of one column before solving it: its right-hand side entries and warm-start flags (the
+// kernels load the next column's while solving the current one, so the memory latency is hidden).
+template <int VPL>
+struct ColumnLoad {
+  double v[VPL];
+  bool f[VPL];
+};
+
+template <class Grp, int VPL, typename rhs_t, typename scalar_t>
+NNLS_FI ColumnLoad<VPL> load_nnls_column(const Grp& g, const NnlsColumns<rhs_t, scalar_t>& a, int64_t li, int64_t lj) {
+  const int k = a.gram.k;
+  const int64_t item = a.b0 + li, col = a.c0 + lj;
+  const int64_t gi = a.gram.item(item);
+  const double* rs = a.row_scale != nullptr ? a.row_scale + gi * k : nullptr;
+  ColumnLoad<VPL> out;
+#pragma unroll
+  for (int r = 0; r < VPL; ++r) {
+    const int i = r * Grp::kSize + g.lane();
+    out.v[r] = i < k ? a.rhs(li, i, lj, rs) : 0.0;
+    out.f[r] = i < k && (a.init.data == nullptr || a.init.at(item, i, col));
+  }
+  return out;
+}
+
 // G, H: the column's Gram matrix and its inverse (shared or global memory); H is ignored unless usable.
-// refine: refine a dual-side solution (false only where refine_skippable).
+// refine: refine a dual-side solution (false only where refine_skippable). col: load_nnls_column's.
 template <class Grp, int VPL, typename rhs_t, typename scalar_t>
 NNLS_FI void group_nnls_column(const Grp& g, const NnlsColumns<rhs_t, scalar_t>& a, const double* G, const double* H,
-                               bool refine, GroupWork ws, int64_t li, int64_t lj) {
+                               bool refine, GroupWork ws, int64_t li, int64_t lj, const ColumnLoad<VPL>& load) {
   using Solver = GroupSolver<Grp, VPL>;
   const int k = a.gram.k;
   const int64_t item = a.b0 + li, col = a.c0 + lj;
@@ -42,13 +66,11 @@ NNLS_FI void group_nnls_column(const Grp& g, const NnlsColumns<rhs_t, scalar_t>&
     return;
   }
   Solver s(g, k, G, H, ws);
-  const double* rs = a.row_scale != nullptr ? a.row_scale + gi * k : nullptr;
   bool finite = true;
   double c = 0.0;
 #pragma unroll
   for (int r = 0; r < VPL; ++r) {
-    const int i = s.index(r);
-    const double v = i < k ? a.rhs(li, i, lj, rs) : 0.0;
+    const double v = load.v[r];
     s.b[r] = v;
     finite = finite && isfinite(v);
     c = fmax(c, fabs(v));
@@ -57,7 +79,7 @@ NNLS_FI void group_nnls_column(const Grp& g, const NnlsColumns<rhs_t, scalar_t>&
     if (leader) *info = kDeferred;
     return;
   }
-  c = g.max(c);
+  c = group_max_abs(g, c);
   if (c == 0.0) {  // A^T x = 0: S = 0 is optimal
 #pragma unroll
     for (int r = 0; r < VPL; ++r) {
@@ -73,7 +95,7 @@ NNLS_FI void group_nnls_column(const Grp& g, const NnlsColumns<rhs_t, scalar_t>&
     const int i = s.index(r);
     s.b[r] *= inv;
     s.x[r] = 0.0;
-    s.F[r] = i < k && (a.init.data == nullptr || a.init.at(item, i, col));
+    s.F[r] = i < k && load.f[r];
   }
   s.publish_rhs();
   const int32_t status = s.solve(a.max_iter, refine);
@@ -101,10 +123,25 @@ NNLS_HD inline double trace(const double* H, int n) {
   return t;
 }
 
+// One column of the backward solve as a lane reads it: grad on the support (v), and the support (f).
+template <class Grp, int VPL, typename scalar_t>
+NNLS_FI ColumnLoad<VPL> load_support_column(const Grp& g, const SupportColumns<scalar_t>& a, int64_t item, int64_t col) {
+  const int k = a.gram.k;
+  ColumnLoad<VPL> out;
+#pragma unroll
+  for (int r = 0; r < VPL; ++r) {
+    const int i = r * Grp::kSize + g.lane();
+    out.f[r] = i < k && a.S.at(item, i, col) > 0;
+    out.v[r] = out.f[r] ? static_cast<double>(a.grad.at(item, i, col)) : 0.0;
+  }
+  return out;
+}
+
 // The backward solve of column (item, col); writes deferred[item * M + col] (0: done here, 1: left to a thread).
 template <class Grp, int VPL, typename scalar_t>
 NNLS_FI void group_support_column(const Grp& g, const SupportColumns<scalar_t>& a, const double* G, const double* H,
-                                  GroupWork ws, int64_t item, int64_t col, uint8_t* deferred) {
+                                  GroupWork ws, int64_t item, int64_t col, const ColumnLoad<VPL>& load,
+                                  uint8_t* deferred) {
   using Solver = GroupSolver<Grp, VPL>;
   const int k = a.gram.k;
   const int64_t gi = a.gram.item(item);
@@ -115,9 +152,9 @@ NNLS_FI void group_support_column(const Grp& g, const SupportColumns<scalar_t>& 
 #pragma unroll
   for (int r = 0; r < VPL; ++r) {
     const int i = s.index(r);
-    const bool on = i < k && a.S.at(item, i, col) > 0;
+    const bool on = load.f[r];
     s.F[r] = on;
-    s.b[r] = on ? d[i] * static_cast<double>(a.grad.at(item, i, col)) : 0.0;
+    s.b[r] = on ? d[i] * load.v[r] : 0.0;
     s.x[r] = 0.0;
     any = any || on;
   }

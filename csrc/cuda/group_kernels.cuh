@@ -10,6 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "column_kernels.h"
 #include "group_columns.cuh"
@@ -54,6 +55,19 @@ struct GroupShape<256> {
   static constexpr bool kSharedGram = false;
 };
 
+// Register budgets of the k <= 32 kernels: __launch_bounds__ minimum blocks per multiprocessor 1 (the
+// compiler's choice: about 80 registers, no spills), 4 (64 registers) or 6 (40 registers, some spills).
+// NEURALNMF_CUDA_MIN_BLOCKS=1|4|6 selects one (a tuning switch for benchmarks/bench_nnls_gpu.py); kMinBlocks is
+// the default, the fastest measured (benchmarks/RESULTS.md).
+constexpr int kMinBlocks = 4;
+
+inline int min_blocks_choice() {
+  static const char* name = "NEURALNMF_CUDA_MIN_BLOCKS";
+  const char* v = std::getenv(name);
+  const int choice = v != nullptr ? std::atoi(v) : kMinBlocks;
+  return (choice == 1 || choice == 4 || choice == 6) ? choice : kMinBlocks;
+}
+
 // The columns [first, last) of the flat index e = li * len + lj that block b takes. A shared dictionary:
 // consecutive ranges of per_block columns across items; one dictionary per item: ranges within one item.
 struct BlockRange {
@@ -96,8 +110,8 @@ __device__ __forceinline__ unsigned char* stage_gram(const GramView& gram, int64
   return smem + 2 * kk * sizeof(double);
 }
 
-template <int KMAX, typename rhs_t, typename scalar_t>
-__global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32)
+template <int KMAX, int MINB, typename rhs_t, typename scalar_t>
+__global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32, MINB)
     group_nnls_kernel(const NnlsColumns<rhs_t, scalar_t> a, const int64_t per_block) {
   using Shape = GroupShape<KMAX>;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -109,14 +123,22 @@ __global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32)
   const GroupWork ws = group_work(work + group * group_work_bytes(a.gram.k), a.gram.k);
   const bool usable = a.gram.flags[a.gram.item(a.b0 + range.first / a.len)] & kGramHUsable;
   const bool refine = !(usable && refine_skippable(sizeof(scalar_t) == 4, a.gram.k, trace(H, a.gram.k)));
-  const WarpLanes<Shape::L> lanes;
-  for (int64_t e = range.first + group; e < range.last; e += groups) {
-    group_nnls_column<WarpLanes<Shape::L>, Shape::VPL>(lanes, a, G, H, refine, ws, e / a.len, e % a.len);
+  using Lanes = WarpLanes<Shape::L>;
+  const Lanes lanes;
+  int64_t e = range.first + group;
+  ColumnLoad<Shape::VPL> next;
+  if (e < range.last) next = load_nnls_column<Lanes, Shape::VPL>(lanes, a, e / a.len, e % a.len);
+  for (; e < range.last; e += groups) {
+    const ColumnLoad<Shape::VPL> load = next;
+    if (e + groups < range.last) {  // the next column's loads are in flight while this one is solved
+      next = load_nnls_column<Lanes, Shape::VPL>(lanes, a, (e + groups) / a.len, (e + groups) % a.len);
+    }
+    group_nnls_column<Lanes, Shape::VPL>(lanes, a, G, H, refine, ws, e / a.len, e % a.len, load);
   }
 }
 
-template <int KMAX, typename scalar_t>
-__global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32)
+template <int KMAX, int MINB, typename scalar_t>
+__global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32, MINB)
     group_support_kernel(const SupportColumns<scalar_t> a, uint8_t* deferred, const int64_t per_block) {
   using Shape = GroupShape<KMAX>;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -126,9 +148,17 @@ __global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32)
   unsigned char* work = stage_gram<Shape::kSharedGram>(a.gram, a.gram.item(range.first / a.M), smem, G, H);
   const int groups = blockDim.x / Shape::L, group = threadIdx.x / Shape::L;
   const GroupWork ws = group_work(work + group * group_work_bytes(a.gram.k), a.gram.k);
-  const WarpLanes<Shape::L> lanes;
-  for (int64_t e = range.first + group; e < range.last; e += groups) {
-    group_support_column<WarpLanes<Shape::L>, Shape::VPL>(lanes, a, G, H, ws, e / a.M, e % a.M, deferred);
+  using Lanes = WarpLanes<Shape::L>;
+  const Lanes lanes;
+  int64_t e = range.first + group;
+  ColumnLoad<Shape::VPL> next;
+  if (e < range.last) next = load_support_column<Lanes, Shape::VPL>(lanes, a, e / a.M, e % a.M);
+  for (; e < range.last; e += groups) {
+    const ColumnLoad<Shape::VPL> load = next;
+    if (e + groups < range.last) {
+      next = load_support_column<Lanes, Shape::VPL>(lanes, a, (e + groups) / a.M, (e + groups) % a.M);
+    }
+    group_support_column<Lanes, Shape::VPL>(lanes, a, G, H, ws, e / a.M, e % a.M, load, deferred);
   }
 }
 
@@ -162,9 +192,9 @@ bool group_geometry(Kernel kernel, int k, int64_t columns, int& threads, int64_t
   return true;
 }
 
-template <int KMAX, typename rhs_t, typename scalar_t>
-bool launch_group_nnls(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t stream) {
-  auto kernel = group_nnls_kernel<KMAX, rhs_t, scalar_t>;
+template <int KMAX, int MINB, typename rhs_t, typename scalar_t>
+bool launch_group_nnls_with(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t stream) {
+  auto kernel = group_nnls_kernel<KMAX, MINB, rhs_t, scalar_t>;
   int threads;
   int64_t smem, per_block;
   if (!group_geometry<KMAX>(kernel, a.gram.k, a.items * a.len, threads, smem, per_block)) return false;
@@ -174,9 +204,9 @@ bool launch_group_nnls(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t strea
   return true;
 }
 
-template <int KMAX, typename scalar_t>
-bool launch_group_support(const SupportColumns<scalar_t>& a, uint8_t* deferred, cudaStream_t stream) {
-  auto kernel = group_support_kernel<KMAX, scalar_t>;
+template <int KMAX, int MINB, typename scalar_t>
+bool launch_group_support_with(const SupportColumns<scalar_t>& a, uint8_t* deferred, cudaStream_t stream) {
+  auto kernel = group_support_kernel<KMAX, MINB, scalar_t>;
   int threads;
   int64_t smem, per_block;
   if (!group_geometry<KMAX>(kernel, a.gram.k, a.items * a.M, threads, smem, per_block)) return false;
@@ -184,6 +214,32 @@ bool launch_group_support(const SupportColumns<scalar_t>& a, uint8_t* deferred, 
   kernel<<<static_cast<unsigned int>(blocks), threads, static_cast<size_t>(smem), stream>>>(a, deferred, per_block);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return true;
+}
+
+template <int KMAX, typename rhs_t, typename scalar_t>
+bool launch_group_nnls(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t stream) {
+  if constexpr (KMAX <= 32) {
+    switch (min_blocks_choice()) {
+      case 1: return launch_group_nnls_with<KMAX, 1>(a, stream);
+      case 6: return launch_group_nnls_with<KMAX, 6>(a, stream);
+      default: return launch_group_nnls_with<KMAX, 4>(a, stream);
+    }
+  } else {
+    return launch_group_nnls_with<KMAX, 1>(a, stream);
+  }
+}
+
+template <int KMAX, typename scalar_t>
+bool launch_group_support(const SupportColumns<scalar_t>& a, uint8_t* deferred, cudaStream_t stream) {
+  if constexpr (KMAX <= 32) {
+    switch (min_blocks_choice()) {
+      case 1: return launch_group_support_with<KMAX, 1>(a, deferred, stream);
+      case 6: return launch_group_support_with<KMAX, 6>(a, deferred, stream);
+      default: return launch_group_support_with<KMAX, 4>(a, deferred, stream);
+    }
+  } else {
+    return launch_group_support_with<KMAX, 1>(a, deferred, stream);
+  }
 }
 
 }  // namespace cuda

@@ -6,8 +6,9 @@
 // Variable i of the column belongs to lane i % L, in register slot i / L (VPL = variables per lane, so k <=
 // VPL * L). Each subproblem is solved on its smaller side (|F| <= |Z|: Cholesky of G_FF; |Z| < |F|: Cholesky
 // of H_ZZ with H = G^{-1}), so the one matrix a group factors has at most ceil(k / 2) rows; row a of it
-// belongs to lane a % L. The same terms are summed in the same order as on the CPU, except the Cholesky
-// pivots, the back substitution and the group reductions (rounding only).
+// belongs to lane a % L. The same terms are summed in the same order as on the CPU (four at a time with their
+// loads issued together, dot4 below), except the back substitution, which multiplies by reciprocal pivots
+// (rounding only).
 //
 // Whatever ColumnSolver would hand to Lawson-Hanson or to the side that does not fit (G singular, a singular
 // subproblem, the iteration bound) is not attempted here: the solve returns kDeferred and the caller leaves
@@ -22,6 +23,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../common/column_solver.h"
 #include "column_device.cuh"
@@ -39,6 +41,7 @@ struct GroupWork {
   double* r;    // n   residual of the refinement
   double* w;    // m   solution of the last subproblem, packed (w[a] belongs to row a of the factor)
   double* M;    // m (m + 1) / 2   packed lower triangle of the last factorization (row a at a (a + 1) / 2)
+  double* dinv; // m   reciprocals of its diagonal (the triangular solves multiply by them)
   int* in;      // n   the passive indices, increasing
   int* out;     // n   the other indices, increasing
 };
@@ -46,7 +49,7 @@ struct GroupWork {
 NNLS_HD inline int group_rows(int n) { return (n + 1) / 2; }
 NNLS_HD inline int64_t group_work_doubles(int n) {
   const int64_t m = group_rows(n);
-  return 4 * static_cast<int64_t>(n) + m + m * (m + 1) / 2;
+  return 4 * static_cast<int64_t>(n) + 2 * m + m * (m + 1) / 2;
 }
 NNLS_HD inline int64_t group_work_ints(int n) { return 2 * static_cast<int64_t>(n); }
 // Bytes of one group's workspace, a multiple of 8 so that consecutive workspaces stay aligned.
@@ -63,6 +66,7 @@ NNLS_HD inline GroupWork group_work(void* base, int n) {
   w.r = d + 3 * n;
   w.w = d + 4 * n;
   w.M = d + 4 * n + m;
+  w.dinv = w.M + m * (m + 1) / 2;
   int* i = reinterpret_cast<int*>(d + group_work_doubles(n));
   w.in = i;
   w.out = i + n;
@@ -70,6 +74,52 @@ NNLS_HD inline GroupWork group_work(void* base, int n) {
 }
 
 NNLS_FI int tri(int a) { return a * (a + 1) / 2; }
+
+// s + sign * sum_{a < n} x(a) y(a), the terms added in increasing a (the order of the CPU's loops), four at a
+// time with their eight loads issued before the four dependent multiply-adds: the index lists make every
+// term two dependent loads, whose latency would otherwise be paid once per term.
+template <int kSign, class X, class Y>
+NNLS_FI double dot4(double s, int n, const X& x, const Y& y) {
+  int a = 0;
+  for (; a + 4 <= n; a += 4) {
+    const double x0 = x(a), x1 = x(a + 1), x2 = x(a + 2), x3 = x(a + 3);
+    const double y0 = y(a), y1 = y(a + 1), y2 = y(a + 2), y3 = y(a + 3);
+    if (kSign > 0) {
+      s += x0 * y0;
+      s += x1 * y1;
+      s += x2 * y2;
+      s += x3 * y3;
+    } else {
+      s -= x0 * y0;
+      s -= x1 * y1;
+      s -= x2 * y2;
+      s -= x3 * y3;
+    }
+  }
+  for (; a < n; ++a) {
+    if (kSign > 0) {
+      s += x(a) * y(a);
+    } else {
+      s -= x(a) * y(a);
+    }
+  }
+  return s;
+}
+
+// The exact maximum over a group of nonnegative doubles (or +0): their bit patterns order as the values do, so
+// two unsigned reductions (high words, then low words among the lanes that hold the top high word) find it.
+template <class Grp>
+NNLS_FI double group_max_abs(const Grp& g, double v) {
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  const unsigned hi = static_cast<unsigned>(bits >> 32), lo = static_cast<unsigned>(bits);
+  const unsigned top = g.umax(hi);
+  const unsigned low = g.umax(hi == top ? lo : 0u);
+  const uint64_t out = (static_cast<uint64_t>(top) << 32) | low;
+  double m;
+  memcpy(&m, &out, sizeof m);
+  return m;
+}
 
 // Whether the refinement step after a dual-side solve can be left out of a float32 answer. Its correction is
 // of the order of cond(G) * DBL_EPSILON relative (the error of going through H = G^{-1}), and cond(G) <= k
@@ -215,11 +265,12 @@ class GroupSolver {
     for (int r = 0; r < VPL; ++r) {
       const int i = index(r);
       if (i < n) {
-        double s = 0.0;
-        for (int a = 0; a < terms; ++a) {
-          const int c = support_only ? ws_.in[a] : a;
-          s += H_[c * n + i] * ws_.b[c];  // H[c][i] = H[i][c]
-        }
+        const int* in = ws_.in;
+        const double* bb = ws_.b;
+        const double* Hi = H_ + i;  // H[c][i] = H[i][c]
+        const double s = support_only
+            ? dot4<1>(0.0, terms, [&](int a) { return Hi[in[a] * n]; }, [&](int a) { return bb[in[a]]; })
+            : dot4<1>(0.0, terms, [&](int a) { return Hi[a * n]; }, [&](int a) { return bb[a]; });
         u[r] = s;
         ws_.u[i] = s;
       }
@@ -232,19 +283,28 @@ class GroupSolver {
     double xmax = 0.0;
 #pragma unroll
     for (int r = 0; r < VPL; ++r) {
-      const double v = fabs(x[r]);  // 0 for i >= n
+      const double v = fabs(x[r]);  // 0 for i >= n; x is finite here (a NaN would have failed the Cholesky)
       xmax = v > xmax ? v : xmax;
     }
-    xmax = g_.max(xmax);
+    xmax = group_max_abs(g_, xmax);
     return 4.0 * n_ * DBL_EPSILON * (n_ * xmax + 1.0);
   }
 
   // The packed lower triangle of S[list[a]][list[c]], c <= a < m (S symmetric: read as S[list[c]][list[a]]).
   NNLS_FI void gather(const double* S, const int* list, int m) {
     for (int a = g_.lane(); a < m; a += L) {
-      const int ia = list[a];
+      const double* Sa = S + list[a];
       double* Ma = ws_.M + tri(a);
-      for (int c = 0; c <= a; ++c) Ma[c] = S[list[c] * n_ + ia];
+      int c = 0;
+      for (; c + 4 <= a + 1; c += 4) {
+        const int l0 = list[c], l1 = list[c + 1], l2 = list[c + 2], l3 = list[c + 3];
+        const double v0 = Sa[l0 * n_], v1 = Sa[l1 * n_], v2 = Sa[l2 * n_], v3 = Sa[l3 * n_];
+        Ma[c] = v0;
+        Ma[c + 1] = v1;
+        Ma[c + 2] = v2;
+        Ma[c + 3] = v3;
+      }
+      for (; c <= a; ++c) Ma[c] = Sa[list[c] * n_];
     }
     g_.sync();
   }
@@ -261,39 +321,44 @@ class GroupSolver {
     for (int s = 0; s < ROWS; ++s) v[s] = s == t ? value : v[s];
   }
 
-  // In-place Cholesky of the m x m packed matrix in ws.M, left-looking like cholesky_inplace: row j's pivot
-  // by its owner, from the running sum of squares of its row; then every lane its rows below. False when a
-  // pivot fails kPivotRtol (uniform over the group).
+  // Pivot of row i of the factor from its diagonal entry and the sum of squares of its finished part: L_ii
+  // in M, 1 / L_ii in ws.dinv[i], or 0 there when the pivot fails kPivotRtol (the test of cholesky_inplace).
+  NNLS_FI void pivot(int i, double sq) {
+    double* Mi = ws_.M + tri(i);
+    const double diag = Mi[i];
+    const double d = diag - sq;
+    double inv = 0.0;
+    if (d > kPivotRtol * diag && diag > 0.0) {  // false for NaN too
+      const double s = sqrt(d);
+      Mi[i] = s;
+      inv = 1.0 / s;
+    }
+    ws_.dinv[i] = inv;
+  }
+
+  // In-place Cholesky of the m x m packed matrix in ws.M, left-looking like cholesky_inplace: at step j every
+  // lane finishes entry j of its rows below j; the owner of row j + 1 then takes that row's pivot at once
+  // (look-ahead), so that step j + 1 only reads it. False when a pivot fails (uniform over the group).
   NNLS_FI bool cholesky(int m) {
     double* M = ws_.M;
     double sq[ROWS];
 #pragma unroll
     for (int t = 0; t < ROWS; ++t) sq[t] = 0.0;
+    if (m > 0 && g_.lane() == 0) pivot(0, 0.0);
+    g_.sync();
     for (int j = 0; j < m; ++j) {
-      const int owner = j % L;
-      double* Mj = M + tri(j);
-      double inv = 0.0;  // 1 / L_jj; 0 marks a failed pivot
-      if (g_.lane() == owner) {
-        const double diag = Mj[j];
-        const double d = diag - slot(sq, j / L);
-        if (d > kPivotRtol * diag && diag > 0.0) {  // false for NaN too
-          const double s = sqrt(d);
-          Mj[j] = s;
-          inv = 1.0 / s;
-        }
-      }
-      inv = g_.bcast(inv, owner);
+      const double* Mj = M + tri(j);
+      const double inv = ws_.dinv[j];
       if (inv == 0.0) return false;
 #pragma unroll
       for (int t = 0; t < ROWS; ++t) {
         const int i = t * L + g_.lane();
         if (i > j && i < m) {
           double* Mi = M + tri(i);
-          double s = Mi[j];
-          for (int q = 0; q < j; ++q) s -= Mi[q] * Mj[q];
-          s *= inv;
+          const double s = dot4<-1>(Mi[j], j, [&](int q) { return Mi[q]; }, [&](int q) { return Mj[q]; }) * inv;
           Mi[j] = s;
           sq[t] += s * s;
+          if (i == j + 1) pivot(i, sq[t]);
         }
       }
       g_.sync();
@@ -301,14 +366,15 @@ class GroupSolver {
     return true;
   }
 
-  // w <- (L L^T)^{-1} w for the factor in ws.M; w holds the lane's rows (row a in slot a / L of lane a % L).
+  // w <- (L L^T)^{-1} w for the factor in ws.M (and its reciprocal pivots ws.dinv); w holds the lane's rows
+  // (row a in slot a / L of lane a % L).
   NNLS_FI void cholesky_solve(int m, double (&w)[ROWS]) const {
     const double* M = ws_.M;
     for (int j = 0; j < m; ++j) {  // L v = w, by columns: w_i -= L_ij v_j in increasing j, as the CPU
       const int owner = j % L;
       double wj = 0.0;
       if (g_.lane() == owner) {
-        wj = slot(w, j / L) / M[tri(j) + j];
+        wj = slot(w, j / L) * ws_.dinv[j];
         set_slot(w, j / L, wj);
       }
       wj = g_.bcast(wj, owner);
@@ -322,7 +388,7 @@ class GroupSolver {
       const int owner = j % L;
       double wj = 0.0;
       if (g_.lane() == owner) {
-        wj = slot(w, j / L) / M[tri(j) + j];
+        wj = slot(w, j / L) * ws_.dinv[j];
         set_slot(w, j / L, wj);
       }
       wj = g_.bcast(wj, owner);
@@ -365,10 +431,11 @@ class GroupSolver {
         y[r] = 0.0;
       } else {
         x[r] = 0.0;
-        if (want_y) {
-          double s = -b[r];
-          for (int a = 0; a < p; ++a) s += G_[ws_.in[a] * n + i] * ws_.w[a];  // G[in[a]][i] = G[i][in[a]]
-          y[r] = s;
+        if (want_y) {  // G[in[a]][i] = G[i][in[a]]
+          const double* Gi = G_ + i;
+          const int* in = ws_.in;
+          const double* ww = ws_.w;
+          y[r] = dot4<1>(-b[r], p, [&](int a) { return Gi[in[a] * n]; }, [&](int a) { return ww[a]; });
         }
       }
     }
@@ -393,9 +460,10 @@ class GroupSolver {
       const int i = index(r);
       if (i >= n) continue;
       if (F[r]) {
-        double s = u[r];
-        for (int a = 0; a < z; ++a) s -= H_[ws_.out[a] * n + i] * ws_.w[a];
-        x[r] = s;
+        const double* Hi = H_ + i;
+        const int* out = ws_.out;
+        const double* ww = ws_.w;
+        x[r] = dot4<-1>(u[r], z, [&](int a) { return Hi[out[a] * n]; }, [&](int a) { return ww[a]; });
         y[r] = 0.0;
       } else {
         x[r] = 0.0;
@@ -414,14 +482,15 @@ class GroupSolver {
       if (i < n) ws_.x[i] = x[r];
     }
     g_.sync();
+    const int* in = ws_.in;
+    const int* out = ws_.out;
+    const double* xx = ws_.x;
+    const double* rr = ws_.r;
+    const double* ww = ws_.w;
     for (int a = g_.lane(); a < p; a += L) {  // r_a = b_in[a] - G[in[a]][in] x_in
-      const int ia = ws_.in[a];
-      double s = ws_.b[ia];
-      for (int c = 0; c < p; ++c) {
-        const int ic = ws_.in[c];
-        s -= G_[ic * n + ia] * ws_.x[ic];
-      }
-      ws_.r[a] = s;
+      const int ia = in[a];
+      const double* Ga = G_ + ia;
+      ws_.r[a] = dot4<-1>(ws_.b[ia], p, [&](int c) { return Ga[in[c] * n]; }, [&](int c) { return xx[in[c]]; });
     }
     g_.sync();
     double w[ROWS];
@@ -430,8 +499,8 @@ class GroupSolver {
       const int a = t * L + g_.lane();
       double s = 0.0;
       if (a < z) {
-        const int oa = ws_.out[a];
-        for (int c = 0; c < p; ++c) s += H_[ws_.in[c] * n + oa] * ws_.r[c];
+        const double* Ha = H_ + out[a];
+        s = dot4<1>(0.0, p, [&](int c) { return Ha[in[c] * n]; }, [&](int c) { return rr[c]; });
       }
       w[t] = s;
     }
@@ -441,9 +510,9 @@ class GroupSolver {
     for (int r = 0; r < VPL; ++r) {
       const int i = index(r);
       if (i < n && F[r]) {
-        double s = 0.0;
-        for (int c = 0; c < p; ++c) s += H_[ws_.in[c] * n + i] * ws_.r[c];
-        for (int c = 0; c < z; ++c) s -= H_[ws_.out[c] * n + i] * ws_.w[c];
+        const double* Hi = H_ + i;
+        double s = dot4<1>(0.0, p, [&](int c) { return Hi[in[c] * n]; }, [&](int c) { return rr[c]; });
+        s = dot4<-1>(s, z, [&](int c) { return Hi[out[c] * n]; }, [&](int c) { return ww[c]; });
         x[r] += s;
       }
     }

@@ -5,6 +5,7 @@
 //   sync()            __syncwarp over the group: orders shared-memory writes before later reads
 //   sum(double)       the xor-butterfly sum over the group (every lane gets the same bits)
 //   max(double/int)   maximum over the group; count(bool) how many lanes hold true
+//   umax(unsigned)    maximum of unsigned integers over the group (one instruction on the device)
 //   ballot(bool)      bit l set when lane l holds true;  below(): the bits of the lanes ranked under this one
 //   bcast(v, src)     lane src's v
 //
@@ -91,6 +92,7 @@ struct WarpLanes {
     }
     return v;
   }
+  __device__ __forceinline__ unsigned umax(unsigned v) const { return __reduce_max_sync(mask_, v); }
   __device__ __forceinline__ unsigned ballot(bool p) const {
     return (__ballot_sync(mask_, p) & mask_) >> shift_;
   }

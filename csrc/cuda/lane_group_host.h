@@ -36,7 +36,7 @@ class LaneScheduler {
   int64_t collectives() const { return collectives_; }
 
   // --- used by HostLanes --------------------------------------------------------------------------------
-  enum Kind : int { kSync = 1, kSum, kMaxD, kMaxI, kBallot, kBcastD, kBcastI };
+  enum Kind : int { kSync = 1, kSum, kMaxD, kMaxI, kMaxU, kBallot, kBcastD, kBcastI };
   // Leaves `bits` as lane `lane`'s contribution to its next collective, runs the other lanes, and returns
   // the buffer of that collective (bits of every lane).
   const uint64_t* arrive(int lane, int kind, uint64_t bits, int src = 0);
@@ -98,6 +98,12 @@ struct HostLanes {
       const int w = static_cast<int>(static_cast<int64_t>(b[l]));
       m = w > m ? w : m;
     }
+    return m;
+  }
+  unsigned umax(unsigned v) const {
+    const uint64_t* b = s->arrive(lane_, LaneScheduler::kMaxU, v);
+    unsigned m = 0;
+    for (int l = 0; l < L; ++l) m = static_cast<unsigned>(b[l]) > m ? static_cast<unsigned>(b[l]) : m;
     return m;
   }
   unsigned ballot(bool p) const {
