@@ -46,7 +46,7 @@ echo "bench_train_gpu exit $?"
 stamp "ncu (warp stall reasons of the k = 32 and k = 64 forward kernels, M = 2e5)"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ -n "$NCU" ]; then
-  timeout 100 "$NCU" --clock-control none -k regex:group_nnls_kernel -c 2 \
+  timeout 60 "$NCU" --clock-control none -k regex:group_nnls_kernel -c 2 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
     python3 -c "
 import torch, neuralnmf
