@@ -226,6 +226,7 @@ PUBLISHED_ORDER = "0268ce721f1c7c10"  # sha256 of the 1000 doc_ids, numpy 1.x or
 # --- metrics and the Multi-HNTF layer, by hand ---------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 def test_frobenius_error_by_hand():
     x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 1.0]], dtype=torch.float64)
     codes = torch.tensor([[1.0], [0.0], [1.0]], dtype=torch.float64)
