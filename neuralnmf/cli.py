@@ -41,8 +41,9 @@ The defaults are those of the Python API (neuralnmf.NeuralNMF and neuralnmf.fit)
                         energy loss (--loss energy) has a scale escape that collapses the topics on real
                         vocabularies; it is kept for reproducing the papers
   --lr 0.01             Adam, relative to each dictionary's scale: every step moves a dictionary by about 1%
-  --lam 1               the label weight of the papers' ||X - A S||^2 + lam ||L (Y - B S)||^2 (with
-                        unit-length tf-idf rows, a document's words and its one-hot label weigh the same)
+  --lam 0.3             the label weight of the papers' ||X - A S||^2 + lam ||L (Y - B S)||^2; on 20 Newsgroups
+                        tf-idf it classified held-out documents better than the papers' 1, which overfits the
+                        labeled ones, and kept every level within 1% of flat NMF
   --dtype float32       torch's default; float64 halves the speed and is rarely needed for text
 
 The output folder (--out) receives:

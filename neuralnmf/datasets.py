@@ -34,6 +34,7 @@ __all__ = [
     "make_hierarchical_tensor",
     "TensorHierarchy",
     "load_news20", "News20",
+    "make_planted_corpus",
 ]
 
 DATA_DIR_ENV = "NEURALNMF_DATA_DIR"
@@ -640,3 +641,7 @@ def __getattr__(name):
 
         return getattr(data, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# The planted-hierarchy generator builds on HierarchicalCorpus above; imported last so that its module can import it.
+from .planted import make_planted_corpus  # noqa: E402

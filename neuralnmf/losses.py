@@ -82,8 +82,8 @@ def data_energy(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tens
 
 def _observed(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """#observed entries as a tensor on x's device (no host synchronisation)."""
-    if mask is None:
-        return torch.tensor(float(x.shape[0] * x.shape[1]), dtype=x.dtype, device=x.device)
+    if mask is None:  # torch.full, not torch.tensor: no blocking host-to-device copy
+        return torch.full((), float(x.shape[0] * x.shape[1]), dtype=x.dtype, device=x.device)
     return mask.to(x.dtype).sum().detach()
 
 
@@ -169,8 +169,9 @@ def supervision_loss(logits: torch.Tensor, y: torch.Tensor, label_mask: torch.Te
         raise ValueError(f"supervision_loss: kind must be 'l2' or 'ce', got {kind!r}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"supervision_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
-    if kind == "l2":
-        per_sample = ((logits - F.one_hot(y, logits.shape[-1]).to(logits.dtype)) ** 2).sum(-1)
+    if kind == "l2":  # one-hot by scatter: F.one_hot reads the labels back to the host to check them
+        target = torch.zeros_like(logits).scatter_(-1, y.unsqueeze(-1), 1.0)
+        per_sample = ((logits - target) ** 2).sum(-1)
     else:
         per_sample = F.cross_entropy(logits, y, reduction="none")
     if label_mask is None:

@@ -48,6 +48,11 @@ class NeuralNMF(nn.Module):
             dict, or changing the dictionaries in place before that, cancels the pending start.
         data: (samples, in_features), dense or sparse, for the data-driven starts.
         generator: torch.Generator for the random draws (uniform starts, randomized SVD).
+        dtype, device: of the parameters. Without ``dtype``, the model takes the dtype of ``data``, or of the
+            data of its data-driven start (torch's default until then).
+        classifier_from_labels: B starts at the least-squares fit of the labels by the deepest codes when the
+            first :func:`neuralnmf.fit` (or :meth:`initialize`) sees labels; False keeps its U[0, 1) draw (the
+            papers').
         warm_start: when called again on the same input tensor, each layer warm-starts its solver from its
             previous support (the answer is unchanged; full-batch training gets faster).
 
@@ -56,8 +61,8 @@ class NeuralNMF(nn.Module):
     """
 
     def __init__(self, in_features: int, ranks, num_classes: int | None = None, *, init="nmf", data=None,
-                 generator=None, nonnegative_classifier: bool = True, warm_start: bool = True, dtype=None,
-                 device=None):
+                 generator=None, nonnegative_classifier: bool = True, classifier_from_labels: bool = True,
+                 warm_start: bool = True, dtype=None, device=None):
         super().__init__()
         ranks = (ranks,) if isinstance(ranks, int) else tuple(ranks)
         if not ranks:
@@ -74,6 +79,9 @@ class NeuralNMF(nn.Module):
             warnings.warn(f"NeuralNMF: ranks {ranks} increase ({rising[0][0]} then {rising[0][1]}): each layer groups the "
                           "topics of the layer below, so a layer with more topics than its input has no unique codes; "
                           "list ranks finest first, decreasing", UserWarning, stacklevel=2)
+        if dtype is None and isinstance(data, torch.Tensor) and data.dtype in (torch.float32, torch.float64):
+            dtype = data.dtype  # the user's dtype, kept end to end
+        self._dtype_given = dtype is not None
         self.in_features, self.ranks, self.num_classes = in_features, ranks, num_classes
         self.init, self.warm_start = init, warm_start
         sizes = (in_features, *ranks)
@@ -81,7 +89,7 @@ class NeuralNMF(nn.Module):
             NNLSLayer(sizes[i], sizes[i + 1], generator=generator, warm_start=False, dtype=dtype, device=device)
             for i in range(len(ranks))
         )
-        self.nonnegative_classifier = nonnegative_classifier
+        self.nonnegative_classifier, self.classifier_from_labels = nonnegative_classifier, classifier_from_labels
         self._nonnegative = ("B",) if nonnegative_classifier else ()
         if num_classes is not None:
             B = torch.rand(num_classes, ranks[-1], generator=generator, dtype=dtype)
@@ -101,7 +109,7 @@ class NeuralNMF(nn.Module):
             self.initialize(data, generator=generator)
         elif init != "uniform":
             self._pending_dictionaries = self._versions()
-        if self.B is not None and self._pending_classifier is None:
+        if self.B is not None and self._pending_classifier is None and classifier_from_labels:
             self._pending_classifier = self.B._version
 
     def _versions(self) -> tuple:
@@ -126,7 +134,8 @@ class NeuralNMF(nn.Module):
         Args:
             x: (samples, in_features) >= 0, dense or sparse (never densified).
             y: (samples,) class indices; B then starts at the least-squares fit of the one-hot labels of the
-                labeled samples by their deepest codes (nonnegative when B is), instead of random draws.
+                labeled samples by their deepest codes (nonnegative when B is), instead of random draws (unless
+                the model was built with ``classifier_from_labels=False``).
             label_mask: (samples,) bool, True = labeled (default: all).
             method: "nmf" (default: the model's ``init``, "nmf" if that is "uniform"), "nndsvd", "nndsvda",
                 "nndsvdar" (NNDSVD layer by layer, each from the codes of the layer below) or "uniform".
@@ -136,6 +145,9 @@ class NeuralNMF(nn.Module):
         if method not in INIT_METHODS:
             raise ValueError(f"NeuralNMF.initialize: method must be one of {INIT_METHODS}, got {method!r}")
         generator = self._generator if generator is None else generator
+        if not self._dtype_given and x.dtype in (torch.float32, torch.float64) and x.dtype != self.layers[0].A.dtype:
+            self.to(x.dtype)  # built without a dtype: take the data's, as the first fit would need it anyway
+        self._dtype_given = True
         dtype = self.layers[0].A.dtype
         h = x.detach().to(dtype)
         if method == "nmf":
@@ -147,7 +159,7 @@ class NeuralNMF(nn.Module):
                 h = layer(h)
         self._cache.clear()
         self._pending_dictionaries = None
-        if y is not None and self.B is not None:
+        if y is not None and self.B is not None and self.classifier_from_labels:
             self.initialize_classifier(x, y, label_mask)
 
     @torch.no_grad()

@@ -103,7 +103,7 @@ def make_planted_corpus(
         vals.append(counts[nz])
     rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals).astype(np.float64)
     indices = torch.from_numpy(np.vstack([rows, cols]).astype(np.int64))
-    x = torch.sparse_coo_tensor(indices, torch.from_numpy(vals), (documents, words)).coalesce()
+    x = torch.sparse_coo_tensor(indices, torch.from_numpy(vals), (documents, words), check_invariants=True).coalesce()
     x = x.to(dtype=dtype, device=device)
     if not sparse:
         x = x.to_dense()

@@ -69,7 +69,7 @@ def test_help_describes_inputs_and_outputs(capsys):
     assert fit_help.returncode == 0
     for text in ("documents are ROWS", ".npz", ".mat", ".npy", ".txt", "neuralnmf[text]", "model.pt", "topics.md",
                  "metrics.json", "--labeled-fraction", "--ranks", "--drop-empty", "never densified",
-                 "--init nmf", "--loss hierarchical", "--lam 1", "--lr 0.01", "--dtype float32"):
+                 "--init nmf", "--loss hierarchical", "--lam 0.3", "--lr 0.01", "--dtype float32"):
         assert text in fit_help.stdout, text
     with pytest.raises(SystemExit) as e:
         main(["transform", "--help"])

@@ -40,3 +40,33 @@ def test_nnls_basics_example_runs():
     out = _run(os.path.join("examples", "nnls_basics.py"))
     assert out.returncode == 0, out.stderr
     assert "batched S: (3, 8, 1000)" in out.stdout
+
+
+def test_demo_explains_its_two_accuracies(tmp_path):
+    out = _run("-m", "neuralnmf", "demo", "--epochs", "50", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "classes readable from the codes" in out.stdout and "topics that are the classes" in out.stdout
+    assert "a class can be spread over two topics" in out.stdout
+
+
+def test_nnls_basics_names_every_status_count():
+    out = _run(os.path.join("examples", "nnls_basics.py"))
+    line = next(l for l in out.stdout.splitlines() if l.startswith("warm start"))
+    assert "by pivoting" in line and "Lawson-Hanson" in line and "iteration bound" in line
+
+
+def test_real_corpus_walkthrough_runs_on_a_slice(tmp_path):
+    import pytest
+
+    from neuralnmf.datasets import find_data_file
+
+    archive = find_data_file("20news-bydate.tar.gz")
+    if archive is None:
+        pytest.skip("../shared/data/20news-bydate.tar.gz absent")
+    pytest.importorskip("sklearn")
+    out = _run(os.path.join("examples", "real_corpus.py"), str(archive), "--per-class", "6", "--epochs", "2",
+               "--out", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    for text in ("documents of 10 newsgroups", "topic tree of the unsupervised run", "| unsupervised | 2 (5) |",
+                 "| semi-supervised | 1 (10) |", "held-out accuracy"):
+        assert text in out.stdout, text

@@ -245,3 +245,24 @@ def test_nnls_layer_inside_a_larger_network():
 def test_public_api_exports():
     for name in ("nnls", "NNLSLayer", "NeuralNMF", "fit", "NonnegativeProjection", "History"):
         assert hasattr(neuralnmf, name)
+
+
+def test_model_takes_the_dtype_of_its_data_unless_given(corpus):
+    x = corpus.x  # float64
+    assert NeuralNMF(87, (9, 4), data=x).layers[0].A.dtype == torch.float64
+    later = NeuralNMF(87, (9, 4), num_classes=4)
+    assert later.layers[0].A.dtype == torch.get_default_dtype()
+    fit(later, x, y=corpus.labels[1], epochs=2, progress=False)
+    assert later.layers[0].A.dtype == torch.float64 and later.B.dtype == torch.float64
+    fixed = NeuralNMF(87, (9, 4), dtype=torch.float32)
+    with pytest.raises(TypeError, match="dtype"):
+        fit(fixed, x, epochs=1, progress=False)
+
+
+def test_classifier_can_keep_its_random_draw(corpus):
+    model = NeuralNMF(87, (9, 4), num_classes=4, data=corpus.x, classifier_from_labels=False,
+                      generator=torch.Generator().manual_seed(0))
+    B0 = model.B.detach().clone()
+    assert not model.needs_classifier_initialization
+    model.initialize(corpus.x, corpus.labels[1])
+    assert torch.equal(model.B.detach(), B0)

@@ -195,12 +195,15 @@ def test_argsort_numpy1_matches_numpy_1_23():
 
 
 @needs_archive
-def test_published_data_from_the_whole_archive(request):
+def test_published_data_from_the_whole_archive(request, tmp_path_factory):
     pytest.importorskip("sklearn")
     from sklearn.datasets import fetch_20newsgroups
 
-    # pytest's cache folder keeps the scikit-learn cache of the archive between runs (building it takes ~5 s)
-    home = sklearn_data_home(ARCHIVE, request.config.cache.mkdir("news20-sklearn-home"))
+    # pytest's cache folder keeps the scikit-learn cache of the archive between runs (building it takes ~5 s);
+    # without the cache plugin (-p no:cacheprovider), a temporary folder
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("news20-sklearn-home") if cache is not None else tmp_path_factory.mktemp("news20-home")
+    home = sklearn_data_home(ARCHIVE, folder)
     data = load_news20(ARCHIVE, data_home=home)
     # scikit-learn's docstring example, on the cache built from the archive
     two = fetch_20newsgroups(data_home=str(home), categories=["alt.atheism", "sci.space"], download_if_missing=False)
