@@ -160,10 +160,8 @@ def neural_multi_hntf_fit(data, x, A, S, W, B, i, steps):
     if B is not None:
         with torch.no_grad():
             model.B.copy_(B.to(dtype))
-        # fit_tensor's terms are means: the data term over all entries, the label term over labeled x classes;
-        # this lam is NMH_LAM of the papers' ||X - A S||^2 + lam ||L (Y - B S)||^2
-        lam = NMH_LAM * float(data.label_mask.sum()) * data.num_classes / X.numel()
-        kwargs = dict(y=data.y, label_mask=data.label_mask, lam=lam)
+        # fit_tensor's lam is the papers' lam of ||X - A S||^2 + lam ||L (Y - B S)||^2
+        kwargs = dict(y=data.y, label_mask=data.label_mask, lam=NMH_LAM)
     fit_tensor(model, X, levels=(1,), epochs=steps, lr=1e-2, factor_lr=1e-3, **kwargs)
     with torch.no_grad():
         F_words, F_docs = model().levels[1]

@@ -130,11 +130,18 @@ def test_supervised_neural_multi_hntf_learns_labels_of_one_mode(planted):
     y = entry_labels(data, 1)  # supertopic of each entry of mode 2
     label_mask = torch.arange(12) % 3 != 0  # a third of the entries unlabeled
     model = NeuralMultiHNTF(data.X.shape, (4, 2), factors=cp, num_classes=2, label_mode=2, generator=gen(3))
-    history = fit_tensor(model, data.X, y=y, label_mask=label_mask, lam=1.0, levels=(0, 1), lr=0.02, epochs=400)
+    # the weight the label term had as a mean over the labeled entries x classes, in the papers' sums
+    lam = data.X.numel() / (int(label_mask.sum()) * 2)
+    history = fit_tensor(model, data.X, y=y, label_mask=label_mask, lam=lam, levels=(0, 1), lr=0.02, epochs=400)
     assert set(history) == {"loss", "level_0", "level_1", "supervision"}
     out = model()
     assert out.logits.shape == (12, 2) and accuracy(out.logits, y).item() == 1.0
     assert bool((model.B >= 0).all())
+    # "supervision" is the label sum over the number of entries, weighed by lam in "loss"
+    sq = ((out.logits - torch.nn.functional.one_hot(y, 2).to(out.logits.dtype)) ** 2).sum(1)[label_mask].sum()
+    assert history["supervision"][-1] == pytest.approx(float(sq) / data.X.numel(), rel=0.05)
+    assert history["loss"][-1] == pytest.approx(history["level_0"][-1] + history["level_1"][-1]
+                                                 + lam * history["supervision"][-1])
 
 
 def test_restarts_keep_the_start_with_the_lowest_training_loss(planted):

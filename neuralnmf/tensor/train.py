@@ -69,9 +69,12 @@ def fit_tensor(
     """Train ``model`` on ``tensor`` (I_1, ..., I_N) >= 0 by full-batch gradient steps.
 
     The objective is the energy loss ``sum_{l in levels} mean((X - X_l)^2)`` over the observed entries, X_l the
-    model's level-l tensor (:mod:`neuralnmf.tensor.losses`), plus ``lam * supervision`` when labels ``y`` of the
-    model's ``label_mode`` are given. After every optimizer step the nonnegative parameters (dictionaries,
-    first-layer factors, classifier) are clamped to >= 0.
+    model's level-l tensor (:mod:`neuralnmf.tensor.losses`). Every term measures X itself, so this loss has no
+    scale escape. With labels ``y`` of the model's ``label_mode`` it adds ``lam * supervision``, the label loss
+    summed over the labeled entries and divided by the number of observed entries, as the data terms are: ``lam``
+    weighs it as in the papers' ||X - [[F]]||^2 + lam ||L (Y - B S)||^2, the same meaning as in
+    :func:`neuralnmf.fit`. After every optimizer step the nonnegative parameters (dictionaries, first-layer
+    factors, classifier) are clamped to >= 0.
 
     Args:
         model: a :class:`NeuralNCPD` or :class:`NeuralMultiHNTF` (or any module with ``forward() ->
@@ -119,14 +122,17 @@ def fit_tensor(
     history, rows, names = History(), [], None
     best, calm = float("inf"), 0
     x_norm_sq = (X * X).sum() if M is None else None
+    observed = torch.full((), float(X.numel()), dtype=X.dtype, device=X.device) if M is None else \
+        M.to(X.dtype).sum().clamp_min(1)
     start = time.perf_counter()
     try:
         for epoch in range(epochs):
             out = model()
             terms = energy_loss(X, out, M, levels, x_norm_sq=x_norm_sq)
             total = sum(terms.values())
-            if y is not None:
-                terms["supervision"] = supervision_loss(out.logits, y, label_mask, classification)
+            if y is not None:  # the label sum over the data term's normalizer: lam as in the papers' sums
+                terms["supervision"] = supervision_loss(out.logits, y, label_mask, classification,
+                                                        reduction="sum") / observed
                 total = total + lam * terms["supervision"]
             terms = {"loss": total, **terms}
             opt.zero_grad(set_to_none=True)
