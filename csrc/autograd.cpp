@@ -9,6 +9,7 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include <cstdlib>
 #include <optional>
 #include <tuple>
 
@@ -46,6 +47,47 @@ at::Tensor gram_gradient(const at::Tensor& A, const at::Tensor& S, const at::Ten
   return at::matmul(A, sym).neg_();
 }
 
+// Columns per chunk of the split X V^T on CUDA (below); NEURALNMF_CUDA_DA_CHUNK overrides it (0: one GEMM).
+constexpr int64_t kDefaultDaChunk = 16384;
+
+int64_t da_chunk() {
+  const char* v = std::getenv("NEURALNMF_CUDA_DA_CHUNK");
+  if (v == nullptr || *v == '\0') return kDefaultDaChunk;
+  const long long c = std::atoll(v);
+  return c > 0 ? static_cast<int64_t>(c) : 0;
+}
+
+bool blas_layout(const at::Tensor& t) { return t.stride(-1) == 1 || t.stride(-2) == 1; }
+
+// X V^T for X (N, M) and V (k, M): a reduction over the long dimension M (10^5 - 10^6 columns) into a small
+// (N, k) result. cuBLAS takes it as one GEMM with few output tiles and ran it at a third of the bandwidth of
+// the forward's A^T X on an H200 (3.5 ms against 1.6 ms at N = 1024, k = 32, M = 1e6). On CUDA the M columns
+// are cut into c equal chunks read in place (a strided batch: chunk j is columns [j L, (j + 1) L) of X and of
+// V, no copy), c products (c, N, k) run as one batched GEMM with c times the output tiles, and their sum is
+// the result (a split-K reduction; a tail of M - c L columns is one more GEMM). The CPU keeps the one GEMM.
+at::Tensor x_times_vt(const at::Tensor& X, const at::Tensor& V) {
+  if (X.is_cuda() && X.dim() == 2 && V.dim() == 2 && blas_layout(X) && blas_layout(V)) {
+    const int64_t M = X.size(1), chunk = da_chunk();
+    if (chunk > 0 && M >= 4 * chunk) {
+      const int64_t want = M / chunk;
+      int64_t c = want;
+      for (int64_t t = want; t >= (want + 1) / 2; --t) {  // prefer a chunk count that divides M: no tail
+        if (M % t == 0) {
+          c = t;
+          break;
+        }
+      }
+      const int64_t L = M / c, head = c * L;
+      const at::Tensor Xc = X.narrow(1, 0, head).unflatten(1, {c, L}).transpose(0, 1);  // (c, N, L)
+      const at::Tensor Vc = V.narrow(1, 0, head).unflatten(1, {c, L}).transpose(0, 1);  // (c, k, L)
+      at::Tensor out = at::bmm(Xc, Vc.transpose(1, 2)).sum(0);
+      if (head < M) out.add_(at::matmul(X.narrow(1, head, M - head), V.narrow(1, head, M - head).mT()));
+      return out;
+    }
+  }
+  return at::matmul(X, V.mT());
+}
+
 // Saved: X (only when dA is needed), A, S.
 class NNLSFunction : public torch::autograd::Function<NNLSFunction> {
  public:
@@ -69,7 +111,7 @@ class NNLSFunction : public torch::autograd::Function<NNLSFunction> {
     at::Tensor dX, dA;
     if (need_X) dX = at::matmul(A, V);
     if (need_A) {
-      at::Tensor XVt = at::matmul(X, V.mT());
+      at::Tensor XVt = x_times_vt(X, V);
       if (XVt.dim() > A.dim()) XVt = XVt.sum(0);
       dA = gram_gradient(A, S, V).add_(XVt);
     }
