@@ -38,13 +38,10 @@ The script looks there by default (``--peer-dir`` to change it) and loads only t
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import multiprocessing
 import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -53,6 +50,8 @@ import torch
 
 import neuralnmf
 from neuralnmf._reference import nnls_reference
+
+from _harness import best_runs, busy_machine_s, dtype_name, fmt_seconds, other_load, print_machine, say, say_table
 
 SEED = 0
 DEFAULT_PEER_DIR = os.path.expanduser("~/.cache/neuralnmf-bench/peers")
@@ -126,22 +125,6 @@ def make_grad(k: int, M: int, dtype: torch.dtype, seed: int = SEED + 1):
     return torch.randn(k, M, dtype=dtype, generator=torch.Generator().manual_seed(seed))
 
 
-def _runqueue_wait() -> dict:
-    """Per thread of this process: nanoseconds spent runnable but waiting for a CPU (/proc/self/task/*/schedstat)."""
-    waits = {}
-    try:
-        tids = os.listdir("/proc/self/task")
-    except OSError:
-        return waits
-    for tid in tids:
-        try:
-            with open(f"/proc/self/task/{tid}/schedstat") as f:
-                waits[tid] = int(f.read().split()[1])
-        except (OSError, ValueError, IndexError):
-            pass
-    return waits
-
-
 class Contention:
     """How much the kept (minimum) timings were disturbed: the worst ratio, over the timings of one table row, of
     the time our threads waited for a CPU to the wall time. About 0 on a quiet machine; above DISTURBED, another
@@ -186,69 +169,19 @@ def retry_disturbed(build_row, retries: int | None = None, pause_s: float = 5.0)
     return best[1]
 
 
-def best_times(fns, min_reps: int = 3, max_reps: int = 200, min_total_s: float | None = None, warmup: int = 1):
-    """Minimum wall time of each f() in fns, calling them interleaved (f0, f1, f0, f1, ...) so that they see
-    the same machine conditions; after warm-up calls, at least min_reps rounds, more (up to max_reps) until
-    min_total_s seconds (default: the run's Config.min_total_s) have been spent. Many short repeats spread over
-    seconds let the minimum find the moments when other processes leave the cores alone. The run-queue wait
-    of each kept repeat goes to Contention."""
-    if min_total_s is None:
-        min_total_s = MIN_TOTAL_S
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times = [[] for _ in fns]  # (seconds, seconds waited for a CPU)
-    spent = 0.0
-    while len(times[0]) < max_reps and (len(times[0]) < min_reps or spent < min_total_s):
-        for fn, ts in zip(fns, times):
-            w0 = _runqueue_wait()
-            t0 = time.perf_counter()
-            fn()
-            elapsed = time.perf_counter() - t0
-            w1 = _runqueue_wait()
-            ts.append((elapsed, sum(w - w0.get(tid, 0) for tid, w in w1.items()) / 1e9))
-            spent += elapsed
-    best = [min(ts) for ts in times]
+def timed(fns, min_reps: int = 3, max_reps: int = 200, min_total_s: float | None = None, warmup: int = 1):
+    """Seconds of the fastest call of each f() in fns by _harness.best_runs (interleaved repeats), spending at
+    least min_total_s seconds (default: the run's Config.min_total_s); the run-queue wait of each kept call goes
+    to Contention."""
+    best = best_runs(fns, min_reps=min_reps, max_reps=max_reps,
+                     min_total_s=MIN_TOTAL_S if min_total_s is None else min_total_s, warmup=warmup)
     for elapsed, waited in best:
         Contention.record(waited, elapsed)
     return [elapsed for elapsed, _ in best]
 
 
-def best_time(fn, **kwargs) -> float:
-    return best_times([fn], **kwargs)[0]
-
-
-def fmt_time(s: float) -> str:
-    if s < 1e-3:
-        return f"{s * 1e6:.1f} us"
-    if s < 1.0:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
-def md_table(headers, rows) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def _busy_machine_s() -> float | None:
-    """CPU seconds all processes have used since boot (non-idle time in /proc/stat)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+def timed_one(fn, **kwargs) -> float:
+    return timed([fn], **kwargs)[0]
 
 
 def _busy_self_s() -> float:
@@ -261,66 +194,19 @@ class OtherLoad:
     large share are distorted (on 2 cores, one busy neighbour preempts one of our two threads)."""
 
     def __enter__(self):
-        self.t0, self.machine0, self.self0 = time.perf_counter(), _busy_machine_s(), _busy_self_s()
+        self.t0, self.machine0, self.self0 = time.perf_counter(), busy_machine_s(), _busy_self_s()
         return self
 
     def __exit__(self, *exc):
-        machine1 = _busy_machine_s()
+        machine1 = busy_machine_s()
         if self.machine0 is None or machine1 is None:
             return False
         wall = time.perf_counter() - self.t0
-        other = (machine1 - self.machine0) - (_busy_self_s() - self.self0)
-        share = max(0.0, other) / (wall * (os.cpu_count() or 1))
+        share = other_load(machine1 - self.machine0, _busy_self_s() - self.self0, wall)
         say(f"_Other processes used {100 * share:.0f}% of the {os.cpu_count()} cores during this section "
             f"({wall:.0f} s); 1-minute load average now {os.getloadavg()[0]:.2f}._")
         say()
         return False
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def code_version() -> str:
-    """Which build is measured: git commit of the checkout, whether its sources differ, the kernel's mtime."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(neuralnmf.__file__)))
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "csrc", "neuralnmf/ops.py"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        version = f"git {head}" + (" (csrc/ or ops.py modified in the working tree)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        version = "git: unknown"
-    libs = [f for f in os.listdir(os.path.dirname(neuralnmf.__file__)) if f.startswith("_C") and f.endswith(".so")]
-    for lib in libs:
-        mtime = os.path.getmtime(os.path.join(os.path.dirname(neuralnmf.__file__), lib))
-        version += f", {lib} built {datetime.datetime.fromtimestamp(mtime).isoformat(timespec='seconds')}"
-    return version
-
-
-def print_machine() -> None:
-    say("## Machine")
-    say()
-    say(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    say(f"- cpu: {cpu_model()}, {os.cpu_count()} logical cores")
-    say(f"- torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}")
-    say(f"- python {platform.python_version()}, neuralnmf {neuralnmf.__version__} ({code_version()})")
-    say("- data: A = torch.rand(N, k), X = torch.rand(N, M): uniform nonnegative entries, seed 0")
-    say(
-        f"- timing: min over repeats (>= 3, and >= {MIN_TOTAL_S:g} s of them) after a warm-up call, "
-        "time.perf_counter; ours and A.T@X run interleaved; a row disturbed by other processes is measured "
-        f"again (up to {RETRIES}x) and the least disturbed attempt kept"
-    )
-    say(f"- 1-minute load average at start: {os.getloadavg()[0]:.2f} (counts this benchmark's own threads too)")
-    say()
 
 
 # --- peers --------------------------------------------------------------------------------------------------
@@ -374,19 +260,20 @@ def max_abs_diff(a, b) -> str:
 
 def forward_row(N: int, M: int, k: int, dtype: torch.dtype, cfg: Config, skip_peers: bool):
     A, X = make_problem(N, M, k, dtype)
-    t_ours, t_mm = best_times([lambda: neuralnmf.nnls(X, A), lambda: A.T @ X])
+    t_ours, t_mm = timed([lambda: neuralnmf.nnls(X, A), lambda: A.T @ X])
     S = neuralnmf.nnls(X, A)
     supp = (S > 0).sum(0).double().mean().item()
-    row = [dtype_name(dtype), k, N, M, fmt_time(t_ours), fmt_time(t_mm), f"{t_ours / t_mm:.2f}", f"{supp:.1f}"]
+    row = [dtype_name(dtype), k, N, M, fmt_seconds(t_ours), fmt_seconds(t_mm), f"{t_ours / t_mm:.2f}",
+           f"{supp:.1f}"]
     if skip_peers:
         return row + [Contention.take()]
     nr = min(cfg.ref_cols, M)
-    t_ref = best_time(lambda: nnls_reference(X[:, :nr], A), min_reps=2, max_reps=2, min_total_s=0) * M / nr
+    t_ref = timed_one(lambda: nnls_reference(X[:, :nr], A), min_reps=2, max_reps=2, min_total_s=0) * M / nr
     d_ref = max_abs_diff(nnls_reference(X[:, :nr], A)[0], S[:, :nr])
     row += [f"{t_ref / t_ours:.0f}x", d_ref]
     if dtype == torch.float64:
         ns = min(cfg.scipy_cols, M)
-        t_sp = best_time(lambda: scipy_nnls_columns(X, A, ns), min_reps=2, max_reps=2, min_total_s=0) * M / ns
+        t_sp = timed_one(lambda: scipy_nnls_columns(X, A, ns), min_reps=2, max_reps=2, min_total_s=0) * M / ns
         d_sp = max_abs_diff(scipy_nnls_columns(X, A, ns), S[:, :ns])
         row += [f"{t_sp / t_ours:.0f}x", d_sp]
     else:
@@ -411,8 +298,7 @@ def section_forward(cfg: Config, skip_peers: bool) -> None:
         retry_disturbed(lambda: forward_row(N, cfg.M, k, dt, cfg, skip_peers))
         for dt in cfg.dtypes for k in cfg.ks for N in cfg.Ns
     ]
-    say(md_table(headers, rows))
-    say()
+    say_table(headers, rows)
     if not skip_peers:
         say(
             "reference = neuralnmf._reference.nnls_reference (pure torch, float64 inside); scipy = a Python loop "
@@ -431,7 +317,7 @@ def peer_columns(LsqNonnegF, N: int, k: int, M: int, budget_s: float) -> int:
     """How many columns NeuralNMF does in about budget_s (fwd+bwd, dA and dX), from a warmed-up 20-column probe."""
     A, X = make_problem(N, 20, k, torch.float64)
     G = make_grad(k, 20, torch.float64)
-    per_col = best_time(lambda: forward_backward(LsqNonnegF.apply, X, A, G, True), min_reps=2, max_reps=2,
+    per_col = timed_one(lambda: forward_backward(LsqNonnegF.apply, X, A, G, True), min_reps=2, max_reps=2,
                         min_total_s=0) / 20
     return max(20, min(M, int(budget_s / per_col)))
 
@@ -451,9 +337,10 @@ def headline_rows(LsqNonnegF, N: int, M: int, k: int):
             run_theirs = lambda g=grad_X: forward_backward(LsqNonnegF.apply, X, A, G, g)  # noqa: E731
 
         def row(run_ours=run_ours, run_theirs=run_theirs, name=name):
-            t_theirs = best_time(run_theirs, min_reps=3, max_reps=3, min_total_s=0)
-            t_ours = best_time(run_ours)
-            return [name, N, M, k, fmt_time(t_ours), fmt_time(t_theirs), f"{t_theirs / t_ours:.0f}x", Contention.take()]
+            t_theirs = timed_one(run_theirs, min_reps=3, max_reps=3, min_total_s=0)
+            t_ours = timed_one(run_ours)
+            return [name, N, M, k, fmt_seconds(t_ours), fmt_seconds(t_theirs), f"{t_theirs / t_ours:.0f}x",
+                    Contention.take()]
 
         rows.append(retry_disturbed(row))
     S_o, dA_o, dX_o = forward_backward(ours, X, A, G, True)
@@ -468,16 +355,16 @@ def grid_row(LsqNonnegF, N: int, M: int, k: int, budget_s: float):
     best of 2 calls, extrapolated linearly to M when that is fewer than M."""
     A, X = make_problem(N, M, k, torch.float64)
     G = make_grad(k, M, torch.float64)
-    t_ours = best_time(lambda: forward_backward(ours, X, A, G, True))
+    t_ours = timed_one(lambda: forward_backward(ours, X, A, G, True))
     m = peer_columns(LsqNonnegF, N, k, M, budget_s)
     Xs, Gs = X[:, :m].contiguous(), G[:, :m].contiguous()
     run_theirs = lambda: forward_backward(LsqNonnegF.apply, Xs, A, Gs, True)  # noqa: E731
-    t_theirs = best_time(run_theirs, min_reps=2, max_reps=2, min_total_s=0, warmup=0) * M / m
+    t_theirs = timed_one(run_theirs, min_reps=2, max_reps=2, min_total_s=0, warmup=0) * M / m
     S_t, dA_t, dX_t = run_theirs()
     S_o, dA_o, dX_o = forward_backward(ours, Xs, A, Gs, True)
     mark = f"extrap. from {m} cols" if m < M else "all columns"
     return [
-        N, M, k, fmt_time(t_ours), fmt_time(t_theirs), mark, f"{t_theirs / t_ours:.0f}x",
+        N, M, k, fmt_seconds(t_ours), fmt_seconds(t_theirs), mark, f"{t_theirs / t_ours:.0f}x",
         max_abs_diff(S_o, S_t), max_abs_diff(dA_o, dA_t), max_abs_diff(dX_o, dX_t), Contention.take(),
     ]
 
@@ -503,10 +390,8 @@ def section_peer(cfg: Config, peer_dir: str) -> None:
     rows, agree, degenerate = headline_rows(LsqNonnegF, N, M, k)
     say(f"### Headline: N={N}, M={M}, k={k} (all columns, nothing extrapolated)")
     say()
-    say(md_table(["op", "N", "M", "k", "ours", "NeuralNMF", "speedup", "runq wait"], rows))
-    say()
-    say(md_table(["max|S_ours - S_theirs|", "max|dA diff|", "max|dA|", "max|dX diff|"], [agree]))
-    say()
+    say_table(["op", "N", "M", "k", "ours", "NeuralNMF", "speedup", "runq wait"], rows)
+    say_table(["max|S_ours - S_theirs|", "max|dA diff|", "max|dA|", "max|dX diff|"], [agree])
     say(f"Columns whose support differs between the two solvers: {degenerate} of {M}.")
     say()
     say(f"### Grid, fwd+bwd (dA, dX); NeuralNMF: best of 2 calls of at most ~{cfg.peer_budget_s:.0f} s of columns each")
@@ -514,8 +399,7 @@ def section_peer(cfg: Config, peer_dir: str) -> None:
     grid = [grid_row(LsqNonnegF, N, cfg.M, k, cfg.peer_budget_s) for k in cfg.ks for N in cfg.Ns]
     headers = ["N", "M", "k", "ours", "NeuralNMF", "NeuralNMF timing", "speedup",
                "max|dS|", "max|dA diff|", "max|dX diff|", "runq wait"]
-    say(md_table(headers, grid))
-    say()
+    say_table(headers, grid)
     say(
         "'extrap.': NeuralNMF timed on the first columns only, scaled linearly to M (its cost is per column). "
         "Differences are measured on the columns NeuralNMF solved (ours re-run on the same columns)."
@@ -531,8 +415,8 @@ def section_peer(cfg: Config, peer_dir: str) -> None:
 def scaling_row(dtype: torch.dtype, M: int, N: int, k: int):
     A, X = make_problem(N, M, k, dtype)
     reps = 3 if M >= 100_000 else 5
-    t_ours, t_mm = best_times([lambda: neuralnmf.nnls(X, A), lambda: A.T @ X], min_reps=reps)
-    row = [dtype_name(dtype), N, k, M, fmt_time(t_ours), fmt_time(t_mm), f"{t_ours / t_mm:.2f}",
+    t_ours, t_mm = timed([lambda: neuralnmf.nnls(X, A), lambda: A.T @ X], min_reps=reps)
+    row = [dtype_name(dtype), N, k, M, fmt_seconds(t_ours), fmt_seconds(t_mm), f"{t_ours / t_mm:.2f}",
            f"{t_ours / M * 1e9:.0f} ns", f"{t_mm / M * 1e9:.0f} ns", Contention.take()]
     return row, t_ours / M
 
@@ -565,8 +449,7 @@ def section_scaling(cfg: Config) -> None:
         r, per_col = scaling_rows(dtype, cfg.scaling_Ms)
         rows += r
         verdicts.append(f"- {dtype_name(dtype)}: {linearity_verdict(per_col)}")
-    say(md_table(headers, rows))
-    say()
+    say_table(headers, rows)
     for v in verdicts:
         say(v)
     say()
@@ -657,8 +540,7 @@ def section_memory(cfg: Config) -> None:
             methods.add(method)
             label = "A.T@X (floor)" if mode == "matmul" else mode
             rows.append([N, M, k, label, f"{extra / 2**20:.1f} MiB", f"{extra / out_b:.2f}", f"{extra / in_b:.3f}"])
-    say(md_table(headers, rows))
-    say()
+    say_table(headers, rows)
     say(
         f"Peak read from: {', '.join(sorted(methods))}. VmHWM = the process's own peak RSS, reset with "
         "/proc/self/clear_refs just before the op; ru_maxrss is not usable in a child process on Linux because "
@@ -688,7 +570,15 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     say(f"# neuralnmf.nnls benchmark{' (--quick)' if args.quick else ''}")
     say()
-    print_machine()
+    print_machine(
+        details=[
+            "data: A = torch.rand(N, k), X = torch.rand(N, M): uniform nonnegative entries, seed 0",
+            (f"timing: min over repeats (>= 3, and >= {MIN_TOTAL_S:g} s of them) after a warm-up call, "
+             "time.perf_counter; ours and A.T@X run interleaved; a row disturbed by other processes is measured "
+             f"again (up to {RETRIES}x) and the least disturbed attempt kept"),
+        ],
+        load_extra=" (counts this benchmark's own threads too)",
+    )
     sections = {
         1: lambda: section_forward(cfg, args.skip_peers),
         2: lambda: section_peer(cfg, args.peer_dir),

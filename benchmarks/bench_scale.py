@@ -65,11 +65,9 @@ when the package cannot be imported.
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -83,9 +81,10 @@ import numpy as np
 import scipy.sparse
 import torch
 
-import neuralnmf
 from neuralnmf import NeuralNMF, fit, sparse_products
 from neuralnmf.datasets import scipy_to_torch
+
+from _harness import best_times, busy_machine_s, fmt_seconds, other_load, print_machine, say, say_table
 
 SEED = 0
 N_WORDS = 50_000
@@ -124,54 +123,12 @@ QUICK = Config(headline_docs=10_000, batch_size=2_000, epochs=2, dtypes=("float3
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def md_table(headers, rows) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def fmt_s(s: float) -> str:
-    if s < 1e-3:
-        return f"{s * 1e6:.0f} us"
-    if s < 1.0:
-        return f"{s * 1e3:.1f} ms"
-    return f"{s:.2f} s"
+    return fmt_seconds(s, us_digits=0, ms_digits=1)
 
 
 def fmt_mb(b: float) -> str:
     return f"{b / 2**20:,.0f} MB"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def code_version() -> str:
-    root = os.path.dirname(HERE)
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "csrc", "neuralnmf"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        version = f"git {head}" + (" (library sources modified in the working tree)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        version = "git: unknown"
-    pkg = os.path.dirname(os.path.abspath(neuralnmf.__file__))
-    for lib in sorted(f for f in os.listdir(pkg) if f.startswith("_C") and f.endswith(".so")):
-        mtime = datetime.datetime.fromtimestamp(os.path.getmtime(os.path.join(pkg, lib)))
-        version += f", {lib} built {mtime.isoformat(timespec='seconds')}"
-    return version
 
 
 def status_kb(field: str) -> int:
@@ -198,16 +155,6 @@ def reset_hwm() -> bool:
         return False
 
 
-def busy_machine_s() -> float | None:
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def mem_available_bytes() -> int:
     try:
         with open("/proc/meminfo") as f:
@@ -215,19 +162,6 @@ def mem_available_bytes() -> int:
         return int(m.group(1)) * 1024 if m else 0
     except OSError:
         return 0
-
-
-def best_times(fns, reps: int):
-    """Minimum wall time of each f() in fns over `reps` interleaved rounds, after one warm-up round."""
-    for fn in fns:
-        fn()
-    times = [[] for _ in fns]
-    for _ in range(reps):
-        for fn, ts in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-    return [min(ts) for ts in times]
 
 
 # --- corpus -------------------------------------------------------------------------------------------------
@@ -324,7 +258,7 @@ def run_child(spec: dict, timeout: float = 1800) -> dict:
         result = {"error": f"child failed (rc {rc}): " + " / ".join(tail)}
     if busy0 is not None and busy1 is not None:
         own = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
-        result["other_load"] = max(0.0, (busy1 - busy0) - own) / (wall * (os.cpu_count() or 1))
+        result["other_load"] = other_load(busy1 - busy0, own, wall)
     result["wall"] = wall
     return result
 
@@ -625,20 +559,6 @@ def child_main(spec_json: str) -> int:
 # --- sections -----------------------------------------------------------------------------------------------
 
 
-def print_machine(cfg_name: str, argv) -> None:
-    say("## Machine")
-    say()
-    say(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    say(f"- command: `python benchmarks/bench_scale.py{' ' + ' '.join(argv) if argv else ''}` ({cfg_name} run)")
-    say(f"- cpu: {cpu_model()}, {os.cpu_count()} logical cores; "
-        f"{mem_available_bytes() / 2**30:.1f} GiB memory available at start")
-    say(f"- torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}; "
-        f"numpy {np.__version__}, scipy {scipy.__version__}")
-    say(f"- python {platform.python_version()}, neuralnmf {neuralnmf.__version__} ({code_version()})")
-    say(f"- 1-minute load average at start: {os.getloadavg()[0]:.2f}")
-    say()
-
-
 def load_note(r: dict) -> str:
     share = r.get("other_load")
     return "?" if share is None else f"{100 * share:.0f}%"
@@ -680,9 +600,8 @@ def section_corpus(corpora: dict) -> None:
         rows.append([f"{docs:,}", f"{N_WORDS:,}", f"{c['nnz']:,}", f"{100 * c['nnz'] / (docs * N_WORDS):.3f}%",
                      f"{c['nnz'] / docs:.1f}", fmt_mb(coo_bytes(c["nnz"], 4)), fmt_mb(coo_bytes(c["nnz"], 8)),
                      f"{c['seconds']:.1f} s"])
-    say(md_table(["documents", "words", "nonzeros", "density", "nnz/doc", "COO float32", "COO float64",
-                  "generated in"], rows))
-    say()
+    say_table(["documents", "words", "nonzeros", "density", "nnz/doc", "COO float32", "COO float64",
+               "generated in"], rows)
     say("256 word-topics in a 4 -> 16 -> 64 -> 256 hierarchy, tf-idf values with unit-norm rows (see the "
         "docstring). Never densified; COO = int64 indices (16 B) + values per nonzero.")
     say()
@@ -712,9 +631,8 @@ def section_headline(cfg: Config, results: list) -> None:
                                                   ("x @ A0 (k=64)", "x^T @ V (k=64)", "x @ D (k=4)", "x^T @ W (k=4)")]
                           + [fmt_s(f[k]) if k in f else "-" for k in ("COO x @ A0 (k=64)", "COO x^T @ V (k=64)",
                                                                       "CSR pair (once)")])
-    say(md_table(["dtype", "training", "s/epoch", "first epoch", "floor (4 SpMMs)", "epoch/floor",
-                  "epoch/(2 k=64 SpMMs)", "epochs", "floor rounds", "code nnz/doc (layers)", "other load"], rows))
-    say()
+    say_table(["dtype", "training", "s/epoch", "first epoch", "floor (4 SpMMs)", "epoch/floor",
+               "epoch/(2 k=64 SpMMs)", "epochs", "floor rounds", "code nnz/doc (layers)", "other load"], rows)
     say("s/epoch: minimum over the epochs after the first of each fit call (epochs: those of the first call, "
         "timed for memory too, + those of the second, each followed by one round of the floor products). floor: "
         "the four sparse products of one epoch over all documents, timed in the same process, minimum over the "
@@ -727,18 +645,16 @@ def section_headline(cfg: Config, results: list) -> None:
     say("Peak memory of training: VmHWM (reset after loading the data) minus the resident set after the imports "
         "and a tiny warm-up training run (runtime state: thread pools, BLAS buffers):")
     say()
-    say(md_table(["dtype", "training", "sparse data", "factors", "codes (all docs)", "data+factors+codes",
-                  "peak", "peak/(data+factors+codes)", "VmHWM (absolute)", "RSS after imports / warm-up",
-                  "HWM reset"],
-                 mem_rows))
-    say()
+    say_table(["dtype", "training", "sparse data", "factors", "codes (all docs)", "data+factors+codes",
+               "peak", "peak/(data+factors+codes)", "VmHWM (absolute)", "RSS after imports / warm-up",
+               "HWM reset"],
+              mem_rows)
     say("Sparse products of one epoch (minimum over the rounds), on the CSR copies of x and x^T that the "
         "library runs (neuralnmf.sparse_products); for reference, torch.sparse.mm on the COO tensor, and the "
         "one-time cost of building the CSR pair:")
     say()
-    say(md_table(["dtype", "training", "x @ A0 (k=64)", "x^T @ V (k=64)", "x @ D (k=4)", "x^T @ W (k=4)",
-                  "COO x @ A0", "COO x^T @ V", "CSR pair (once)"], floor_rows))
-    say()
+    say_table(["dtype", "training", "x @ A0 (k=64)", "x^T @ V (k=64)", "x @ D (k=4)", "x^T @ W (k=4)",
+               "COO x @ A0", "COO x^T @ V", "CSR pair (once)"], floor_rows)
     good = [r for r in results if "error" not in r]
     if good:
         full = [r for r in good if r.get("batch_size") is None]
@@ -754,8 +670,7 @@ def section_headline(cfg: Config, results: list) -> None:
             peak, base = mem_of(r)
             trows.append([f"peak memory <= 3 x (data + factors + codes) ({r['dtype']}, {mode_name(r['batch_size'])})",
                           f"{peak / base:.2f} x", "met" if peak / base <= 3 else "NOT met"])
-        say(md_table(["target", "measured", "verdict"], trows))
-        say()
+        say_table(["target", "measured", "verdict"], trows)
 
 
 def section_profile(results: list, mb: dict) -> None:
@@ -772,13 +687,11 @@ def section_profile(results: list, mb: dict) -> None:
                 for name, t in sorted(p["categories"].items(), key=lambda kv: -kv[1])]
         rest = max(wall - sum(p["categories"].values()), 0.0)
         rows.append(["outside any op (Python, fit's bookkeeping)", fmt_s(rest), f"{100 * rest / wall:.0f}%"])
-        say(md_table(["self time of", "seconds", "share of the epoch"], rows))
-        say()
+        say_table(["self time of", "seconds", "share of the epoch"], rows)
         say(f"Profiled epoch: {fmt_s(wall)} wall (profiler overhead included). Top operators by self time:")
         say()
-        say(md_table(["op", "input shapes", "self time", "calls"],
-                     [[n, f"`{sh}`", fmt_s(t), c] for n, sh, t, c in p["top"]]))
-        say()
+        say_table(["op", "input shapes", "self time", "calls"],
+                  [[n, f"`{sh}`", fmt_s(t), c] for n, sh, t, c in p["top"]])
         say("`neuralnmf::nnls_rhs` is the compiled forward solve; the backward is the node "
             "`torch::autograd::CppNode<neuralnmf::...NNLSRhsFunction>` (csrc/autograd.cpp) with its "
             "`neuralnmf::support_solve` and Gram-gradient GEMMs. `aten::addmm` with a (documents, 50000)-like "
@@ -795,14 +708,12 @@ def section_profile(results: list, mb: dict) -> None:
     data = mb["data_bytes"]
     rows = [[kind, n, fmt_mb(b), f"{b / data:.2f}"]
             for kind, (n, b) in sorted(mb["saved"].items(), key=lambda kv: -kv[1][1])]
-    say(md_table(["saved for backward", "tensors", "bytes", "x sizes"], rows))
-    say()
-    say(md_table(["above the resident set before the step (x loaded)", "bytes", "x sizes"], [
+    say_table(["saved for backward", "tensors", "bytes", "x sizes"], rows)
+    say_table(["above the resident set before the step (x loaded)", "bytes", "x sizes"], [
         ["live after the forward (graph, codes, loss)", fmt_mb(mb["graph"]), f"{mb['graph'] / data:.2f}"],
         ["peak during the forward", fmt_mb(mb["forward_peak"]), f"{mb['forward_peak'] / data:.2f}"],
         ["peak during forward + backward", fmt_mb(mb["backward_peak"]), f"{mb['backward_peak'] / data:.2f}"],
-    ]))
-    say()
+    ])
     say("The first step starts the solver cold (no previous supports) and creates the optimizer state later; "
         "the training peaks of section 2 also hold the Adam moments (2 x factors).")
     say()
@@ -831,11 +742,10 @@ def section_scaling(cfg: Config, results: list) -> None:
                      (f"{fmt_s(r['floor']['minibatch cut (rows)'])} ({fmt_s(r['floor']['minibatch cut (index_select)'])})"
                       if "minibatch cut (rows)" in r["floor"] else "-"),
                      fmt_mb(peak), f"{peak / base:.2f}", load_note(r)])
-    say(md_table(["documents", "training", "nonzeros", "s/epoch", "first epoch", "time per document",
-                  f"per doc / per doc at {cfg.headline_docs:,}", "epoch/floor",
-                  "batch cut (index_select)",
-                  "peak memory", "peak/(data+factors+codes)", "other load"], rows))
-    say()
+    say_table(["documents", "training", "nonzeros", "s/epoch", "first epoch", "time per document",
+               f"per doc / per doc at {cfg.headline_docs:,}", "epoch/floor",
+               "batch cut (index_select)",
+               "peak memory", "peak/(data+factors+codes)", "other load"], rows)
     say("Time per document = s/epoch / documents (flat = linear). Minibatch rows only where the corpus is larger "
         "than one batch. batch cut: the time fit spends cutting one shuffled minibatch out of the whole sparse "
         "tensor (sparse_products.rows on its cached CSR copy: it grows with the batch), and in brackets what "
@@ -865,8 +775,7 @@ def section_peer(r: dict) -> None:
         ["ours, sparse, first epoch (cold)", fmt_s(r["ours_sparse_first"]),
          f"{theirs / r['ours_sparse_first']:,.0f} x faster"],
     ]
-    say(md_table(["implementation", "s/epoch", "ratio"], rows))
-    say()
+    say_table(["implementation", "s/epoch", "ratio"], rows)
     say(f"Same computation: initial loss {r['loss_ours']:.6g} (ours) vs {r['loss_theirs']:.6g} (theirs); the "
         f"gradients of the first epoch (all dictionaries, at the shared start) differ by "
         f"{r['update_rel_diff']:.1e} relative. Peer loaded from "
@@ -896,7 +805,12 @@ def main(argv=None) -> int:
     sections = set(args.only) if args.only else {1, 2, 3, 4, 5}
     if args.skip_peer:
         sections.discard(5)
-    print_machine("quick" if args.quick else "full", argv)
+    print_machine(
+        command=f"`python benchmarks/bench_scale.py{' ' + ' '.join(argv) if argv else ''}` "
+                f"({'quick' if args.quick else 'full'} run)",
+        cpu_extra=f"; {mem_available_bytes() / 2**30:.1f} GiB memory available at start",
+        torch_extra=f"; numpy {np.__version__}, scipy {scipy.__version__}",
+    )
     t_start = time.perf_counter()
 
     # corpora: one draw of counts for the largest size, prefixes for the smaller ones

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -26,6 +25,8 @@ import torch
 
 from neuralnmf import NeuralNMF, fit
 from neuralnmf.datasets import find_data_file, load_toy_table
+
+from _harness import cpu_model, md_table, say
 
 DEFAULT_PEER_DIR = os.path.expanduser("~/.cache/neuralnmf-bench/peers")
 
@@ -103,22 +104,21 @@ def main(argv=None) -> int:
         print("synthetic_noise.mat not found; pass --data")
         return 0
     data = load_toy_table(path)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-    print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"1-minute load average {os.getloadavg()[0]:.2f}\n")
+    say(f"machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads; 1-minute load average {os.getloadavg()[0]:.2f}\n")
     mine = {setup: ours(data, args.epochs, args.repeats, setup) for setup in SETUPS}
     per_epoch_theirs = theirs(data, args.peer_epochs, args.peer_dir)
     t_ours = mine["defaults"][0]
-    print("\n| run | epochs | seconds (wall) | seconds (CPU) | ratio |\n|---|---|---|---|---|")
-    for setup, (wall, cpu) in mine.items():
-        print(f"| ours, {setup} (fastest of {args.repeats}) | {args.epochs} | {wall:.2f} | {cpu:.2f} | "
-              f"{wall / t_ours:.2f} |")
+    rows = [[f"ours, {setup} (fastest of {args.repeats})", args.epochs, f"{wall:.2f}", f"{cpu:.2f}",
+             f"{wall / t_ours:.2f}"] for setup, (wall, cpu) in mine.items()]
     if per_epoch_theirs is not None:
         t_theirs = per_epoch_theirs * args.epochs
-        print(f"| NeuralNMF==1.0.0 (from {args.peer_epochs} epochs) | {args.epochs} | {t_theirs:.0f} "
-              f"({t_theirs / 3600:.1f} h) | | {t_theirs / t_ours:.0f} x slower |")
-    print("| authors' notebook (printed wall time) | 10000 | 25680 (7 h 08 min) | | — |")
-    print(f"\n1-minute load average at the end: {os.getloadavg()[0]:.2f}")
+        rows.append([f"NeuralNMF==1.0.0 (from {args.peer_epochs} epochs)", args.epochs,
+                     f"{t_theirs:.0f} ({t_theirs / 3600:.1f} h)", "", f"{t_theirs / t_ours:.0f} x slower"])
+    rows.append(["authors' notebook (printed wall time)", 10000, "25680 (7 h 08 min)", "", "—"])
+    say()
+    say(md_table(["run", "epochs", "seconds (wall)", "seconds (CPU)", "ratio"], rows))
+    say(f"\n1-minute load average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 
 

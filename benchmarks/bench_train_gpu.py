@@ -36,7 +36,6 @@ import argparse
 import datetime
 import os
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -52,6 +51,8 @@ from neuralnmf.datasets import scipy_to_torch  # noqa: E402
 from neuralnmf.losses import reconstruction_loss, supervision_loss  # noqa: E402
 from neuralnmf.train import Batch  # noqa: E402
 
+from _harness import code_version, fmt_seconds, say, say_table  # noqa: E402
+
 SEED = 0
 RANKS = (64, 16, 4)
 LR = 1e-2
@@ -59,30 +60,8 @@ DENSE = dict(samples=20_000, features=5_000, classes=4, batch=2_000)
 SPARSE_DOCS, SPARSE_BATCH = 100_000, 10_000
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def md_table(headers, rows) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def fmt(s: float) -> str:
-    if s != s:
-        return "-"
-    return f"{s * 1e3:.1f} ms" if s < 1.0 else f"{s:.2f} s"
-
-
-def revision() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
-                               capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-    except OSError:
-        return "unknown"
+    return fmt_seconds(s, ms_digits=1)
 
 
 # --- data ---------------------------------------------------------------------------------------------------
@@ -190,7 +169,7 @@ def main(argv=None) -> int:
     props = torch.cuda.get_device_properties(0)
     say("# Neural NMF training on the GPU")
     say()
-    say(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}; git {revision()}")
+    say(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}; {code_version()}")
     say(f"- device: {props.name}, {props.multi_processor_count} SMs; CPU: {os.cpu_count()} cores, "
         f"{torch.get_num_threads()} torch threads; torch {torch.__version__} (CUDA {torch.version.cuda}); "
         f"neuralnmf {neuralnmf.__version__}, CUDA kernels: {neuralnmf._extension.built_with_cuda()}")
@@ -226,15 +205,13 @@ def main(argv=None) -> int:
     say(f"## Seconds per epoch (float32, validation off; median of the epochs after the first: GPU "
         f"{args.gpu_epochs}, CPU {args.cpu_epochs} epochs)")
     say()
-    say(md_table(["case", "mode", "GPU s/epoch", "GPU first epoch", "CPU s/epoch", "CPU / GPU", "fallback warning"],
-                 rows))
-    say()
+    say_table(["case", "mode", "GPU s/epoch", "GPU first epoch", "CPU s/epoch", "CPU / GPU", "fallback warning"],
+              rows)
     for n in notes:
         say(f"- fallback warning: {n}")
     say("## Host synchronisations per training step (torch.cuda.set_sync_debug_mode, validation off)")
     say()
-    say(md_table(["case", "full-batch step", "minibatch step", "minibatch cut + step"], sync_rows))
-    say()
+    say_table(["case", "full-batch step", "minibatch step", "minibatch cut + step"], sync_rows)
     return 0
 
 
