@@ -30,7 +30,7 @@ def write_corpus(archive: str, folder: Path, per_class: int, seed: int) -> int:
     """The first ``per_class`` documents of each newsgroup, as .txt files in fetch order; labels and a mask."""
     from sklearn.datasets import fetch_20newsgroups
 
-    from neuralnmf.news20 import CATEGORIES, REMOVE, sklearn_data_home
+    from neuralnmf.datasets.news20 import CATEGORIES, REMOVE, sklearn_data_home
 
     data = fetch_20newsgroups(data_home=str(sklearn_data_home(archive)), subset="train", categories=list(CATEGORIES),
                               remove=REMOVE, download_if_missing=False)
@@ -69,7 +69,7 @@ def flat_references(folder: Path, ranks, mask, labels):
     from sklearn.decomposition import NMF
     from sklearn.linear_model import LogisticRegression
 
-    from neuralnmf.corpus_io import read_text_folder
+    from neuralnmf.datasets.text import read_text_folder
 
     X = read_text_folder(folder / "texts").data  # the CLI's defaults: English stop words, l2-normalised rows
     norm = np.sqrt(X.multiply(X).sum())

@@ -41,7 +41,6 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -49,8 +48,10 @@ import torch
 from neuralnmf import NeuralNMF, fit
 from neuralnmf.baselines import nmf_mu, ssnmf_mu
 from neuralnmf.datasets import find_data_file, load_news20
-from neuralnmf.news20 import frobenius_error, multi_hntf_matrix, protocol_accuracy
-from neuralnmf.tensor import NeuralMultiHNTF, compat, fit_tensor
+from neuralnmf.datasets.news20 import frobenius_error, protocol_accuracy
+from neuralnmf.tensor.multi_hntf import multi_hntf_matrix
+from neuralnmf.tensor import NeuralMultiHNTF, numpy_streams, fit_tensor
+from _parallel import run_jobs  # examples/_parallel.py, beside this script
 
 RANKS = (10, 6)
 ITERS = 800  # the notebook's N
@@ -100,7 +101,7 @@ def score(data, x, codes, topics):
 
 def draws(shapes, i):
     """np.random.seed(i) then np.random.rand(*shape) for each shape, as float64 tensors."""
-    return compat.numpy_uniform(shapes, i)
+    return numpy_streams.numpy_uniform(shapes, i)
 
 
 # --- one trial of the published protocol (and the backprop models that start from it) -----------------------------
@@ -231,11 +232,7 @@ def main(argv=None):
         kinds.append("neural-nmf")
     jobs = [(k, i, args.epochs_scale, archive, args.data_home, args.order)
             for i in range(args.trials) for k in kinds]
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(job, jobs))
-    else:
-        results = [job(j) for j in jobs]
+    results = run_jobs(job, jobs, args.jobs)
     wall = time.perf_counter() - start
 
     runs, seconds, cpu = {}, {}, {}

@@ -23,7 +23,7 @@ Rows (settings of the papers' code unless marked "ours"):
                            energy loss of levels 0, 1, 2
 
 ``--rng paper`` (default) draws every random start exactly as the papers' code did (numpy ``RandomState(i)``
-streams through :mod:`neuralnmf.tensor.compat`, ``torch.manual_seed(i)``'s stream for Neural HNCPD), so the
+streams through :mod:`neuralnmf.tensor.numpy_streams`, ``torch.manual_seed(i)``'s stream for Neural HNCPD), so the
 published rows come out to all printed digits; ``--rng torch`` draws them from ``torch.Generator(i)``, the
 library's default. Tiny problems: every job runs on one thread; ``--jobs`` runs trials in parallel processes.
 """
@@ -35,13 +35,13 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
 from neuralnmf.metrics import relative_error
-from neuralnmf.tensor import (HNTF, MultiHNTF, NeuralMultiHNTF, NeuralNCPD, StandardHNCPD, StandardNCPD, compat,
+from neuralnmf.tensor import (HNTF, MultiHNTF, NeuralMultiHNTF, NeuralNCPD, StandardHNCPD, StandardNCPD, numpy_streams,
                               fit_tensor, fit_tensor_restarts, make_synthetic_tensor, ncpd_als, ncpd_mu)
+from _parallel import run_jobs  # examples/_parallel.py, beside this script
 
 RANKS = (7, 4, 2)
 # Published means (rank 7 / 4 / 2); rank 7 is 0.454 for every row.
@@ -77,7 +77,7 @@ def errors(data, model_or_levels):
 
 def multi_hntf(i, rng, scale):
     data, cp = context()
-    init = compat.numpy_uniform([(7, 4), (4, 2)], i) if rng == "paper" else None
+    init = numpy_streams.numpy_uniform([(7, 4), (4, 2)], i) if rng == "paper" else None
     model = MultiHNTF(RANKS, iters=max(1, round(800 * scale)), init=init, seed=None if init else i)
     return [errors(data, model.fit(data.X, cp))]
 
@@ -94,7 +94,7 @@ def standard_hncpd(i, rng, scale):
     data, cp = context()
     if rng == "paper":
         model = StandardHNCPD(RANKS, max_iter=300,
-                              init=lambda mode, layer, X, k: compat.sklearn_nmf_random_init(X, k, i))
+                              init=lambda mode, layer, X, k: numpy_streams.sklearn_nmf_random_init(X, k, i))
     else:
         model = StandardHNCPD(RANKS, max_iter=300, seed=i)
     return [errors(data, model.fit(data.X, cp))]
@@ -108,7 +108,7 @@ def hntf(p):
         for order in (others, others[::-1]):
             if rng == "paper":
                 model = HNTF(RANKS, p, order=order,
-                             init=lambda layer, shape, rank: compat.tensorly_random_factors(shape, rank, i))
+                             init=lambda layer, shape, rank: numpy_streams.tensorly_random_factors(shape, rank, i))
             else:
                 model = HNTF(RANKS, p, order=order, seed=i)
             runs.append(errors(data, model.fit(data.X, cp)))
@@ -213,11 +213,7 @@ def main(argv=None):
     start = time.perf_counter()
     jobs = [(name, i, args.rng, args.epochs_scale) for name in args.rows
             for i in range(1 if name in DETERMINISTIC else args.trials)]
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(job, jobs))
-    else:
-        results = [job(j) for j in jobs]
+    results = run_jobs(job, jobs, args.jobs)
     wall = time.perf_counter() - start
     runs = {name: [] for name in args.rows}
     seconds = {name: 0.0 for name in args.rows}

@@ -1,4 +1,4 @@
-"""`python -m neuralnmf ...`: see neuralnmf/cli.py."""
+"""`python -m neuralnmf ...`: the command line (neuralnmf/cli/)."""
 
 from .cli import main
 

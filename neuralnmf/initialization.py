@@ -32,8 +32,14 @@ truncated SVD (Halko, Martinsson & Tropp 2011), which only needs products with t
 
 
 def uniform(rows: int, cols: int, *, generator=None, dtype=None, device=None) -> torch.Tensor:
-    """U[0, 1) entries, the initialization of the Neural NMF paper. (rows, cols)."""
-    return torch.rand(rows, cols, generator=generator, dtype=dtype).to(device)
+    """U[0, 1) entries, the initialization of the Neural NMF paper. (rows, cols).
+
+    Drawn in float64 on the generator's device (the CPU for torch's global RNG), then cast and moved, so one seed
+    gives the same start in float32 and float64, on every device.
+    """
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    draw = torch.rand(rows, cols, generator=generator, dtype=torch.float64, device=gen_device)
+    return draw.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
 def _matmul(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
@@ -96,14 +102,14 @@ def nndsvd_factors(x: torch.Tensor, rank: int, variant: str = "nndsvda", generat
     H = u * (scale / nu.clamp_min(tiny))
     total = sparse_products.csr_pair(x).x.values().sum() if x.layout != torch.strided else x.sum()
     mean = total / (M * N)
-    if rank > q:
-        extra = torch.rand(N, rank - q, generator=generator, dtype=torch.float64).to(x.dtype).to(x.device)
-        W = torch.cat([W, extra * mean.sqrt()], dim=1)
-        H = torch.cat([H, torch.full((M, rank - q), float(mean.sqrt()), dtype=x.dtype, device=x.device)], dim=1)
+    if rank > q:  # more topics than singular pairs: U[0, 1) draws scaled to the data, W's first, then H's
+        W = torch.cat([W, uniform(N, rank - q, generator=generator, dtype=x.dtype, device=x.device) * mean.sqrt()], 1)
+        H = torch.cat([H, uniform(rank - q, M, generator=generator, dtype=x.dtype, device=x.device).mT * mean.sqrt()],
+                      1)
     if variant == "nndsvda":
         W, H = torch.where(W == 0, mean, W), torch.where(H == 0, mean, H)
     elif variant == "nndsvdar":
-        noise = torch.rand(W.shape, generator=generator, dtype=torch.float64).to(x.dtype).to(x.device) * mean / 100
+        noise = uniform(*W.shape, generator=generator, dtype=x.dtype, device=x.device) * mean / 100
         W = torch.where(W == 0, noise, W)
     return W.contiguous(), H.contiguous()
 

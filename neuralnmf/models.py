@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_level
 from .initialization import INIT_METHODS, hierarchical_nmf_init
 from .layers import NNLSLayer, SupportCache, check_rank
 from .ops import nnls
@@ -232,13 +233,7 @@ class NeuralNMF(nn.Module):
         return output.codes[depth] @ self.dictionary(depth).mT
 
     def _depth(self, depth: int | None) -> int:
-        L = len(self.layers)
-        if depth is None:
-            return L - 1
-        if isinstance(depth, bool) or not isinstance(depth, int) or not -L <= depth < L:
-            raise ValueError(f"NeuralNMF: depth must be a level in 0..{L - 1} (or -{L}..-1 counted from the deepest), "
-                             f"got {depth!r}")
-        return depth % L
+        return check_level(depth, len(self.layers), "NeuralNMF", "depth")
 
     def extra_repr(self) -> str:
         extra = f", num_classes={self.num_classes}" if self.num_classes is not None else ""

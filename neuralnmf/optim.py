@@ -1,4 +1,4 @@
-"""Optimizer and progress-bar construction shared by :func:`neuralnmf.fit` and :func:`neuralnmf.tensor.fit_tensor`.
+"""Optimizer construction shared by :func:`neuralnmf.fit` and :func:`neuralnmf.tensor.fit_tensor`.
 
 An optimizer is given by name ("adam", "sgd", ...), as a ``torch.optim.Optimizer`` class or as an instance.
 For a name or a class, parameter groups that share a learning rate are merged (one multi-tensor kernel per
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import inspect
 import math
-import sys
 
 import torch
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "relative_groups", "progress_bar"]
+__all__ = ["OPTIMIZERS", "build_optimizer", "relative_groups"]
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -68,14 +67,3 @@ def build_optimizer(optimizer, groups: list[dict], lr: float, kwargs: dict | Non
     if "foreach" in signature and not ({"fused", "foreach"} & kwargs.keys()):
         kwargs["foreach"] = True
     return cls(param_groups, lr=lr, **kwargs)
-
-
-def progress_bar(epochs: int, progress: bool | None, desc: str):
-    """A tqdm bar over epochs, or None; by default only when stderr is a terminal."""
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=epochs, desc=desc, unit="epoch", mininterval=0.5)

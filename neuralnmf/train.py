@@ -16,7 +16,8 @@ import torch
 
 from . import sparse_products
 from .losses import LOSS_TERMS, supervision_loss
-from .optim import build_optimizer, progress_bar
+from .epochs import EpochEnd
+from .optim import build_optimizer
 from .projection import NonnegativeProjection
 
 __all__ = ["fit", "History", "check_data", "check_labels", "DEFAULT_LOSS", "DEFAULT_LAM", "DEFAULT_LR", "DEFAULT_EPOCHS"]
@@ -286,55 +287,48 @@ def fit(
     projection()
     handle = projection.attach(opt)
     history = History()
-    bar = progress_bar(epochs, progress, "fit")
-    best, calm = float("inf"), 0
     start = time.perf_counter()
     try:
-        for epoch in range(epochs):
-            totals, norm_total = {}, 0.0
-            for batch in source:
-                out = model(batch.x)
-                sums, normalizer = data_terms(model, batch.x, out, batch.data_mask)
-                if batch.y is not None:
-                    sums["supervision"] = supervision_loss(out.logits, batch.y, batch.label_mask, classification,
-                                                           reduction="sum")
-                if dist is not None:  # every process divides by the normalizer of all the data of this step
-                    normalizer = normalizer.detach().clone()
-                    dist.all_reduce(normalizer)
-                total = sum(v * (lam if name == "supervision" else 1.0) for name, v in sums.items()) / normalizer
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                if dist is not None:
-                    for p in params:
-                        if p.grad is None:
-                            p.grad = torch.zeros_like(p)
-                        dist.all_reduce(p.grad)
-                opt.step()
-                for name, value in sums.items():
-                    totals[name] = totals.get(name, 0.0) + value.detach()
-                norm_total = norm_total + normalizer.detach()
-            logs = _epoch_logs(totals, norm_total, dist, lam)
-            history.append(logs)
-            if sched is not None:
-                sched.step()
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
-            stop = any(cb(epoch, logs, model) is True for cb in callbacks)
-            if tol is not None:
-                current = logs["loss"]
-                calm = calm + 1 if best - current < tol * abs(best) else 0
-                best = min(best, current)
-                stop = stop or calm >= patience
-            if stop:
-                history.stopped_early = epoch + 1 < epochs
-                break
+        with EpochEnd(epochs, progress, "fit", tol, patience, callbacks) as epoch_end:
+            for epoch in range(epochs):
+                logs = _epoch(model, source, data_terms, classification, lam, dist, opt, params)
+                history.append(logs)
+                if sched is not None:
+                    sched.step()
+                if epoch_end(epoch, logs, model):
+                    history.stopped_early = epoch + 1 < epochs
+                    break
     finally:
         handle.remove()
-        if bar is not None:
-            bar.close()
         history.seconds = time.perf_counter() - start
     return history
+
+
+def _epoch(model, source, data_terms, classification: str, lam: float, dist, opt, params) -> dict[str, float]:
+    """One pass over the batches: a step per batch; returns the epoch's logs (one host read)."""
+    totals, norm_total = {}, 0.0
+    for batch in source:
+        out = model(batch.x)
+        sums, normalizer = data_terms(model, batch.x, out, batch.data_mask)
+        if batch.y is not None:
+            sums["supervision"] = supervision_loss(out.logits, batch.y, batch.label_mask, classification,
+                                                   reduction="sum")
+        if dist is not None:  # every process divides by the normalizer of all the data of this step
+            normalizer = normalizer.detach().clone()
+            dist.all_reduce(normalizer)
+        total = sum(v * (lam if name == "supervision" else 1.0) for name, v in sums.items()) / normalizer
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        if dist is not None:
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce(p.grad)
+        opt.step()
+        for name, value in sums.items():
+            totals[name] = totals.get(name, 0.0) + value.detach()
+        norm_total = norm_total + normalizer.detach()
+    return _epoch_logs(totals, norm_total, dist, lam)
 
 
 def _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device):

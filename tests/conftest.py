@@ -10,6 +10,16 @@ import torch
 DTYPES = [torch.float64, torch.float32]
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of small problems: on a shared 2-core machine two threads on tiny matrices
+    mostly wait for each other (up to 40x slower). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def make_generator(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

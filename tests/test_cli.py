@@ -10,10 +10,11 @@ import pytest
 import scipy.sparse
 import torch
 
-from neuralnmf import commands
 from neuralnmf.cli import main
-from neuralnmf.corpus_io import TextModel, read_text_folder
+from neuralnmf.cli import outputs
+from neuralnmf.datasets.text import TextModel, read_text_folder
 from neuralnmf.datasets import make_hierarchical_corpus
+from neuralnmf.metrics import level_errors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -111,12 +112,12 @@ def test_fit_writes_every_output(fitted):
 
 def test_relative_error_matches_dense_computation(fitted, corpus):
     out, _ = fitted
-    model, _ = commands.load_model(out)
+    model, _ = outputs.load_model(out)
     x = corpus[1].x.float()
     with torch.no_grad():
         codes = model(x).codes
         dense = [float(torch.linalg.norm(x - model.reconstruct(x, d)) / torch.linalg.norm(x)) for d in range(3)]
-    sparse = commands.relative_errors(model, x.to_sparse(), codes)
+    sparse = level_errors(model, x.to_sparse(), codes)
     assert np.allclose(sparse, dense, rtol=1e-5)
     saved = json.loads((out / "metrics.json").read_text())["relative_error"]
     assert np.allclose(saved, dense, rtol=1e-6)
@@ -129,7 +130,7 @@ def test_transform_after_fit(fitted, corpus, tmp_path, capsys):
     assert done.returncode == 0, done.stderr
     assert "90 documents x 2 topics" in done.stdout and "relative error" in done.stdout
     codes = np.load(tmp_path / "codes.npy")
-    model, _ = commands.load_model(out)
+    model, _ = outputs.load_model(out)
     assert codes.shape == (90, 2)
     assert np.allclose(codes, model.transform(c.x.float()).numpy(), rtol=1e-4, atol=1e-6)
     # sparse input and another depth, in process
@@ -152,14 +153,14 @@ def test_dense_npy_with_label_mask_float64_minibatches(corpus, tmp_path):
     ckpt = torch.load(out / "model.pt", weights_only=True)
     assert ckpt["config"]["dtype"] == "float64" and ckpt["vocabulary"] is None
     assert "w0" in (out / "topics.md").read_text() and not (out / "vocabulary.txt").exists()
-    model, _ = commands.load_model(out)
+    model, _ = outputs.load_model(out)
     assert model.layers[0].A.dtype == torch.float64
 
 
 def test_large_sparse_input_is_never_densified(corpus, tmp_path, monkeypatch):
     """The default start and training never densify; above the heatmap limit no figure needs the dense matrix."""
     d, _ = corpus
-    monkeypatch.setattr(commands, "HEATMAP_LIMIT", 100)
+    monkeypatch.setattr(outputs, "HEATMAP_LIMIT", 100)
 
     def refuse(self, *a, **k):
         raise AssertionError("a sparse tensor was densified")
@@ -218,7 +219,7 @@ def test_text_folder_fit_and_transform(tmp_path, capsys):
     capsys.readouterr()
     assert main(["transform", str(out), str(folder), "--out", str(tmp_path / "codes.npy")]) == 0
     assert "sorted file names" in capsys.readouterr().out
-    model, _ = commands.load_model(out)
+    model, _ = outputs.load_model(out)
     codes = np.load(tmp_path / "codes.npy")
     assert codes.shape == (6, 2)
     assert np.allclose(codes, model.transform(torch.from_numpy(fitted).float()).numpy(), rtol=1e-4, atol=1e-6)
@@ -287,7 +288,7 @@ def test_bad_inputs_give_one_clear_line(corpus, tmp_path, capsys):
     _error(capsys, [*fit, d / "x.npz", "--labels", tmp_path / "word_labels.txt", *r], "line 2", "integer")
     _error(capsys, [*fit, d / "x.npz", "--labeled-fraction", "0.5", *r], "need --labels")
     _error(capsys, [*fit, d / "x.npz", "--labels", d / "labels.txt", "--labeled-fraction", "1.5", *r], "(0, 1]")
-    _error(capsys, [*fit, d / "x.npz", "--vocabulary", tmp_path / "nope.txt", *r], "is not a file")
+    _error(capsys, [*fit, d / "x.npz", "--vocabulary", tmp_path / "nope.txt", *r], "nor an existing file")
     if not torch.cuda.is_available():
         _error(capsys, [*fit, d / "x.npz", *r, "--device", "cuda"], "CUDA is not available")
 
@@ -354,7 +355,7 @@ def test_words_by_documents_file_suggests_transpose(tmp_path, capsys):
 
 
 def test_topic_weights_are_readable_on_a_large_vocabulary(tmp_path):
-    from neuralnmf.planted import make_planted_corpus
+    from neuralnmf.datasets import make_planted_corpus
 
     c = make_planted_corpus(200, 5000, (4, 2), doc_length=150, zipf=1.0, sparse=True, seed=1)
     x = scipy.sparse.csr_matrix((c.x.values().numpy(), c.x.indices().numpy()), shape=tuple(c.x.shape))
@@ -376,6 +377,6 @@ def test_saved_model_loads_with_the_public_api(fitted, corpus):
     model = neuralnmf.load(out / "model.pt")
     assert model.vocabulary == corpus[1].vocabulary and model.ranks == (9, 4, 2) and not model.training
     assert model.metadata["training"]["loss"] == "hierarchical"
-    cli_model, _ = commands.load_model(out)
+    cli_model, _ = outputs.load_model(out)
     for a, b in zip(model.state_dict().values(), cli_model.state_dict().values()):
         assert torch.equal(a, b)

@@ -270,3 +270,17 @@ def test_load_matrix_bad_input(tmp_path):
     scipy.io.savemat(str(tmp_path / "m.mat"), {"X": np.ones((2, 3))})
     with pytest.raises(ValueError, match="no variable 'Y'"):
         load_matrix(tmp_path / "m.mat", key="Y")
+
+
+def test_find_data_file_looks_beside_the_checkout(monkeypatch):
+    """``../shared/data`` next to the checkout is found wherever the module lives in the package."""
+    from pathlib import Path
+
+    from neuralnmf.datasets import DATA_DIR_ENV, find_data_file
+
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic_noise.mat"
+    if not beside.is_file():
+        pytest.skip("../shared/data/synthetic_noise.mat absent")
+    assert find_data_file("synthetic_noise.mat") == beside
+    assert find_data_file("no_such_file.mat") is None

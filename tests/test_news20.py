@@ -14,10 +14,10 @@ import torch
 
 from neuralnmf.datasets import find_data_file, load_news20
 from neuralnmf.metrics import least_squares_accuracy
-from neuralnmf.news20 import (ARCHIVE_NAME, EXTRA_STOP_WORDS, argsort_numpy1, block_label_mask,
-                              first_per_class, frobenius_error, load_stop_words, multi_hntf_matrix,
-                              protocol_accuracy, sklearn_data_home)
-from neuralnmf.tensor.multi_hntf import multi_hntf_layer
+from neuralnmf.datasets.news20 import (ARCHIVE_NAME, EXTRA_STOP_WORDS, argsort_numpy1, block_label_mask,
+                                       first_per_class, frobenius_error, load_stop_words, protocol_accuracy,
+                                       sklearn_data_home)
+from neuralnmf.tensor.multi_hntf import multi_hntf_layer, multi_hntf_matrix
 
 
 def _archive() -> Path | None:
@@ -32,13 +32,7 @@ SLICE_CATEGORIES = ("comp.graphics", "rec.motorcycles", "sci.space")
 SLICE_TRAIN, SLICE_TEST = 12, 2  # files per category in the slice
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small matrices: one thread avoids thread contention on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 from conftest import make_generator
 
 import neuralnmf
-from neuralnmf import _extension, nnls, ops
+from neuralnmf import _extension, _library, nnls
 
 
 def _samples():
@@ -78,8 +78,8 @@ def test_python_schemas_equal_the_compiled_ones():
     """The fallback defines the ops from Python with these strings: they must not drift from csrc/nnls.cpp."""
     if not _extension.HAS_C:
         pytest.skip("compiled extension not built")
-    for name, schema in (("nnls", ops.NNLS_SCHEMA), ("nnls_rhs", ops.NNLS_RHS_SCHEMA),
-                         ("support_solve", ops.SUPPORT_SOLVE_SCHEMA)):
+    for name, schema in (("nnls", _library.NNLS_SCHEMA), ("nnls_rhs", _library.NNLS_RHS_SCHEMA),
+                         ("support_solve", _library.SUPPORT_SOLVE_SCHEMA)):
         compiled = getattr(torch.ops.neuralnmf, name).default._schema
         assert str(compiled) == str(torch._C.parse_schema("neuralnmf::" + schema))
 

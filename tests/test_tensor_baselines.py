@@ -7,17 +7,12 @@ import pytest
 import torch
 
 from neuralnmf.metrics import relative_error
-from neuralnmf.tensor import (HNTF, CPTensor, MultiHNTF, StandardHNCPD, StandardNCPD, compat, cp_to_tensor,
+from neuralnmf.tensor import (HNTF, CPTensor, MultiHNTF, StandardHNCPD, StandardNCPD, numpy_streams, cp_to_tensor,
                               make_synthetic_tensor, ncpd, ncpd_mu, nmf_sklearn_mu)
 from neuralnmf.tensor.multi_hntf import multi_hntf_layer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +38,7 @@ def test_standard_hncpd_reproduces_the_published_means(synthetic):
     data, cp = synthetic
     runs = []
     for i in range(10):  # NMF(k, init='random', random_state=i, max_iter=300, solver='mu'), fresh state per call
-        model = StandardHNCPD((7, 4, 2), init=lambda mode, layer, X, k, i=i: compat.sklearn_nmf_random_init(X, k, i))
+        model = StandardHNCPD((7, 4, 2), init=lambda mode, layer, X, k, i=i: numpy_streams.sklearn_nmf_random_init(X, k, i))
         runs.append(errors(model.fit(data.X, cp), data))
     mean = np.mean(runs, axis=0)
     assert mean == pytest.approx([0.4543299379741, 0.611797391577996, 0.8920543406648231], abs=1e-9)
@@ -55,7 +50,7 @@ def test_hntf1_reproduces_the_published_means(synthetic):
     for i in range(10):
         for order in ((1, 2), (2, 1)):  # the two transposes (0, 1, 2) and (0, 2, 1)
             model = HNTF((7, 4, 2), 0, order=order,
-                         init=lambda layer, shape, rank, i=i: compat.tensorly_random_factors(shape, rank, i))
+                         init=lambda layer, shape, rank, i=i: numpy_streams.tensorly_random_factors(shape, rank, i))
             runs.append(errors(model.fit(data.X, cp), data))
     assert np.mean(runs, axis=0)[1:] == pytest.approx([0.5755357, 0.7807949], abs=1e-7)
 
@@ -87,7 +82,7 @@ def _run_single(X, F, W, N):
 
 def test_multi_hntf_layer_matches_the_papers_run_single(synthetic):
     data, cp = synthetic
-    W0 = compat.numpy_uniform([(7, 4)], 0)[0]
+    W0 = numpy_streams.numpy_uniform([(7, 4)], 0)[0]
     ours = multi_hntf_layer(data.X, list(cp.factors), W0, iters=60)
     theirs = _run_single(data.X.numpy(), [f.numpy() for f in cp.factors], W0.numpy(), 60)
     np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-10)
@@ -115,7 +110,7 @@ def _sklearn_mu(X, W, H, max_iter, tol):
 @pytest.mark.parametrize("tol", [1e-4, 0.0])
 def test_nmf_sklearn_mu_matches_scikit_learns_loop(tol):
     X = torch.rand(30, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    W0, H0 = compat.sklearn_nmf_random_init(X, 3, 4)
+    W0, H0 = numpy_streams.sklearn_nmf_random_init(X, 3, 4)
     W, H, n = nmf_sklearn_mu(X, 3, init=(W0, H0), max_iter=300, tol=tol)
     Wr, Hr, nr = _sklearn_mu(X.numpy(), W0.numpy(), H0.numpy(), 300, tol)
     assert n == nr and (n < 300) == (tol > 0)
@@ -123,13 +118,13 @@ def test_nmf_sklearn_mu_matches_scikit_learns_loop(tol):
     np.testing.assert_allclose(H.numpy(), Hr, rtol=1e-10)
 
 
-def test_compat_draws_are_numpys_streams():
-    np.testing.assert_array_equal(compat.numpy_uniform([(2, 3), (3, 1)], 5)[1].numpy(),
+def test_numpy_streams_are_numpys_streams():
+    np.testing.assert_array_equal(numpy_streams.numpy_uniform([(2, 3), (3, 1)], 5)[1].numpy(),
                                   np.random.RandomState(5).rand(9)[6:].reshape(3, 1))
-    F = compat.tensorly_random_factors((4, 2), 3, 7)
+    F = numpy_streams.tensorly_random_factors((4, 2), 3, 7)
     np.testing.assert_array_equal(F[1].numpy(), np.random.RandomState(7).random_sample(18)[12:].reshape(2, 3))
     state = np.random.get_state()[1].copy()
-    compat.sklearn_nmf_random_init(torch.ones(3, 2, dtype=torch.float64), 2, 0)
+    numpy_streams.sklearn_nmf_random_init(torch.ones(3, 2, dtype=torch.float64), 2, 0)
     assert np.array_equal(np.random.get_state()[1], state)  # numpy's global RNG untouched
 
 
@@ -156,7 +151,7 @@ def test_fits_improve_on_their_starts():
     start = relative_error(X, cp_to_tensor([f @ W0 for f in cp.factors])).item()
     assert relative_error(X, MultiHNTF((3, 2), init=[W0], iters=100).fit(X, cp).reconstruct(1)).item() < start
     F = cp.factors[0]
-    W, H = compat.sklearn_nmf_random_init(F, 2, 0)
+    W, H = numpy_streams.sklearn_nmf_random_init(F, 2, 0)
     W1, H1, _ = nmf_sklearn_mu(F, 2, init=(W, H), tol=0)
     assert torch.linalg.vector_norm(F - W1 @ H1) < torch.linalg.vector_norm(F - W @ H)
 

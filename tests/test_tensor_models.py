@@ -10,12 +10,7 @@ from neuralnmf.tensor import (CPTensor, MultiHNTF, NeuralMultiHNTF, NeuralNCPD, 
                               fit_tensor_restarts, make_hierarchical_tensor, ncpd)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread
 
 
 @pytest.fixture(scope="module")

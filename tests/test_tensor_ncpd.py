@@ -10,12 +10,7 @@ from neuralnmf.tensor import (CPTensor, as_factors, cp_to_tensor, khatri_rao, ma
 from neuralnmf.tensor.cp import fold
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread
 
 
 def low_rank(shape, rank, seed=0, noise=0.0, dtype=torch.float64):

@@ -6,10 +6,9 @@ with the device once each, never inside a loop.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
+
+from .._checks import check_generator, check_int, check_rank, check_ranks, check_real  # noqa: F401
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -67,56 +66,6 @@ def to_papers_orientation(x: torch.Tensor, mask: torch.Tensor | None):
         return X, None
     W = mask.mT.contiguous()
     return torch.where(W > 0, X, torch.zeros((), dtype=X.dtype, device=X.device)), W
-
-
-def check_int(value, fn: str, name: str, *, minimum: int) -> int:
-    """A Python/numpy integer (not bool) >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{fn}: {name} must be an integer, got {value!r} ({type(value).__name__})")
-    value = int(value)
-    if value < minimum:
-        kind = "positive" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"{fn}: {name} must be {kind}, got {value}")
-    return value
-
-
-def check_rank(rank, fn: str, name: str = "rank") -> int:
-    return check_int(rank, fn, name, minimum=1)
-
-
-def check_ranks(ranks, fn: str) -> tuple[int, ...]:
-    """An int or a non-empty sequence of positive ints."""
-    if isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
-        ranks = (ranks,)
-    if isinstance(ranks, (str, bytes)) or not hasattr(ranks, "__iter__"):
-        raise TypeError(f"{fn}: ranks must be a positive integer or a sequence of them, got {ranks!r}")
-    ranks = tuple(ranks)
-    if not ranks:
-        raise ValueError(f"{fn}: ranks must hold at least one positive integer")
-    return tuple(check_rank(r, fn, f"ranks[{i}]") for i, r in enumerate(ranks))
-
-
-def check_real(value, fn: str, name: str, *, positive: bool = False) -> float:
-    """A finite real number >= 0 (> 0 when ``positive``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{fn}: {name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
-    return value
-
-
-def check_generator(seed, generator, fn: str) -> torch.Generator | None:
-    """The generator to draw from: ``generator``, a fresh one seeded with ``seed``, or None (torch's global RNG)."""
-    if seed is not None and generator is not None:
-        raise ValueError(f"{fn}: pass seed or generator, not both")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"{fn}: generator must be a torch.Generator, got {type(generator).__name__}")
-        return generator
-    if seed is not None:
-        return torch.Generator().manual_seed(check_int(seed, fn, "seed", minimum=0))
-    return None
 
 
 def check_labels(y, label_mask, num_classes, M: int, like: torch.Tensor, fn: str):

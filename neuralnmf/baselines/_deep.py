@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from . import _checks
-from ._base import FittedHierarchy, check_fit_inputs
+from .fitted import FittedHierarchy, check_fit_inputs
 from ._hierarchical import sequential_fit
 from ._init import INITS
-from ._mu import EarlyStop
+from ._mu import EarlyStop, label_step, objective
 
 __all__ = ["DeepNMF"]
 
@@ -158,20 +158,9 @@ def finetune(X, W, Z, H, B, Y, Lc, lam, *, iters, stop, eps):
             PX = Z[l].mT @ PX
             if l < L - 1:
                 H[l] = H[l] * PX / (_masked_gram_apply(Psi, H[l], W, G) + eps)
-        HL = H[-1]
-        num, den = PX, _masked_gram_apply(Psi, HL, W, G)
-        if B is not None:
-            B = B * (Y @ HL.mT) / (((B @ HL) * Lc) @ HL.mT + eps)
-            num = num + lam * (B.mT @ Y)
-            den = den + lam * (B.mT @ ((B @ HL) * Lc))
-        H[-1] = HL = HL * num / (den + eps)
-        R = Psi @ HL
-        R = X - R if W is None else X - W * R
-        obj = (R * R).sum()
-        if B is not None:
-            C = Y - (B @ HL) * Lc
-            obj = obj + lam * (C * C).sum()
-        history[t] = obj
+        H[-1], B = label_step(H[-1], PX, _masked_gram_apply(Psi, H[-1], W, G), B, Y, Lc, lam, eps)
+        R = Psi @ H[-1]
+        history[t] = objective(X - R if W is None else X - W * R, H[-1], B, Y, Lc, lam)
         n = t + 1
         if stop(history, t):
             break

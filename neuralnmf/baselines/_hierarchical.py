@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks
-from ._base import FittedHierarchy, check_fit_inputs
+from .fitted import FittedHierarchy, check_fit_inputs
 from ._init import INITS, initial_factors, uniform
 from ._mu import EarlyStop, _fit_mu
 

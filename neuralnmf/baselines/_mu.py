@@ -98,6 +98,26 @@ class EarlyStop:
         return bool(fired.any() | (e[0] <= 0))
 
 
+def label_step(S, num, den, B, Y, Lc, lam: float, eps: float):
+    """The multiplicative step of the codes S (k, M) given the data parts of its ratio (``num``/``den``), with the
+    SSNMF label term when there is a classifier: first B <- B (L Y) S^T / ((L (B S)) S^T + eps) with the old S,
+    then S <- S (num + lam B^T L Y) / (den + lam B^T (L (B S)) + eps). Returns (S, B)."""
+    if B is not None:
+        B = B * (Y @ S.mT) / (((B @ S) * Lc) @ S.mT + eps)
+        num = num + lam * (B.mT @ Y)
+        den = den + lam * (B.mT @ ((B @ S) * Lc))
+    return S * num / (den + eps), B
+
+
+def objective(R, S, B, Y, Lc, lam: float):
+    """||R||^2 (+ lam ||L (Y - B S)||^2 with a classifier), R the masked residual of the data."""
+    obj = (R * R).sum()
+    if B is not None:
+        C = Y - (B @ S) * Lc
+        obj = obj + lam * (C * C).sum()
+    return obj
+
+
 def _fit_mu(X, A, S, *, W, B, Y, Lc, lam, iters, stop: EarlyStop, eps):
     """Run the updates on X (N, M) (masked entries already zero); returns (A, S, B, history)."""
     history = torch.empty(iters, dtype=X.dtype, device=X.device)
@@ -107,23 +127,13 @@ def _fit_mu(X, A, S, *, W, B, Y, Lc, lam, iters, stop: EarlyStop, eps):
         # A <- A (W X) S^T / ((W (A S)) S^T + eps); without a mask (A S) S^T = A (S S^T).
         den = A @ (S @ S.mT) if W is None else (W * AS) @ S.mT
         A = A * (X @ S.mT) / (den + eps)
-        if B is not None:
-            # B <- B (L Y) S^T / ((L (B S)) S^T + eps), with the old S.
-            B = B * (Y @ S.mT) / (((B @ S) * Lc) @ S.mT + eps)
-        # S <- S (A^T W X + lam B^T L Y) / (A^T (W (A S)) + lam B^T (L (B S)) + eps), with the new A and B.
+        # S <- S (A^T W X + lam B^T L Y) / (A^T (W (A S)) + lam B^T (L (B S)) + eps), with the new A and B
+        # (B first, with the old S).
         num = A.mT @ X
         den = (A.mT @ A) @ S if W is None else A.mT @ (W * (A @ S))
-        if B is not None:
-            num = num + lam * (B.mT @ Y)
-            den = den + lam * (B.mT @ ((B @ S) * Lc))
-        S = S * num / (den + eps)
+        S, B = label_step(S, num, den, B, Y, Lc, lam, eps)
         AS = A @ S
-        R = X - AS if W is None else X - W * AS
-        obj = (R * R).sum()
-        if B is not None:
-            C = Y - (B @ S) * Lc
-            obj = obj + lam * (C * C).sum()
-        history[i] = obj
+        history[i] = objective(X - AS if W is None else X - W * AS, S, B, Y, Lc, lam)
         n = i + 1
         if stop(history, i):
             break

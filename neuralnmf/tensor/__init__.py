@@ -21,15 +21,15 @@ model is the rank-r_0 NCPD and level l its rank-r_l approximation.
     print(format_tensor_hierarchy(model))
 """
 
-from . import compat
-from .baselines import HNTF, StandardHNCPD, StandardNCPD, nmf_sklearn_mu
+from . import numpy_streams
+from .baselines import HNTF, StandardHNCPD, nmf_sklearn_mu
 from .cp import CPTensor, as_factors, cp_norm_sq, cp_to_tensor, khatri_rao, mttkrp, to_cptensor, unfold
-from .data import TensorHierarchy, make_block_tensor, make_hierarchical_tensor, make_synthetic_tensor
+from ..datasets.tensors import TensorHierarchy, make_block_tensor, make_hierarchical_tensor, make_synthetic_tensor
 from .losses import cp_mse, energy_loss
 from .multi_hntf import MultiHNTF, NeuralMultiHNTF
-from .ncpd import ncpd, ncpd_als, ncpd_mu, random_init, svd_init
+from .ncpd import StandardNCPD, ncpd, ncpd_als, ncpd_mu, random_init, svd_init
 from .neural_ncpd import NeuralNCPD
-from ._modules import TensorModelOutput, TensorTopics
+from .trainable import TensorModelOutput, TensorTopics
 from .topics import format_tensor_hierarchy, top_entries
 from .train import fit_tensor, fit_tensor_restarts
 
@@ -41,5 +41,5 @@ __all__ = [
     "fit_tensor", "fit_tensor_restarts", "cp_mse", "energy_loss",
     "make_synthetic_tensor", "make_hierarchical_tensor", "make_block_tensor", "TensorHierarchy",
     "top_entries", "format_tensor_hierarchy", "TensorTopics",
-    "compat",
+    "numpy_streams",
 ]

@@ -10,7 +10,9 @@ import numbers
 
 import torch
 
-from ..baselines._checks import check_generator, check_int, check_rank, check_real  # noqa: F401 (re-exported)
+from .._checks import (  # noqa: F401 (re-exported for the tensor modules)
+    check_generator, check_int, check_level, check_rank, check_ranks, check_real, check_shape,
+)
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -67,28 +69,6 @@ def check_data(X, mask, fn: str, *, min_ndim: int = 2, name: str = "tensor"):
     X = check_tensor(X, fn, name, min_ndim=min_ndim)
     m = check_mask(mask, X, fn)
     return check_values(X.detach(), m, fn, name), m
-
-
-def check_ranks(ranks, fn: str, *, min_len: int = 1) -> tuple[int, ...]:
-    """A sequence of positive ints (r_0, r_1, ..., r_L) of length >= min_len."""
-    if isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
-        ranks = (ranks,)
-    if isinstance(ranks, (str, bytes)) or not hasattr(ranks, "__iter__"):
-        raise TypeError(f"{fn}: ranks must be a sequence of positive integers (r_0, r_1, ...), got {ranks!r}")
-    ranks = tuple(ranks)
-    if len(ranks) < min_len:
-        raise ValueError(f"{fn}: ranks must hold at least {min_len} positive integers (r_0, r_1, ...), got {ranks}")
-    return tuple(check_rank(r, fn, f"ranks[{i}]") for i, r in enumerate(ranks))
-
-
-def check_shape(shape, fn: str, name: str = "shape") -> tuple[int, ...]:
-    """(I_1, ..., I_N), N >= 2, positive ints; a torch.Size or tensor shape also works."""
-    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
-        raise TypeError(f"{fn}: {name} must be a sequence of positive integers (I_1, ..., I_N), got {shape!r}")
-    shape = tuple(shape)
-    if len(shape) < 2:
-        raise ValueError(f"{fn}: {name} must have at least 2 modes, got {shape}")
-    return tuple(check_rank(s, fn, f"{name}[{i}]") for i, s in enumerate(shape))
 
 
 def check_mode(mode, ndim: int, fn: str, name: str = "mode") -> int:

@@ -1,6 +1,6 @@
-"""The tensor baselines of the Neural NCPD and Multi-HNTF papers (protocols §6.6-6.8), in torch.
+"""The hierarchical tensor baselines of the Neural NCPD and Multi-HNTF papers (protocols §6.6-6.8), in torch. (The
+flat one, :class:`neuralnmf.tensor.StandardNCPD`, an independent NCPD at every rank, lives beside ``ncpd``.)
 
-* :class:`StandardNCPD`: an independent NCPD at every rank, no hierarchy.
 * :class:`StandardHNCPD`: rank-r_0 NCPD, then a hierarchical NMF of every mode's factor matrix, each NMF with
   scikit-learn's multiplicative-update semantics (:func:`nmf_sklearn_mu`, protocols §1.6).
 * :class:`HNTF`: Cichocki et al.'s multilayer NTF with the hierarchy on one mode (HNTF-1/2/3 for mode 0/1/2).
@@ -16,12 +16,12 @@ from collections.abc import Callable
 import torch
 
 from . import _checks
-from ._base import FittedTensorHierarchy, check_fit, first_layer
-from ._modules import TensorTopics
+from .fitted import FittedTensorHierarchy, check_fit
+from .trainable import TensorTopics
 from .cp import cp_to_tensor, to_cptensor
-from .ncpd import METHODS, ncpd, random_init
+from .ncpd import METHODS, first_layer, ncpd, random_init
 
-__all__ = ["StandardNCPD", "StandardHNCPD", "HNTF", "nmf_sklearn_mu", "sklearn_random_init"]
+__all__ = ["StandardHNCPD", "HNTF", "nmf_sklearn_mu", "sklearn_random_init"]
 
 SKLEARN_EPS = float(torch.finfo(torch.float32).eps)  # scikit-learn's EPSILON, np.finfo(np.float32).eps
 
@@ -76,29 +76,6 @@ def nmf_sklearn_mu(X: torch.Tensor, k: int, *, init=None, max_iter: int = 200, t
     return W, H, n
 
 
-class StandardNCPD(FittedTensorHierarchy):
-    """An NCPD of the tensor at every rank, independently: ``levels_[l]`` is the rank-``ranks[l]`` NCPD.
-
-    Args:
-        ranks: (r_0, r_1, ...), e.g. (7, 4, 2).
-        method: "mu" (tensorly 0.4.3 semantics) or "als" (exact alternating NNLS).
-        **ncpd_kwargs: passed to the solver (init, n_iter_max, tol, seed/generator ...).
-    """
-
-    def __init__(self, ranks, *, method: str = "mu", **ncpd_kwargs):
-        self.ranks = _checks.check_ranks(ranks, "StandardNCPD")
-        if method not in METHODS:
-            raise ValueError(f"StandardNCPD: method must be one of {METHODS}, got {method!r}")
-        self.method, self.ncpd_kwargs = method, ncpd_kwargs
-        self.levels_ = None
-
-    def fit(self, tensor: torch.Tensor, *, mask: torch.Tensor | None = None) -> "StandardNCPD":
-        """Fit every rank to ``tensor`` (I_1, ..., I_N) >= 0 (``mask``: 1 = observed). Returns self."""
-        X, M = check_fit(tensor, mask, "StandardNCPD.fit")
-        self.levels_ = [ncpd(X, r, method=self.method, mask=M, **self.ncpd_kwargs) for r in self.ranks]
-        return self
-
-
 class StandardHNCPD(FittedTensorHierarchy):
     """Hierarchical NCPD by sequential NMF of each factor matrix (protocols §6.7).
 
@@ -111,7 +88,7 @@ class StandardHNCPD(FittedTensorHierarchy):
         max_iter, tol: of every NMF (the synthetic table: 300 and scikit-learn's 1e-4).
         init: None (:func:`sklearn_random_init` from ``generator``: one fresh Generator seeded with ``seed``
             per NMF when ``seed`` is given, mirroring ``random_state=seed`` on every call), or a callable
-            ``init(mode, layer, X, k) -> (W, H)`` (e.g. :func:`neuralnmf.tensor.compat.sklearn_nmf_random_init`).
+            ``init(mode, layer, X, k) -> (W, H)`` (e.g. :func:`neuralnmf.tensor.numpy_streams.sklearn_nmf_random_init`).
         ncpd, ncpd_kwargs: the first-layer solver when ``fit`` gets no factors.
 
     Attributes (after ``fit``): factors_, A_ (per mode, the L dictionaries), S_ (per mode, the L codes), levels_.
@@ -210,7 +187,7 @@ class HNTF(FittedTensorHierarchy):
         init: start of the layer NCPDs: "random" (U[0, 1), a fresh Generator seeded with ``seed`` per layer
             when ``seed`` is given, mirroring the paper's ``random_state=i`` at every layer; else ``generator``),
             "svd", or a callable ``init(layer, shape, rank) -> factors`` in T_l's mode order (e.g. with
-            :func:`neuralnmf.tensor.compat.tensorly_random_factors`).
+            :func:`neuralnmf.tensor.numpy_streams.tensorly_random_factors`).
         ncpd, ncpd_kwargs: the first-layer solver when ``fit`` gets no factors.
     """
 

@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from . import _checks
-from ._base import FittedTensorHierarchy, check_fit, first_layer
-from ._modules import FactorMatrices, TensorModelMixin, TensorModelOutput, TensorTopics, draw, initial_factors
+from .fitted import FittedTensorHierarchy, check_fit
+from .ncpd import first_layer
+from .trainable import FactorMatrices, TensorModelMixin, TensorModelOutput, TensorTopics, draw
 from .cp import cp_norm_sq, cp_to_tensor, khatri_rao, to_cptensor, unfold
 
-__all__ = ["MultiHNTF", "NeuralMultiHNTF", "multi_hntf_layer"]
+__all__ = ["multi_hntf_matrix", "MultiHNTF", "NeuralMultiHNTF", "multi_hntf_layer"]
 
 
 def multi_hntf_layer(X, factors, W, *, iters: int = 800, eps: float = 1e-10, mask=None) -> torch.Tensor:
@@ -63,6 +64,63 @@ def multi_hntf_layer(X, factors, W, *, iters: int = 800, eps: float = 1e-10, mas
             W_sum = W_sum + W * num / (eps + den)
         W = (W_sum / N + W) / 2
     return W
+
+
+def multi_hntf_matrix(x: torch.Tensor, A: torch.Tensor, S: torch.Tensor, W: torch.Tensor, *, iters: int = 800,
+                      y: torch.Tensor | None = None, label_mask: torch.Tensor | None = None,
+                      B: torch.Tensor | None = None, lam: float = 1.0, mask_unlabeled: bool = True,
+                      eps: float = 1e-10):
+    """The paper's second Multi-HNTF layer of a matrix: X ~ (A W)(W^T S), A and S fixed, W (k, r) >= 0 learned.
+
+    ``run_HNMF_unsupervised_single`` (protocols §6.9): per iteration, from the same W,
+    W1 = W ⊙ (A^T X S^T W) / (eps + A^T A W W^T S S^T W) and
+    W2 = W ⊙ [(W^T A^T X S^T) / (eps + W^T A^T A W W^T S S^T)]^T, then W <- (2 W + W1 + W2) / 4.
+    With labels, ``run_HNMF_supervised_single``: W2 gains lam B^T Y S^T above and lam B^T B W^T S S^T below, and
+    after W, B <- B ⊙ (Y S^T W) / (eps + B W^T S S^T W), for ||X - A W W^T S||^2 + lam ||Y - B W^T S||^2
+    with Y the one-hot labels, unlabeled columns zero. The paper passes ``Y ⊙ L`` with no mask, so unlabeled
+    documents are fitted towards the zero label vector (``mask_unlabeled=False``, protocols §5.5); the default
+    masks them out of the label term (S S^T below becomes S_L S_L^T over the labeled documents), as SSNMF does.
+
+    Every product goes through k x k Gram matrices (A^T X S^T, A^T A, S S^T) formed once, so an iteration costs
+    O(k^3) whatever the data's size; the iterates equal the paper's to round-off. Float64 recommended.
+
+    Args:
+        x: (M, N) data batch first (X = x^T), dense or sparse; A: (N, k) first-layer topics; S: (k, M) codes.
+        W: (k, r) start (the paper: ``np.random.rand(k, r)``); iters: updates (the paper: 800).
+        y: (M,) class indices in [0, c); label_mask: (M,) bool, True = labeled (default: all).
+        B: (c, r) classifier start, needed with y (the paper: ``np.random.rand(r, r)``, drawn after W).
+        lam: label weight (the paper: 1). eps: added to every denominator (the paper: 1e-10).
+
+    Returns:
+        (W, B): B is None without labels.
+    """
+    with torch.no_grad():
+        xs = x if x.layout == torch.strided else (x.coalesce() if x.layout == torch.sparse_coo
+                                                   else x.to_sparse_coo().coalesce())
+        xA = xs @ A if x.layout == torch.strided else torch.sparse.mm(xs, A)  # (M, k)
+        P = (S @ xA).mT  # A^T X S^T, (k, k)
+        GA, GS = A.mT @ A, S @ S.mT
+        Q = GSL = None
+        if y is not None:
+            if B is None:
+                raise ValueError("multi_hntf_matrix: labels need a classifier start B (c, r)")
+            mask = torch.ones_like(y, dtype=torch.bool) if label_mask is None else label_mask.bool()
+            c = B.shape[0]
+            Y = torch.nn.functional.one_hot(torch.where(mask, y, 0).long(), c).to(S.dtype).mT * mask.to(S.dtype)
+            Q = Y @ S.mT  # (c, k)
+            GSL = (S * mask.to(S.dtype)) @ S.mT if mask_unlabeled else GS
+        for _ in range(iters):
+            WS = W.mT @ GS  # W^T S S^T, (r, k)
+            W1 = W * (P @ W) / (eps + GA @ W @ (WS @ W))
+            num, den = W.mT @ P, (W.mT @ GA @ W) @ WS
+            if Q is not None:
+                num = num + lam * (B.mT @ Q)
+                den = den + lam * (B.mT @ B) @ (W.mT @ GSL)
+            W2 = W * (num / (eps + den)).mT
+            W = (2 * W + W1 + W2) / 4
+            if Q is not None:
+                B = B * (Q @ W) / (eps + B @ (W.mT @ GSL @ W))
+    return W, B
 
 
 def _shared_topics(levels, Ws) -> TensorTopics:
@@ -183,15 +241,7 @@ class NeuralMultiHNTF(TensorModelMixin, nn.Module):
                  dtype=None, device=None):
         super().__init__()
         fn = "NeuralMultiHNTF"
-        self.shape = _checks.check_shape(shape, fn)
-        self.ranks = _checks.check_ranks(ranks, fn, min_len=2)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"{fn}: generator must be a torch.Generator, got {type(generator).__name__}")
-        if dtype is None and factors is None:
-            dtype = torch.get_default_dtype()
-        F = initial_factors(factors, self.shape, self.ranks[0], generator, dtype, device, fn)
-        dtype, device = F[0].dtype, F[0].device
-        self.factors = FactorMatrices(F, requires_grad=bool(train_factors))
+        dtype, device = self._start(shape, ranks, factors, train_factors, generator, dtype, device, fn)
         pairs = list(zip(self.ranks[:-1], self.ranks[1:]))
         if isinstance(init, str):
             if init != "uniform":
@@ -203,7 +253,7 @@ class NeuralMultiHNTF(TensorModelMixin, nn.Module):
             Ws = [_checks.check_matrix(w, p, fn, f"init[{l}]").detach().to(dtype=dtype, device=device).clone()
                   for l, (w, p) in enumerate(zip(init, pairs))]
         if isinstance(init, str) and rescale:
-            Ws = _rescaled(F, Ws)
+            Ws = _rescaled([f.detach() for f in self.factors], Ws)
         self.W = FactorMatrices(Ws, requires_grad=True)
         self.num_classes = None if num_classes is None else _checks.check_rank(num_classes, fn, "num_classes")
         self.label_mode = _checks.check_mode(label_mode, len(self.shape), fn, "label_mode")

@@ -21,8 +21,9 @@ import torch
 from ..ops import nnls
 from . import _checks
 from .cp import as_factors, cp_to_tensor, khatri_rao, to_cptensor, unfold
+from .fitted import FittedTensorHierarchy, check_fit
 
-__all__ = ["ncpd", "ncpd_mu", "ncpd_als", "svd_init", "random_init", "METHODS"]
+__all__ = ["ncpd", "ncpd_mu", "ncpd_als", "svd_init", "random_init", "METHODS", "StandardNCPD", "first_layer"]
 
 METHODS = ("mu", "als")
 
@@ -269,3 +270,36 @@ def ncpd(tensor: torch.Tensor, rank: int, *, method: str = "mu", **kwargs):
     if method == "als":
         return ncpd_als(tensor, rank, **kwargs)
     raise ValueError(f"ncpd: method must be one of {METHODS}, got {method!r}")
+
+
+def first_layer(X, M, rank, factors, method, kwargs, fn):
+    """The rank-r_0 factors: the given ones (CPTensor or list, checked) or an NCPD of X (``method``, ``kwargs``)."""
+    if factors is not None:
+        return as_factors(factors, fn, "factors", shape=X.shape, rank=rank, like=X)
+    if method not in METHODS:
+        raise ValueError(f"{fn}: ncpd must be one of {METHODS}, got {method!r}")
+    cp = ncpd(X, rank, method=method, mask=M, **(kwargs or {}))
+    return list(cp[1])
+
+
+class StandardNCPD(FittedTensorHierarchy):
+    """An NCPD of the tensor at every rank, independently: ``levels_[l]`` is the rank-``ranks[l]`` NCPD.
+
+    Args:
+        ranks: (r_0, r_1, ...), e.g. (7, 4, 2).
+        method: "mu" (tensorly 0.4.3 semantics) or "als" (exact alternating NNLS).
+        **ncpd_kwargs: passed to the solver (init, n_iter_max, tol, seed/generator ...).
+    """
+
+    def __init__(self, ranks, *, method: str = "mu", **ncpd_kwargs):
+        self.ranks = _checks.check_ranks(ranks, "StandardNCPD")
+        if method not in METHODS:
+            raise ValueError(f"StandardNCPD: method must be one of {METHODS}, got {method!r}")
+        self.method, self.ncpd_kwargs = method, ncpd_kwargs
+        self.levels_ = None
+
+    def fit(self, tensor: torch.Tensor, *, mask: torch.Tensor | None = None) -> "StandardNCPD":
+        """Fit every rank to ``tensor`` (I_1, ..., I_N) >= 0 (``mask``: 1 = observed). Returns self."""
+        X, M = check_fit(tensor, mask, "StandardNCPD.fit")
+        self.levels_ = [ncpd(X, r, method=self.method, mask=M, **self.ncpd_kwargs) for r in self.ranks]
+        return self

@@ -17,7 +17,7 @@ from torch import nn
 from ..layers import NNLSLayer
 from ..ops import nnls
 from . import _checks
-from ._modules import FactorMatrices, TensorModelMixin, TensorModelOutput, TensorTopics, draw, initial_factors
+from .trainable import TensorModelMixin, TensorModelOutput, TensorTopics, draw
 
 __all__ = ["NeuralNCPD"]
 
@@ -55,18 +55,10 @@ class NeuralNCPD(TensorModelMixin, nn.Module):
                  generator: torch.Generator | None = None, warm_start: bool = True, dtype=None, device=None):
         super().__init__()
         fn = "NeuralNCPD"
-        self.shape = _checks.check_shape(shape, fn)
-        self.ranks = _checks.check_ranks(ranks, fn, min_len=2)
         if init not in INITS:
             raise ValueError(f"{fn}: init must be one of {INITS}, got {init!r}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"{fn}: generator must be a torch.Generator, got {type(generator).__name__}")
-        if dtype is None and factors is None:
-            dtype = torch.get_default_dtype()
-        F = initial_factors(factors, self.shape, self.ranks[0], generator, dtype, device, fn)
-        dtype, device = F[0].dtype, F[0].device
+        dtype, device = self._start(shape, ranks, factors, train_factors, generator, dtype, device, fn)
         self.warm_start = warm_start
-        self.factors = FactorMatrices(F, requires_grad=bool(train_factors))
         self.layers = nn.ModuleList()
         for n, I in enumerate(self.shape):
             sizes = (I, *self.ranks[1:])

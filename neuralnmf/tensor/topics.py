@@ -1,7 +1,7 @@
 """Topics across modes: the top entries of every mode's topics at every level, and the topic hierarchy as a tree,
 shared by all modes (Multi-HNTF, HNTF) or one per mode (Neural NCPD, Standard HNCPD).
 
-Every model (fitted or trainable) gives its :class:`~neuralnmf.tensor._modules.TensorTopics` through
+Every model (fitted or trainable) gives its :class:`~neuralnmf.tensor.TensorTopics` through
 ``model.topic_hierarchy()``: ``topics[l][n]`` (I_n, k_l) and the parent maps. For documents x words x time, the
 level-1 topics of mode 1 list top words, those of mode 2 top months, and so on.
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._modules import TensorTopics
+from .trainable import TensorTopics
 
 __all__ = ["top_entries", "format_tensor_hierarchy", "TensorTopics"]
 

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 import torch
 
 from ..losses import supervision_loss
-from ..optim import build_optimizer, progress_bar
+from ..epochs import EpochEnd
+from ..optim import build_optimizer
 from ..projection import NonnegativeProjection
 from ..train import History, check_labels
 from . import _checks
@@ -116,52 +117,41 @@ def fit_tensor(
     projection = NonnegativeProjection(model)
     projection()
     handle = projection.attach(opt)
-    callbacks = list(callbacks)
-    bar = progress_bar(epochs, progress, "fit_tensor")
-    eager = bool(callbacks) or tol is not None or bar is not None  # need the values on the host every epoch
+    epoch_end = EpochEnd(epochs, progress, "fit_tensor", tol, patience, callbacks)
+    eager = epoch_end.needs_logs  # the values must reach the host every epoch
     history, rows, names = History(), [], None
-    best, calm = float("inf"), 0
     x_norm_sq = (X * X).sum() if M is None else None
     observed = torch.full((), float(X.numel()), dtype=X.dtype, device=X.device) if M is None else \
         M.to(X.dtype).sum().clamp_min(1)
     start = time.perf_counter()
     try:
-        for epoch in range(epochs):
-            out = model()
-            terms = energy_loss(X, out, M, levels, x_norm_sq=x_norm_sq)
-            total = sum(terms.values())
-            if y is not None:  # the label sum over the data term's normalizer: lam as in the papers' sums
-                terms["supervision"] = supervision_loss(out.logits, y, label_mask, classification,
-                                                        reduction="sum") / observed
-                total = total + lam * terms["supervision"]
-            terms = {"loss": total, **terms}
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            values = torch.stack([v.detach() for v in terms.values()])
-            names = list(terms)
-            if not eager:
-                rows.append(values)
-                continue
-            logs = dict(zip(names, values.tolist()))
-            history.append(logs)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
-            stop = any(cb(epoch, logs, model) is True for cb in callbacks)
-            if tol is not None:
-                calm = calm + 1 if best - logs["loss"] < tol * abs(best) else 0
-                best = min(best, logs["loss"])
-                stop = stop or calm >= patience
-            if stop:
-                history.stopped_early = epoch + 1 < epochs
-                break
+        with epoch_end:
+            for epoch in range(epochs):
+                out = model()
+                terms = energy_loss(X, out, M, levels, x_norm_sq=x_norm_sq)
+                total = sum(terms.values())
+                if y is not None:  # the label sum over the data term's normalizer: lam as in the papers' sums
+                    terms["supervision"] = supervision_loss(out.logits, y, label_mask, classification,
+                                                            reduction="sum") / observed
+                    total = total + lam * terms["supervision"]
+                terms = {"loss": total, **terms}
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                values = torch.stack([v.detach() for v in terms.values()])
+                names = list(terms)
+                if not eager:
+                    rows.append(values)
+                    continue
+                logs = dict(zip(names, values.tolist()))
+                history.append(logs)
+                if epoch_end(epoch, logs, model):
+                    history.stopped_early = epoch + 1 < epochs
+                    break
     finally:
         handle.remove()
-        if bar is not None:
-            bar.close()
         if rows:
             for row in torch.stack(rows).tolist():  # one host read for the whole run
                 history.append(dict(zip(names, row)))

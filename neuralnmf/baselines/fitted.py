@@ -10,28 +10,20 @@ from __future__ import annotations
 
 import torch
 
+from .._fitted import FittedModel
 from . import _checks
 
 
-class FittedHierarchy:
+class FittedHierarchy(FittedModel):
     """Accessors of a fitted hierarchical factorization (HierarchicalNMF, DeepNMF)."""
 
+    _fitted_attr = "A"
     A: list[torch.Tensor] | None
     S: list[torch.Tensor] | None
     B: torch.Tensor | None
 
-    def _require_fit(self, what: str) -> None:
-        if self.A is None:
-            raise RuntimeError(f"{type(self).__name__}.{what}: the model is not fitted yet; call fit(x) first")
-
     def _depth(self, depth, what: str) -> int:
-        self._require_fit(what)
-        L = len(self.A)
-        if depth is None:
-            return L - 1
-        if isinstance(depth, bool) or not isinstance(depth, int) or not -L <= depth < L:
-            raise ValueError(f"{type(self).__name__}.{what}: depth must be an integer in [-{L}, {L}), got {depth!r}")
-        return depth % L
+        return self._level(depth, what, "depth")
 
     def dictionary(self, depth: int | None = None) -> torch.Tensor:
         """Topics of layer ``depth`` (default: the last) over the input features: A[0] ... A[depth], (N, k)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import _checks
+from .. import _checks
 
 __all__ = ["TensorHierarchy", "make_block_tensor", "make_synthetic_tensor", "make_hierarchical_tensor",
            "PAPER_BLOCKS", "PAPER_VALUES"]

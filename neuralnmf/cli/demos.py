@@ -8,18 +8,17 @@ import time
 
 import torch
 
-from .ops import nnls
+from ..datasets import make_hierarchical_corpus
+from ..metrics import hierarchy_recovery, least_squares_accuracy, match_topics, relative_error
+from ..models import NeuralNMF
+from ..ops import nnls
+from ..plot import plot_hierarchy, plot_layer_heatmaps, plot_loss_curves
+from ..topics import format_hierarchy_tree, hierarchy_from_dictionaries
+from ..train import fit
 
 
 def topic_model_demo(args: argparse.Namespace) -> int:
     """Train a 3-layer Neural NMF on the generated toy corpus; report errors, hierarchy, accuracy; save figures."""
-    from .datasets import make_hierarchical_corpus
-    from .metrics import hierarchy_recovery, least_squares_accuracy, match_topics, relative_error
-    from .models import NeuralNMF
-    from .plot import plot_hierarchy, plot_layer_heatmaps, plot_loss_curves
-    from .topics import format_hierarchy_tree, hierarchy_from_dictionaries
-    from .train import fit
-
     device = torch.device(args.device)
     corpus = make_hierarchical_corpus(seed=args.seed, device=device)
     x, ranks = corpus.x, (9, 4, 2)

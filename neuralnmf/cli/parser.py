@@ -1,18 +1,24 @@
-"""Command line: `python -m neuralnmf demo` trains a hierarchical topic model on a generated corpus in seconds;
-`python -m neuralnmf nnls-demo` shows the exact, differentiable NNLS operator it is built on;
-`python -m neuralnmf fit` turns your documents into a topic hierarchy, and `transform` gives new documents their
-topic codes. `python -m neuralnmf COMMAND --help` explains each command."""
+"""The argument parser of `python -m neuralnmf`: the commands, their options, and the help that says what every
+default is and why."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .corpus_io import CLIError
+from ..initialization import INIT_METHODS
+from ..losses import LOSS_TERMS
+from ..train import DEFAULT_EPOCHS, DEFAULT_LAM, DEFAULT_LOSS, DEFAULT_LR
 from .demos import nnls_demo, topic_model_demo
-from .initialization import INIT_METHODS
-from .losses import LOSS_TERMS
-from .train import DEFAULT_EPOCHS, DEFAULT_LAM, DEFAULT_LOSS, DEFAULT_LR
+from .fit import run_fit
+from .transform import run_transform
+
+__all__ = ["build_parser", "DESCRIPTION"]
+
+DESCRIPTION = """\
+Command line: `python -m neuralnmf demo` trains a hierarchical topic model on a generated corpus in seconds;
+`python -m neuralnmf nnls-demo` shows the exact, differentiable NNLS operator it is built on;
+`python -m neuralnmf fit` turns your documents into a topic hierarchy, and `transform` gives new documents their
+topic codes. `python -m neuralnmf COMMAND --help` explains each command."""
 
 DTYPE_NAMES = ("float32", "float64")
 
@@ -111,7 +117,7 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m neuralnmf", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m neuralnmf", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("demo", help="train a 3-layer Neural NMF on a generated hierarchical corpus (seconds)")
     p.add_argument("--epochs", type=int, default=2000, help="training epochs (default: 2000)")
@@ -133,8 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_fit(sub) -> None:
-    from .commands import run_fit
-
     p = sub.add_parser("fit", help="fit a topic hierarchy to your documents (.npz, .mat, .npy or a folder of .txt)",
                        description=FIT_DESCRIPTION, epilog=FIT_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -200,8 +204,6 @@ def _add_fit(sub) -> None:
 
 
 def _add_transform(sub) -> None:
-    from .commands import run_transform
-
     p = sub.add_parser("transform", help="topic codes of documents under a fitted model (writes a .npy)",
                        description=TRANSFORM_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=TRANSFORM_EPILOG)
@@ -214,15 +216,3 @@ def _add_transform(sub) -> None:
     _add_input_options(p)
     p.add_argument("--device", default="cpu", help="torch device: cpu or cuda (default: cpu)")
     p.set_defaults(run=run_transform)
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except CLIError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .datasets import HierarchicalCorpus, _check_dtype, random_label_mask
+from .synthetic import HierarchicalCorpus, _check_dtype, random_label_mask
 
 __all__ = ["make_planted_corpus"]
 

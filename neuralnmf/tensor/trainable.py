@@ -67,18 +67,26 @@ class TensorModelMixin:
     shape: tuple[int, ...]
     ranks: tuple[int, ...]
 
+    def _start(self, shape, ranks, factors, train_factors: bool, generator, dtype, device, fn: str):
+        """Check shape, ranks (at least two) and generator; set ``shape``, ``ranks`` and the first-layer
+        ``factors`` (the given ones, or U[0, 1) draws). Returns the (dtype, device) of the model."""
+        self.shape = _checks.check_shape(shape, fn)
+        self.ranks = _checks.check_ranks(ranks, fn, min_len=2)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"{fn}: generator must be a torch.Generator, got {type(generator).__name__}")
+        if dtype is None and factors is None:
+            dtype = torch.get_default_dtype()
+        F = initial_factors(factors, self.shape, self.ranks[0], generator, dtype, device, fn)
+        self.factors = FactorMatrices(F, requires_grad=bool(train_factors))
+        return F[0].dtype, F[0].device
+
     @property
     def num_levels(self) -> int:
         """L + 1: level 0 is the rank-r_0 NCPD, level l the rank-r_l approximation."""
         return len(self.ranks)
 
     def _level(self, level) -> int:
-        n = self.num_levels
-        if level is None:
-            return n - 1
-        if isinstance(level, bool) or not isinstance(level, int) or not -n <= level < n:
-            raise ValueError(f"{type(self).__name__}: level must be an integer in [-{n}, {n}), got {level!r}")
-        return level % n
+        return _checks.check_level(level, self.num_levels, type(self).__name__, "level")
 
     def reconstruct(self, level: int | None = None, *, output: TensorModelOutput | None = None) -> torch.Tensor:
         """The level-``level`` approximation of the tensor (default: the deepest), (I_1, ..., I_N)."""

@@ -36,19 +36,17 @@ scored on the unlabeled documents). Model: :func:`multi_hntf_matrix`, the paper'
 
 from __future__ import annotations
 
-import codecs
-import hashlib
-import os
-import pickle
 import re
-import shutil
-import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..metrics import factorization_error, least_squares_accuracy
+from .files import scipy_to_torch
+from .news20_archive import ARCHIVE_NAME, CACHE_DIR_ENV, check_archive, sklearn_data_home
+from .numpy1_sort import argsort_numpy1
 
 __all__ = [
     "News20",
@@ -60,7 +58,6 @@ __all__ = [
     "block_label_mask",
     "frobenius_error",
     "protocol_accuracy",
-    "multi_hntf_matrix",
     "CATEGORIES",
     "SUPERCLASS_OF",
     "SUPERCLASS_NAMES",
@@ -71,11 +68,7 @@ __all__ = [
     "CACHE_DIR_ENV",
 ]
 
-ARCHIVE_NAME = "20news-bydate.tar.gz"
 STOP_WORDS_NAME = "nltk_english_stopwords.txt"
-CACHE_DIR_ENV = "NEURALNMF_CACHE_DIR"
-"""Environment variable naming the folder under which the scikit-learn cache of the archive is written
-(default ``~/.cache/neuralnmf``)."""
 
 CATEGORIES = (
     "comp.graphics",
@@ -105,116 +98,6 @@ EXTRA_STOP_WORDS = (
 """Stop words the notebook appends to NLTK's English list."""
 
 REMOVE = ("headers", "footers", "quotes")
-
-_HOW_TO_GET = (
-    "it is the '20news-bydate' archive of the 20 Newsgroups corpus (Jason Rennie's 20 Newsgroups page), the file "
-    "scikit-learn's fetch_20newsgroups downloads; pass its path, or put it in the folder named by $NEURALNMF_DATA_DIR"
-)
-
-
-# --- the archive as scikit-learn's own cache -----------------------------------------------------------------------
-
-
-def _sklearn_names():
-    """(cache path function, cache name, train folder, test folder) of the installed scikit-learn."""
-    try:
-        from sklearn.datasets import _twenty_newsgroups as tn
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("load_news20 needs scikit-learn (pip install 'neuralnmf[text]')") from exc
-    cache_name = getattr(tn, "CACHE_NAME", "20news-bydate.pkz")
-    path_of = getattr(tn, "_pkl_filepath", None)
-    if path_of is None:  # pragma: no cover - older/newer scikit-learn layouts
-        def path_of(home, name):
-            base, ext = os.path.splitext(name)
-            return os.path.join(home, base + "_py3" + ext)
-    return path_of, cache_name, getattr(tn, "TRAIN_FOLDER", "20news-bydate-train"), \
-        getattr(tn, "TEST_FOLDER", "20news-bydate-test")
-
-
-def _check_archive(archive) -> Path:
-    if archive is None:
-        from .datasets import find_data_file
-
-        found = find_data_file(ARCHIVE_NAME)
-        if found is None:
-            raise FileNotFoundError(f"load_news20: no archive given and {ARCHIVE_NAME} is not in $NEURALNMF_DATA_DIR "
-                                    f"or ../shared/data; {_HOW_TO_GET}")
-        return found
-    path = Path(archive)
-    if not path.is_file():
-        raise FileNotFoundError(f"load_news20: archive {str(path)!r} does not exist; {_HOW_TO_GET}")
-    return path
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _extract(archive: Path, target: Path) -> None:
-    with tarfile.open(archive, "r:gz") as tar:
-        try:
-            tar.extractall(target, filter="data")
-        except TypeError:  # pragma: no cover - Python without extraction filters
-            tar.extractall(target)
-
-
-def sklearn_data_home(archive=None, data_home=None) -> Path:
-    """A scikit-learn ``data_home`` whose 20 Newsgroups cache holds ``archive``: pass it to ``fetch_20newsgroups``.
-
-    The cache is what scikit-learn's own download step writes: the archive extracted, then
-    ``dict(train=load_files(train_dir, encoding="latin1"), test=load_files(test_dir, encoding="latin1"))``,
-    pickled and zlib-compressed, under the file name the installed scikit-learn reads (``20news-bydate_py3.pkz``
-    today). ``fetch_20newsgroups(data_home=...)`` then never downloads. The archive may hold the two split
-    folders at its top level (the original) or under one folder (``20news-bydate/``).
-
-    Args:
-        archive: path of ``20news-bydate.tar.gz``; None: :func:`neuralnmf.datasets.find_data_file`.
-        data_home: folder for the cache; default ``$NEURALNMF_CACHE_DIR`` (or ``~/.cache/neuralnmf``)
-            ``/20news/<first 16 hex digits of the archive's SHA-256>``, so another archive gets another cache.
-            An existing cache there is reused as it is.
-
-    Returns:
-        The data_home (created when needed). The cache file is written atomically (safe with parallel callers).
-
-    Raises:
-        FileNotFoundError: the archive is missing (the message says what it is and where it comes from), or it
-            holds no ``20news-bydate-train`` / ``20news-bydate-test`` folders.
-    """
-    archive = _check_archive(archive)
-    path_of, cache_name, train_folder, test_folder = _sklearn_names()
-    if data_home is None:
-        root = Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "neuralnmf")
-        data_home = root / "20news" / _sha256(archive)[:16]
-    home = Path(data_home)
-    home.mkdir(parents=True, exist_ok=True)
-    cache_path = Path(path_of(str(home), cache_name))
-    if cache_path.is_file():
-        return home
-    from sklearn.datasets import load_files
-
-    work = Path(tempfile.mkdtemp(prefix="extract-", dir=home))
-    try:
-        _extract(archive, work)
-        roots = [work, *sorted(p for p in work.iterdir() if p.is_dir())]
-        base = next((r for r in roots if (r / train_folder).is_dir() and (r / test_folder).is_dir()), None)
-        if base is None:
-            raise FileNotFoundError(f"sklearn_data_home: {archive} holds no {train_folder}/ and {test_folder}/ folders "
-                                    f"(at its top level or one folder down); {_HOW_TO_GET}")
-        cache = dict(train=load_files(str(base / train_folder), encoding="latin1"),
-                     test=load_files(str(base / test_folder), encoding="latin1"))
-        blob = codecs.encode(pickle.dumps(cache), "zlib_codec")
-        fd, tmp = tempfile.mkstemp(prefix="cache-", dir=home)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, cache_path)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return home
-
 
 # --- protocol pieces ------------------------------------------------------------------------------------------------
 
@@ -248,91 +131,6 @@ def load_stop_words(path=None, archive=None) -> list[str]:
                 "nltk.corpus.stopwords.words('english') returns them) beside the archive, pass stop_words=path, or "
                 "install nltk with its 'stopwords' data") from None
     return words + list(EXTRA_STOP_WORDS)
-
-
-def argsort_numpy1(values) -> np.ndarray:
-    """``np.argsort(values)`` (default kind "quicksort") as numpy 1.17-1.24 computes it: introsort, i.e. median-of-3
-    quicksort with insertion sort below 16 elements and a heapsort fallback past depth 2 floor(log2 n).
-
-    The published split depends on it: the order it leaves equal labels in decides which documents are labeled.
-    numpy >= 1.25 dispatches the same call to SIMD sorts on AVX-512 (and numpy 2 on AVX2) machines, which order ties
-    differently. A port of numpy's ``aquicksort_`` (``npysort/quicksort.cpp``), checked against numpy 1.23.5.
-    """
-    v = np.asarray(values).ravel().tolist()
-    num = len(v)
-    a = list(range(num))
-    if num < 2:
-        return np.asarray(a, dtype=np.int64)
-
-    def heapsort(lo: int, n: int) -> None:  # numpy's aheapsort_ on a[lo : lo + n] (1-based heap)
-        def sift(i: int, n: int, tmp: int) -> None:
-            j = 2 * i
-            while j <= n:
-                if j < n and v[a[lo + j - 1]] < v[a[lo + j]]:
-                    j += 1
-                if v[tmp] < v[a[lo + j - 1]]:
-                    a[lo + i - 1] = a[lo + j - 1]
-                    i, j = j, 2 * j
-                else:
-                    break
-            a[lo + i - 1] = tmp
-
-        for l in range(n >> 1, 0, -1):
-            sift(l, n, a[lo + l - 1])
-        while n > 1:
-            tmp = a[lo + n - 1]
-            a[lo + n - 1] = a[lo]
-            n -= 1
-            sift(1, n, tmp)
-
-    pl, pr = 0, num - 1
-    cdepth = 2 * (num.bit_length() - 1)
-    stack = []
-    while True:
-        if cdepth < 0:
-            heapsort(pl, pr - pl + 1)
-        else:
-            while pr - pl > 15:
-                pm = pl + ((pr - pl) >> 1)
-                if v[a[pm]] < v[a[pl]]:
-                    a[pm], a[pl] = a[pl], a[pm]
-                if v[a[pr]] < v[a[pm]]:
-                    a[pr], a[pm] = a[pm], a[pr]
-                if v[a[pm]] < v[a[pl]]:
-                    a[pm], a[pl] = a[pl], a[pm]
-                vp = v[a[pm]]
-                pi, pj = pl, pr - 1
-                a[pm], a[pj] = a[pj], a[pm]
-                while True:
-                    pi += 1
-                    while v[a[pi]] < vp:
-                        pi += 1
-                    pj -= 1
-                    while vp < v[a[pj]]:
-                        pj -= 1
-                    if pi >= pj:
-                        break
-                    a[pi], a[pj] = a[pj], a[pi]
-                a[pi], a[pr - 1] = a[pr - 1], a[pi]
-                cdepth -= 1
-                if pi - pl < pr - pi:
-                    stack.append((pi + 1, pr, cdepth))
-                    pr = pi - 1
-                else:
-                    stack.append((pl, pi - 1, cdepth))
-                    pl = pi + 1
-            for pi in range(pl + 1, pr + 1):
-                vi = a[pi]
-                vp = v[vi]
-                pj = pi
-                while pj > pl and vp < v[a[pj - 1]]:
-                    a[pj] = a[pj - 1]
-                    pj -= 1
-                a[pj] = vi
-        if not stack:
-            break
-        pl, pr, cdepth = stack.pop()
-    return np.asarray(a, dtype=np.int64)
 
 
 def first_per_class(labels, per_class: int, num_classes: int) -> np.ndarray:
@@ -491,7 +289,7 @@ def load_news20(
         raise ValueError(f"load_news20: superclass_of must use every superclass 0..{n_super - 1} and "
                          f"superclass_names must name each, got {superclass_of} and {superclass_names}")
 
-    archive = _check_archive(archive)
+    archive = check_archive(archive)
     if isinstance(stop_words, (list, tuple)):
         words = list(stop_words)
     else:
@@ -517,7 +315,6 @@ def load_news20(
     keep, fine = keep[perm], fine[perm]
     mask = block_label_mask(len(categories), per_class, labeled_fraction)
 
-    from .datasets import scipy_to_torch
 
     names = [Path(f).parts[-3:] for f in bunch.filenames[keep]]
     return News20(
@@ -542,21 +339,9 @@ def frobenius_error(x: torch.Tensor, codes: torch.Tensor, topics: torch.Tensor) 
     """The table's reconstruction loss ``||X - A S||_F`` (absolute, not relative), batch first.
 
     x (M, N) = X^T, dense or sparse (never densified); codes (M, k) = S^T; topics (N, k) = A (e.g. A_1 A_2 for
-    the second layer). A sparse x uses ||x||^2 - 2 <x A, codes> + <codes^T codes, A^T A>, computed in float64.
-    Returns a 0-d float64 tensor.
+    the second layer). Computed in float64 by :func:`neuralnmf.metrics.factorization_error`; a 0-d tensor.
     """
-    codes, topics = codes.detach().double(), topics.detach().double()
-    if x.shape != (codes.shape[0], topics.shape[0]) or codes.shape[1] != topics.shape[1]:
-        raise ValueError(f"frobenius_error: x {tuple(x.shape)}, codes {tuple(codes.shape)} and topics "
-                         f"{tuple(topics.shape)} do not fit x ~ codes @ topics^T")
-    if x.layout == torch.strided:
-        return torch.linalg.norm(x.double() - codes @ topics.mT)
-    xs = x.coalesce() if x.layout == torch.sparse_coo else x.to_sparse_coo().coalesce()
-    xs = xs.double()
-    values = xs.values()
-    cross = (codes * torch.sparse.mm(xs, topics)).sum()
-    gram = ((codes.mT @ codes) * (topics.mT @ topics)).sum()
-    return ((values * values).sum() - 2 * cross + gram).clamp_min(0).sqrt()
+    return torch.tensor(factorization_error(x, codes, topics, relative=False), dtype=torch.float64)
 
 
 def protocol_accuracy(codes: torch.Tensor, y: torch.Tensor, label_mask: torch.Tensor,
@@ -567,68 +352,8 @@ def protocol_accuracy(codes: torch.Tensor, y: torch.Tensor, label_mask: torch.Te
     codes (M, k) batch first; y (M,) class indices; label_mask (M,) bool, True = labeled. The notebook scores every
     layer on the 6 superclasses, its rank-10 first layers included. Returns a 0-d tensor.
     """
-    from .metrics import least_squares_accuracy
-
     mask = label_mask.bool()
     return least_squares_accuracy(codes.detach(), y, num_classes=num_classes, fit_mask=mask, eval_mask=~mask,
                                   masked_fit="zero")
 
 
-# --- the paper's matrix Multi-HNTF layer ---------------------------------------------------------------------------
-
-
-def multi_hntf_matrix(x: torch.Tensor, A: torch.Tensor, S: torch.Tensor, W: torch.Tensor, *, iters: int = 800,
-                      y: torch.Tensor | None = None, label_mask: torch.Tensor | None = None,
-                      B: torch.Tensor | None = None, lam: float = 1.0, mask_unlabeled: bool = True,
-                      eps: float = 1e-10):
-    """The paper's second Multi-HNTF layer of a matrix: X ~ (A W)(W^T S), A and S fixed, W (k, r) >= 0 learned.
-
-    ``run_HNMF_unsupervised_single`` (protocols §6.9): per iteration, from the same W,
-    W1 = W ⊙ (A^T X S^T W) / (eps + A^T A W W^T S S^T W) and
-    W2 = W ⊙ [(W^T A^T X S^T) / (eps + W^T A^T A W W^T S S^T)]^T, then W <- (2 W + W1 + W2) / 4.
-    With labels, ``run_HNMF_supervised_single``: W2 gains lam B^T Y S^T above and lam B^T B W^T S S^T below, and
-    after W, B <- B ⊙ (Y S^T W) / (eps + B W^T S S^T W), for ||X - A W W^T S||^2 + lam ||Y - B W^T S||^2
-    with Y the one-hot labels, unlabeled columns zero. The paper passes ``Y ⊙ L`` with no mask, so unlabeled
-    documents are fitted towards the zero label vector (``mask_unlabeled=False``, protocols §5.5); the default
-    masks them out of the label term (S S^T below becomes S_L S_L^T over the labeled documents), as SSNMF does.
-
-    Every product goes through k x k Gram matrices (A^T X S^T, A^T A, S S^T) formed once, so an iteration costs
-    O(k^3) whatever the data's size; the iterates equal the paper's to round-off. Float64 recommended.
-
-    Args:
-        x: (M, N) data batch first (X = x^T), dense or sparse; A: (N, k) first-layer topics; S: (k, M) codes.
-        W: (k, r) start (the paper: ``np.random.rand(k, r)``); iters: updates (the paper: 800).
-        y: (M,) class indices in [0, c); label_mask: (M,) bool, True = labeled (default: all).
-        B: (c, r) classifier start, needed with y (the paper: ``np.random.rand(r, r)``, drawn after W).
-        lam: label weight (the paper: 1). eps: added to every denominator (the paper: 1e-10).
-
-    Returns:
-        (W, B): B is None without labels.
-    """
-    with torch.no_grad():
-        xs = x if x.layout == torch.strided else (x.coalesce() if x.layout == torch.sparse_coo
-                                                   else x.to_sparse_coo().coalesce())
-        xA = xs @ A if x.layout == torch.strided else torch.sparse.mm(xs, A)  # (M, k)
-        P = (S @ xA).mT  # A^T X S^T, (k, k)
-        GA, GS = A.mT @ A, S @ S.mT
-        Q = GSL = None
-        if y is not None:
-            if B is None:
-                raise ValueError("multi_hntf_matrix: labels need a classifier start B (c, r)")
-            mask = torch.ones_like(y, dtype=torch.bool) if label_mask is None else label_mask.bool()
-            c = B.shape[0]
-            Y = torch.nn.functional.one_hot(torch.where(mask, y, 0).long(), c).to(S.dtype).mT * mask.to(S.dtype)
-            Q = Y @ S.mT  # (c, k)
-            GSL = (S * mask.to(S.dtype)) @ S.mT if mask_unlabeled else GS
-        for _ in range(iters):
-            WS = W.mT @ GS  # W^T S S^T, (r, k)
-            W1 = W * (P @ W) / (eps + GA @ W @ (WS @ W))
-            num, den = W.mT @ P, (W.mT @ GA @ W) @ WS
-            if Q is not None:
-                num = num + lam * (B.mT @ Q)
-                den = den + lam * (B.mT @ B) @ (W.mT @ GSL)
-            W2 = W * (num / (eps + den)).mT
-            W = (2 * W + W1 + W2) / 4
-            if Q is not None:
-                B = B * (Q @ W) / (eps + B @ (W.mT @ GSL @ W))
-    return W, B

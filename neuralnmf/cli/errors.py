@@ -1,0 +1,23 @@
+"""The command line's one kind of error: bad input, printed as one line on stderr with exit status 1."""
+
+from __future__ import annotations
+
+import contextlib
+
+__all__ = ["CLIError", "user_errors"]
+
+
+class CLIError(Exception):
+    """Bad input on the command line: printed as one line on stderr, exit status 1, no traceback."""
+
+
+@contextlib.contextmanager
+def user_errors(prefix: str = ""):
+    """Turn the library's errors about the user's files and arguments into a :class:`CLIError` (one line)."""
+    try:
+        yield
+    except CLIError:
+        raise
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CLIError(f"{prefix}{message}") from e

@@ -1,0 +1,246 @@
+"""`python -m neuralnmf fit`: from documents to a topic hierarchy (see the command's --help)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..metrics import accuracy, least_squares_accuracy, level_errors
+from ..models import NeuralNMF
+from ..train import fit
+from .errors import CLIError
+from .inputs import (DTYPES, Matrix, describe_indices, device_from, empty_rows, read_input, read_label_mask,
+                     read_labels, read_vocabulary, to_torch)
+from .outputs import json_safe, make_out_dir, save_model, topics_markdown, write_figures
+
+__all__ = ["run_fit"]
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _drop_documents(matrix: Matrix, keep: np.ndarray) -> None:
+    matrix.data = matrix.data[keep]
+    if matrix.documents is not None:
+        matrix.documents = [d for d, k in zip(matrix.documents, keep) if k]
+
+
+def _labels_and_mask(args, matrix: Matrix, n: int):
+    """(y, train_mask, known) as numpy: labels (-1 = unknown), True = used for training, True = label known."""
+    if args.labels is None:
+        if args.labeled_fraction is not None or args.label_mask is not None:
+            raise CLIError("--labeled-fraction and --label-mask need --labels")
+        return None, None, None
+    y = read_labels(args.labels, n, matrix.arrays)
+    known = y >= 0
+    classes = np.unique(y[known])
+    if classes[0] == 1:  # MATLAB numbering: class 0 would be an empty class the classifier must still learn
+        warn(f"--labels {args.labels}: the classes run from 1 to {classes[-1]} and none is 0 (numbered from 1, "
+              f"as in MATLAB?): they are read as 0 to {classes[-1] - 1}")
+        y = np.where(known, y - 1, y)
+        classes = classes - 1
+    empty = np.setdiff1d(np.arange(classes[-1] + 1), classes)
+    if empty.size:
+        warn(f"--labels {args.labels}: classes {describe_indices(empty)} have no document; the classifier still "
+              f"has {classes[-1] + 1} classes")
+    if args.label_mask is not None:
+        train = read_label_mask(args.label_mask, n, matrix.arrays) & known
+    elif args.labeled_fraction is not None:
+        f = args.labeled_fraction
+        if not 0 < f <= 1:
+            raise CLIError(f"--labeled-fraction must be in (0, 1], got {f}")
+        candidates = np.flatnonzero(known)
+        n_train = max(1, int(round(f * candidates.size)))
+        gen = torch.Generator().manual_seed(args.seed)
+        chosen = candidates[torch.randperm(candidates.size, generator=gen)[:n_train].numpy()]
+        train = np.zeros(n, dtype=bool)
+        train[chosen] = True
+    else:
+        train = known.copy()
+    if not train.any():
+        raise CLIError("no document is labeled for training: check --labels / --label-mask")
+    return y, train, known
+
+
+def _drop_documents(matrix: Matrix, keep: np.ndarray) -> None:
+    matrix.data = matrix.data[keep]
+    if matrix.documents is not None:
+        matrix.documents = [d for d, k in zip(matrix.documents, keep) if k]
+
+
+def _classification_metrics(model, out, y, train, known, lstsq_levels) -> dict:
+    """Accuracies of the learned classifier and of the papers' least-squares classifier (fit on the training labels),
+    on the labeled documents and on the held-out ("unlabeled") documents whose label is known."""
+    dev = out.codes[0].device
+    known_t = torch.from_numpy(known).to(dev)
+    yk = torch.from_numpy(y).to(dev)[known_t]
+    train_k = torch.from_numpy(train).to(dev)[known_t]
+    held_k = ~train_k
+    has_held = bool(held_k.any())
+    c = model.num_classes
+
+    def acc(scores, mask):
+        return float(accuracy(scores, yk, mask))
+
+    res = {
+        "num_classes": c,
+        "labeled_documents": int(train.sum()),
+        "unlabeled_documents": int((~train).sum()),
+        "unlabeled_with_known_label": int(held_k.sum()),
+        "classifier": {"labeled": acc(out.logits[known_t], train_k),
+                       "unlabeled": acc(out.logits[known_t], held_k) if has_held else None},
+        "least_squares": [],
+    }
+    for codes in out.codes[: lstsq_levels]:
+        ck = codes[known_t]
+        res["least_squares"].append({
+            "labeled": float(least_squares_accuracy(ck, yk, num_classes=c, fit_mask=train_k, eval_mask=train_k)),
+            "unlabeled": float(least_squares_accuracy(ck, yk, num_classes=c, fit_mask=train_k, eval_mask=held_k))
+            if has_held else None,
+        })
+    return res
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """`python -m neuralnmf fit`: see the command's --help."""
+    dtype, device = DTYPES[args.dtype], device_from(args.device)
+    if args.lr <= 0 or not math.isfinite(args.lr):
+        raise CLIError(f"--lr must be a positive number, got {args.lr}")
+    if args.lam < 0 or not math.isfinite(args.lam):
+        raise CLIError(f"--lam must be a number >= 0, got {args.lam}")
+    source = str(args.input)
+    matrix = read_input(source, args)
+    n_docs, n_words = matrix.shape
+
+    vocabulary, named = matrix.vocabulary, matrix.vocabulary is not None
+    if args.vocabulary is not None:
+        if matrix.text is not None:
+            raise CLIError("--vocabulary: a text folder brings its own vocabulary (the words tf-idf found); "
+                           "drop --vocabulary")
+        vocabulary, named = read_vocabulary(args.vocabulary, n_words, matrix.arrays), True
+    y, train, known = _labels_and_mask(args, matrix, n_docs)
+
+    empty = empty_rows(matrix.data)
+    dropped = []
+    if empty.size:
+        what = (f"{empty.size} of {n_docs} documents are empty (all-zero rows"
+                + (", no word of the vocabulary" if matrix.text is not None else "") + f"), the first at rows "
+                f"{describe_indices(empty)}" + (f" ({', '.join(matrix.documents[i] for i in empty[:3])})"
+                                                 if matrix.documents else ""))
+        if not args.drop_empty:
+            if matrix.text is None and not args.transpose and (n_docs > n_words or empty.size > n_docs // 2):
+                raise CLIError(f"{what}: documents must be rows and words columns, and this file looks like "
+                               f"words x documents ({n_docs} rows, {n_words} columns): pass --transpose (or, if "
+                               "the rows are documents, remove the empty ones or pass --drop-empty)")
+            raise CLIError(f"{what}: remove them, or pass --drop-empty to leave them out")
+        if empty.size == n_docs:
+            raise CLIError(f"{what}: nothing is left to fit")
+        warn(f"{what}; they are left out (--drop-empty), and the rows after them move up")
+        keep = np.ones(n_docs, dtype=bool)
+        keep[empty] = False
+        _drop_documents(matrix, keep)
+        if y is not None:
+            y, train, known = y[keep], train[keep], known[keep]
+            if not train.any():
+                raise CLIError("no labeled document is left after dropping the empty ones")
+        dropped = empty.tolist()
+        n_docs = matrix.shape[0]
+    if vocabulary is None:
+        vocabulary = [f"w{j}" for j in range(n_words)]
+
+    ranks = list(args.ranks)
+    rising = [(a, b) for a, b in zip(ranks, ranks[1:]) if b > a]
+    if rising:
+        raise CLIError(f"--ranks {' '.join(map(str, ranks))}: each level groups the topics of the level below, so ranks "
+                       f"must not increase ({rising[0][0]} then {rising[0][1]}); list them finest first, e.g. --ranks "
+                       f"{' '.join(map(str, sorted(ranks, reverse=True)))}")
+    if ranks[0] > min(n_docs, n_words):
+        warn(f"{ranks[0]} topics exceed min(documents, words) = {min(n_docs, n_words)}: some topics will be redundant")
+    num_classes = None if y is None else int(y.max()) + 1
+
+    x = to_torch(matrix, dtype, device)
+    sparse = matrix.sparse
+    generator = torch.Generator().manual_seed(args.seed)
+    init = args.init
+    # built without data: fit starts it from x (and its classifier from the labels), never densifying x
+    model = NeuralNMF(n_words, ranks, num_classes, init=init, generator=generator, dtype=dtype, device=device)
+
+    kind = (f"sparse, {matrix.nnz} nonzeros ({matrix.nnz / (n_docs * n_words):.2%})" if sparse else "dense")
+    print(f"neuralnmf fit: {n_docs} documents x {n_words} words ({kind}) from {source}")
+    print(f"model: ranks {' -> '.join(map(str, ranks))}"
+          + (f", classifier over {num_classes} classes ({int(train.sum())} of {n_docs} documents labeled)"
+             if y is not None else "")
+          + f"; init {init}; {args.loss} loss" + (f", lam {args.lam}" if y is not None else "")
+          + f", {args.epochs} epochs, Adam lr {args.lr} (relative)"
+          + (f", batches of {args.batch_size}" if args.batch_size else ", full batch") + f"; {args.dtype} on {device}")
+    y_t = mask_t = None
+    if y is not None:
+        y_t = torch.from_numpy(np.where(train, y, 0)).to(device)
+        mask_t = torch.from_numpy(train).to(device)
+    t0 = time.perf_counter()
+    if model.needs_initialization:  # start here rather than inside fit, to report the fit of the start
+        model.initialize(x, y_t, mask_t)
+    with torch.no_grad():
+        start_errors = level_errors(model, x, model(x).codes)
+    history = fit(model, x, y=y_t, label_mask=mask_t, loss=args.loss, lam=args.lam, classification=args.classification,
+                  epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                  progress=False if args.no_progress else None)
+    seconds = time.perf_counter() - t0
+    final = {k: v[-1] for k, v in history.items()}
+    print(f"trained {history.epochs} epochs in {seconds:.1f} s; final " + ", ".join(f"{k} {v:.4g}"
+                                                                                for k, v in final.items()))
+
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    errors = level_errors(model, x, out.codes)
+    metrics = {
+        "input": source, "documents": n_docs, "words": n_words, "nonzeros": matrix.nnz, "sparse": sparse,
+        "dropped_empty_documents": dropped, "ranks": ranks, "init": init, "loss": args.loss,
+        "epochs": history.epochs, "learning_rate": args.lr, "batch_size": args.batch_size, "seed": args.seed,
+        "dtype": args.dtype, "device": str(device), "seconds": seconds, "final_loss": final,
+        "relative_error": errors, "relative_error_at_start": start_errors, "lam": args.lam,
+        "classification_loss": args.classification,
+    }
+    print("relative error ||X - A_0..A_l S_l|| / ||X|| per level: "
+          + ", ".join(f"level {d}: {e:.4f} (start {s0:.4f})" for d, (e, s0) in enumerate(zip(errors, start_errors))))
+    if y is not None:
+        cls = _classification_metrics(model, out, y, train, known, len(ranks))
+        metrics["classification"] = cls
+
+        def fmt(d):
+            return f"{d['labeled']:.3f} labeled" + (f", {d['unlabeled']:.3f} unlabeled" if d["unlabeled"] is not None
+                                                    else "")
+        print(f"accuracy: learned classifier {fmt(cls['classifier'])}; least squares on the deepest codes "
+              f"{fmt(cls['least_squares'][-1])}")
+
+    out_dir = make_out_dir(args.out)
+    try:
+        training = {"input": source, "loss": args.loss, "epochs": history.epochs, "lr": args.lr, "lam": args.lam,
+                    "batch_size": args.batch_size, "seed": args.seed, "init": init, "documents": n_docs,
+                    "neuralnmf_version": __version__}
+        save_model(out_dir / "model.pt", model, vocabulary=vocabulary if named else None, text=matrix.text,
+                   training=training)
+        (out_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
+        (out_dir / "topics.md").write_text(
+            topics_markdown(model, out.codes, vocabulary, named, source, args.top_words), encoding="utf-8")
+        written = ["model.pt", "topics.md", "metrics.json"]
+        written += write_figures(out_dir, model, x, out.codes, history, vocabulary, named)
+        if named:
+            (out_dir / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+            written.append("vocabulary.txt")
+        if matrix.documents is not None:
+            (out_dir / "documents.txt").write_text("\n".join(matrix.documents) + "\n", encoding="utf-8")
+            written.append("documents.txt")
+    except OSError as e:
+        raise CLIError(f"cannot write to {str(out_dir)!r}: {e.strerror or e}") from e
+    print(f"wrote {out_dir}/: {', '.join(written)}")
+    return 0
