@@ -24,15 +24,11 @@ Data: A = torch.rand(N, k), X = torch.rand(N, M) (uniform nonnegative entries, l
 fixed seed. Timings are the minimum over repeats after a warm-up call, with time.perf_counter, using
 torch's default thread count.
 
-Installing the NeuralNMF==1.0.0 peer. Do NOT ``pip install NeuralNMF`` into the environment that holds this
-project: pip normalises the name "NeuralNMF" to "neuralnmf", the distribution name of this project, so it
-would uninstall the editable install of neuralnmf. Install it into a separate folder instead (no
-dependencies, so pip cannot touch torch; ``fnnls`` is the only extra module its NNLS layer imports):
-
-    pip install --no-deps --target ~/.cache/neuralnmf-bench/peers NeuralNMF==1.0.0 fnnls==1.0.0
-
-The script looks there by default (``--peer-dir`` to change it) and loads only the file
-``NeuralNMF/lsqnonneg_module.py``, so the package's plotting dependencies (matplotlib) are not needed.
+Installing the NeuralNMF==1.0.0 peer: it is the ``bench`` extra of this project (``pip install
+--no-build-isolation -e ".[bench]"``; our distribution is torch-neuralnmf, theirs NeuralNMF, import names
+``neuralnmf`` and ``NeuralNMF``). A copy installed into a folder of its own (``pip install --no-deps --target DIR
+NeuralNMF==1.0.0 fnnls==1.0.0``, as before the rename) is found with ``--peer-dir DIR`` (default
+~/.cache/neuralnmf-bench/peers). Only the file ``NeuralNMF/lsqnonneg_module.py`` is loaded.
 """
 
 from __future__ import annotations
@@ -376,7 +372,8 @@ def section_peer(cfg: Config, peer_dir: str) -> None:
         LsqNonnegF = load_lsqnonneg(peer_dir)
     except ImportError as exc:
         say(f"SKIPPED: NeuralNMF==1.0.0 is not available ({exc}). Install it with")
-        say(f"`pip install --no-deps --target {peer_dir} NeuralNMF==1.0.0 fnnls==1.0.0`")
+        say("`pip install --no-build-isolation -e \".[bench]\"` (or into a folder of its own: "
+            f"`pip install --no-deps --target {peer_dir} NeuralNMF==1.0.0 fnnls==1.0.0`)")
         say()
         return
     say(

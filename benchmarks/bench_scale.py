@@ -50,13 +50,10 @@ while it ran (busy time in /proc/stat minus ours).
 Peer: the authors' package NeuralNMF==1.0.0 needs dense data and solves with a per-column scipy nnls loop;
 it runs on the first documents of the 1e5 corpus (densified), float64, with our dictionaries copied into
 it, ``train_unsupervised`` with the reconstruction loss and plain gradient descent, against ``neuralnmf.fit``
-with SGD at the same learning rate on the same slice (sparse and dense). Its distribution name clashes with
-ours under pip's normalisation, so never ``pip install NeuralNMF`` here; install it into a folder of its own:
-
-    pip install --no-deps --target ~/.cache/neuralnmf-bench/peers NeuralNMF==1.0.0 fnnls==1.0.0
-
-(or ``pip download --no-deps NeuralNMF==1.0.0 -d /tmp/peer_dl && pip install --no-deps --target
-benchmarks/.peer /tmp/peer_dl/*.whl`` plus fnnls). The script looks in --peer-dir, benchmarks/.peer and
+with SGD at the same learning rate on the same slice (sparse and dense). Install it as the ``bench`` extra
+(``pip install --no-build-isolation -e ".[bench]"``), or into a folder of its own (``pip install --no-deps
+--target DIR NeuralNMF==1.0.0 fnnls==1.0.0``). The script imports it from the environment, else looks in
+--peer-dir, benchmarks/.peer and
 ~/.cache/neuralnmf-bench/peers, appends the folder to sys.path in the peer's subprocess only (appended, so it
 can shadow nothing: the folder also holds a top-level ``test`` package) and skips the section with a message
 when the package cannot be imported.

@@ -8,10 +8,8 @@ end to end by neuralnmf.fit, with the library's defaults and with the earlier se
 label loss, absolute Adam lr 0.01); wall and CPU time of each. Theirs: Neural_NMF([87, 9, 4, 2], 2)
 with train_supervised exactly as the demo runs it (energy loss + 1e-4 L2 label loss, projected gradient descent
 lr [1, 0.01], 31 NNLS forward passes per epoch because of its hard-coded 30 classifier steps); a few epochs are
-timed and scaled to the full run. The peer must not be pip-installed beside this project (the distribution names
-clash under pip's normalisation): install it into a folder of its own, as benchmarks/bench_nnls.py explains:
-
-    pip install --no-deps --target ~/.cache/neuralnmf-bench/peers NeuralNMF==1.0.0 fnnls==1.0.0
+timed and scaled to the full run. The peer is the ``bench`` extra (``pip install --no-build-isolation -e
+".[bench]"``), or a copy in a folder of its own found with ``--peer-dir`` (benchmarks/bench_nnls.py explains).
 """
 
 from __future__ import annotations

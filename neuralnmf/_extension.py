@@ -4,6 +4,24 @@ from __future__ import annotations
 
 import torch
 
+REBUILD = "rebuild it against the installed torch: pip install --no-build-isolation -e ."
+
+
+def build_mismatch(built_torch: str, built_cuda: str, torch_version: str, torch_cuda: str | None) -> str | None:
+    """Why an extension built for torch ``built_torch`` (CUDA ``built_cuda``, "" for a CPU build) cannot serve
+    torch ``torch_version`` (CUDA ``torch_cuda``), or None when it can. torch's C++ ABI holds within a minor
+    version only, and CUDA kernels need the CUDA major version they were compiled for (as torchvision checks)."""
+    def minor(v: str) -> tuple:
+        return tuple(v.split("+")[0].split(".")[:2])
+
+    if built_torch and minor(built_torch) != minor(torch_version):
+        return f"neuralnmf._C was built for torch {built_torch}, but torch {torch_version} is installed; {REBUILD}"
+    if built_cuda and torch_cuda and built_cuda.split(".")[0] != torch_cuda.split(".")[0]:
+        return (f"neuralnmf._C was built with CUDA {built_cuda}, but the installed torch uses CUDA {torch_cuda}; "
+                f"{REBUILD}")
+    return None
+
+
 try:
     from . import _C  # noqa: F401  (importing it registers the neuralnmf:: ops with the dispatcher)
 
@@ -12,6 +30,12 @@ try:
 except ImportError as exc:  # not built, or built against another torch
     HAS_C = False
     IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
+
+if HAS_C:  # builds older than this check carry no versions
+    _mismatch = build_mismatch(getattr(_C, "torch_version", ""), getattr(_C, "cuda_version", ""), torch.__version__,
+                               torch.version.cuda)
+    if _mismatch is not None:
+        raise RuntimeError(_mismatch)
 
 OPS = ("nnls", "nnls_rhs", "support_solve")
 

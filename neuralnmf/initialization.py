@@ -17,7 +17,8 @@ import torch
 from . import sparse_products
 from .ops import nnls, nnls_from_products
 
-__all__ = ["nndsvd", "nndsvd_factors", "uniform", "flat_nmf", "FlatNMF", "hierarchical_nmf_init", "INIT_METHODS", "LAYER_INIT_METHODS"]
+__all__ = ["nndsvd", "nndsvd_factors", "uniform", "flat_nmf", "FlatNMF", "hierarchical_nmf_init", "INIT_METHODS",
+           "LAYER_INIT_METHODS"]
 
 LAYER_INIT_METHODS = ("uniform", "nndsvd", "nndsvda", "nndsvdar")
 """Initializations of a single :class:`neuralnmf.NNLSLayer`."""

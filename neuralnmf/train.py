@@ -20,7 +20,8 @@ from .epochs import EpochEnd
 from .optim import build_optimizer
 from .projection import NonnegativeProjection
 
-__all__ = ["fit", "History", "check_data", "check_labels", "DEFAULT_LOSS", "DEFAULT_LAM", "DEFAULT_LR", "DEFAULT_EPOCHS"]
+__all__ = ["fit", "History", "check_data", "check_labels", "DEFAULT_LOSS", "DEFAULT_LAM", "DEFAULT_LR",
+           "DEFAULT_EPOCHS"]
 
 DEFAULT_LOSS = "hierarchical"
 """Every level reconstructs the data: the only objective without a scale escape that also keeps every level as good

@@ -139,3 +139,18 @@ def test_cuda_tensors_are_served():
 
 def test_version():
     assert isinstance(neuralnmf.__version__, str)
+
+
+def test_extension_build_must_match_the_installed_torch():
+    from neuralnmf._extension import build_mismatch
+
+    assert build_mismatch("2.13.0+cpu", "", "2.13.1+cpu", None) is None
+    assert build_mismatch("2.11.0+cu130", "13.0", "2.11.0+cu130", "13.0") is None
+    assert build_mismatch("", "", "2.13.0", None) is None  # an older build without versions
+    message = build_mismatch("2.13.0+cpu", "", "2.14.1", "12.8")
+    assert "built for torch 2.13.0+cpu" in message and "2.14.1" in message and "pip install" in message
+    message = build_mismatch("2.11.0", "12.8", "2.11.0", "13.0")
+    assert "CUDA 12.8" in message and "CUDA 13.0" in message
+    if _extension.HAS_C:  # the build in use records what it was built for, and it matches
+        assert getattr(neuralnmf._C, "torch_version", torch.__version__).split(".")[:2] == \
+            torch.__version__.split(".")[:2]

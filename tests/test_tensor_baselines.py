@@ -38,7 +38,8 @@ def test_standard_hncpd_reproduces_the_published_means(synthetic):
     data, cp = synthetic
     runs = []
     for i in range(10):  # NMF(k, init='random', random_state=i, max_iter=300, solver='mu'), fresh state per call
-        model = StandardHNCPD((7, 4, 2), init=lambda mode, layer, X, k, i=i: numpy_streams.sklearn_nmf_random_init(X, k, i))
+        model = StandardHNCPD((7, 4, 2),
+                              init=lambda mode, layer, X, k, i=i: numpy_streams.sklearn_nmf_random_init(X, k, i))
         runs.append(errors(model.fit(data.X, cp), data))
     mean = np.mean(runs, axis=0)
     assert mean == pytest.approx([0.4543299379741, 0.611797391577996, 0.8920543406648231], abs=1e-9)

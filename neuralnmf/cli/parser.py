@@ -31,7 +31,7 @@ INPUT is a documents x words matrix: documents are ROWS, words (features) are CO
   FILE.mat  MATLAB v5/v7: the variable --key NAME, default the largest 2-D numeric one (sparse stays sparse)
   FILE.npy  a dense 2-D numpy array
   FOLDER    plain-text documents, one per .txt file, read in sorted file-name order and turned into tf-idf
-            rows by scikit-learn's TfidfVectorizer (pip install scikit-learn, or pip install 'neuralnmf[text]');
+            rows by scikit-learn's TfidfVectorizer (pip install scikit-learn, or pip install 'torch-neuralnmf[text]');
             the words it finds become the vocabulary
 A file that stores words x documents (the papers' orientation) needs --transpose. Entries must be finite and
 >= 0. Empty documents (all-zero rows) are an error, unless --drop-empty leaves them out.

@@ -34,7 +34,8 @@ def _sklearn_names():
     try:
         from sklearn.datasets import _twenty_newsgroups as tn
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("load_news20 needs scikit-learn (pip install 'neuralnmf[text]')") from exc
+        raise ImportError("load_news20 needs scikit-learn (pip install scikit-learn, or pip install "
+                          "'torch-neuralnmf[text]')") from exc
     cache_name = getattr(tn, "CACHE_NAME", "20news-bydate.pkz")
     path_of = getattr(tn, "_pkl_filepath", None)
     if path_of is None:  # pragma: no cover - older/newer scikit-learn layouts

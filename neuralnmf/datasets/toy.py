@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from .files import DATA_DIR_ENV, find_data_file, read_arrays
-from .synthetic import TOY_DOC_SIZES, TOY_NOISE, TOY_WORD_SIZES, HierarchicalCorpus, _check_dtype, make_hierarchical_corpus
+from .synthetic import (TOY_DOC_SIZES, TOY_NOISE, TOY_WORD_SIZES, HierarchicalCorpus, _check_dtype,
+                        make_hierarchical_corpus)
 
 __all__ = ["load_toy_table"]
 
