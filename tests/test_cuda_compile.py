@@ -134,8 +134,9 @@ def _strides(t):
 I64, INT = ctypes.c_int64, ctypes.c_int
 
 # The lane-group configuration of the device kernels (csrc/cuda/group_kernels.cuh) for rank k: (lanes per
-# group, variables per lane); k > 256 goes to the one-thread-per-column kernel alone (lanes 0).
-DEVICE_CONFIGS = ((8, (8, 1)), (16, (16, 1)), (32, (32, 1)), (64, (32, 2)), (128, (32, 4)), (256, (32, 8)))
+# group, variables per lane); k > 256 goes to the one-thread-per-column kernel alone (lanes 0). The k <= 32
+# class defaults to two columns per warp, (16, 2); NEURALNMF_CUDA_PACK=1 selects (32, 1), the same bits.
+DEVICE_CONFIGS = ((8, (8, 1)), (16, (16, 1)), (32, (16, 2)), (64, (32, 2)), (128, (32, 4)), (256, (32, 8)))
 
 
 def device_config(k):
@@ -268,7 +269,7 @@ def _assert_same(got, want, rtol, atol):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("k", [1, 4, 13, 40, 64, 100, 200, 260])
+@pytest.mark.parametrize("k", [1, 4, 13, 32, 40, 64, 100, 200, 260])
 def test_forward_matches_cpu(emu, dtype, k):
     g = make_generator(100 + k)
     N = max(60, 2 * k)

@@ -55,9 +55,34 @@ struct GroupShape<256> {
   static constexpr bool kSharedGram = false;
 };
 
+// Packed groups: PACK variables per lane in a group of L / PACK lanes, so that a warp solves PACK times the
+// columns. At k <= 32 a subproblem's factor has at most k / 2 rows, so a 32-lane group leaves half its lanes
+// idle through the factorization and the triangular solves, whose steps are one after another and dominate a
+// column's instructions; a 16-lane group with two variables per lane keeps every lane busy there and shares
+// each of those instructions between two columns (the loops over variables take twice the steps per lane and
+// cost the same per column). Any L and VPL give the same bits (tests/test_cuda_compile.py), only the speed
+// differs. NEURALNMF_CUDA_PACK=1|2 selects the layout of the k <= 32 class (a switch for benchmarks and a way
+// back to the earlier kernels); kDefaultPack is the default.
+template <int KMAX, int PACK>
+struct PackedShape {
+  using Base = GroupShape<KMAX>;
+  static_assert(PACK >= 1 && Base::L % PACK == 0, "a packed group is a power of two of lanes");
+  static constexpr int L = Base::L / PACK, VPL = Base::VPL * PACK, kWarps = Base::kWarps;
+  static constexpr bool kSharedGram = Base::kSharedGram;
+};
+
+constexpr int kDefaultPack = 2;
+
+inline int pack_choice() {
+  const char* v = std::getenv("NEURALNMF_CUDA_PACK");
+  const int choice = v != nullptr ? std::atoi(v) : kDefaultPack;
+  return (choice == 1 || choice == 2) ? choice : kDefaultPack;
+}
+
 // Register budgets of the k <= 32 kernels: __launch_bounds__ minimum blocks per multiprocessor 1 (the
 // compiler's choice: about 80 registers, no spills), 4 (64 registers) or 6 (40 registers, some spills).
-// NEURALNMF_CUDA_MIN_BLOCKS=1|4|6 selects one (a tuning switch for benchmarks/bench_nnls_gpu.py); kMinBlocks is
+// NEURALNMF_CUDA_MIN_BLOCKS=1|4|6 selects one (1|3|4 for the packed k = 32 kernels: 6 means 4 there, 3 means 4 for
+// the others) (a tuning switch for benchmarks/bench_nnls_gpu.py); kMinBlocks is
 // the default, the fastest measured (benchmarks/RESULTS.md).
 constexpr int kMinBlocks = 4;
 
@@ -65,7 +90,7 @@ inline int min_blocks_choice() {
   static const char* name = "NEURALNMF_CUDA_MIN_BLOCKS";
   const char* v = std::getenv(name);
   const int choice = v != nullptr ? std::atoi(v) : kMinBlocks;
-  return (choice == 1 || choice == 4 || choice == 6) ? choice : kMinBlocks;
+  return (choice == 1 || choice == 3 || choice == 4 || choice == 6) ? choice : kMinBlocks;
 }
 
 // The columns [first, last) of the flat index e = li * len + lj that block b takes. A shared dictionary:
@@ -110,10 +135,24 @@ __device__ __forceinline__ unsigned char* stage_gram(const GramView& gram, int64
   return smem + 2 * kk * sizeof(double);
 }
 
-template <int KMAX, int MINB, typename rhs_t, typename scalar_t>
-__global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32, MINB)
+// The local (item, column) of flat column e = li * len + lj, advanced by `by` columns without a 64-bit
+// division per column (one per group at its start).
+struct ColumnCursor {
+  int64_t li, lj;
+  NNLS_FI ColumnCursor(int64_t e, int64_t len) : li(e / len), lj(e % len) {}
+  NNLS_FI void advance(int by, int64_t len) {
+    lj += by;
+    while (lj >= len) {  // by <= 32 groups: at most a few rounds, one when len >= 32
+      lj -= len;
+      ++li;
+    }
+  }
+};
+
+template <int KMAX, int PACK, int MINB, typename rhs_t, typename scalar_t>
+__global__ void __launch_bounds__(PackedShape<KMAX, PACK>::kWarps * 32, MINB)
     group_nnls_kernel(const NnlsColumns<rhs_t, scalar_t> a, const int64_t per_block) {
-  using Shape = GroupShape<KMAX>;
+  using Shape = PackedShape<KMAX, PACK>;
   extern __shared__ __align__(16) unsigned char smem[];
   const BlockRange range = block_range(a.gram.shared, a.items, a.len, per_block);
   if (range.first >= range.last) return;
@@ -126,21 +165,25 @@ __global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32, MINB)
   using Lanes = WarpLanes<Shape::L>;
   const Lanes lanes;
   int64_t e = range.first + group;
+  ColumnCursor at(e, a.len);
   ColumnLoad<Shape::VPL> next;
-  if (e < range.last) next = load_nnls_column<Lanes, Shape::VPL>(lanes, a, e / a.len, e % a.len);
+  if (e < range.last) next = load_nnls_column<Lanes, Shape::VPL>(lanes, a, at.li, at.lj);
   for (; e < range.last; e += groups) {
     const ColumnLoad<Shape::VPL> load = next;
     if (e + groups < range.last) {  // the next column's loads are in flight while this one is solved
-      next = load_nnls_column<Lanes, Shape::VPL>(lanes, a, (e + groups) / a.len, (e + groups) % a.len);
+      ColumnCursor ahead = at;
+      ahead.advance(groups, a.len);
+      next = load_nnls_column<Lanes, Shape::VPL>(lanes, a, ahead.li, ahead.lj);
     }
-    group_nnls_column<Lanes, Shape::VPL>(lanes, a, G, H, refine, ws, e / a.len, e % a.len, load);
+    group_nnls_column<Lanes, Shape::VPL>(lanes, a, G, H, refine, ws, at.li, at.lj, load);
+    at.advance(groups, a.len);
   }
 }
 
-template <int KMAX, int MINB, typename scalar_t>
-__global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32, MINB)
+template <int KMAX, int PACK, int MINB, typename scalar_t>
+__global__ void __launch_bounds__(PackedShape<KMAX, PACK>::kWarps * 32, MINB)
     group_support_kernel(const SupportColumns<scalar_t> a, uint8_t* deferred, const int64_t per_block) {
-  using Shape = GroupShape<KMAX>;
+  using Shape = PackedShape<KMAX, PACK>;
   extern __shared__ __align__(16) unsigned char smem[];
   const BlockRange range = block_range(a.gram.shared, a.items, a.M, per_block);
   if (range.first >= range.last) return;
@@ -151,14 +194,18 @@ __global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32, MINB)
   using Lanes = WarpLanes<Shape::L>;
   const Lanes lanes;
   int64_t e = range.first + group;
+  ColumnCursor at(e, a.M);
   ColumnLoad<Shape::VPL> next;
-  if (e < range.last) next = load_support_column<Lanes, Shape::VPL>(lanes, a, e / a.M, e % a.M);
+  if (e < range.last) next = load_support_column<Lanes, Shape::VPL>(lanes, a, at.li, at.lj);
   for (; e < range.last; e += groups) {
     const ColumnLoad<Shape::VPL> load = next;
     if (e + groups < range.last) {
-      next = load_support_column<Lanes, Shape::VPL>(lanes, a, (e + groups) / a.M, (e + groups) % a.M);
+      ColumnCursor ahead = at;
+      ahead.advance(groups, a.M);
+      next = load_support_column<Lanes, Shape::VPL>(lanes, a, ahead.li, ahead.lj);
     }
-    group_support_column<Lanes, Shape::VPL>(lanes, a, G, H, ws, e / a.M, e % a.M, load, deferred);
+    group_support_column<Lanes, Shape::VPL>(lanes, a, G, H, ws, at.li, at.lj, load, deferred);
+    at.advance(groups, a.M);
   }
 }
 
@@ -166,9 +213,11 @@ __global__ void __launch_bounds__(GroupShape<KMAX>::kWarps * 32, MINB)
 // (a multiple of the groups per block) so that the grid fills the device several times over while each group
 // still takes many columns (the copy of G and H is paid once per block). False when the shared memory does not
 // fit (then the caller leaves every column to the thread kernels).
-template <int KMAX, typename Kernel>
-bool group_geometry(Kernel kernel, int k, int64_t columns, int& threads, int64_t& smem, int64_t& per_block) {
-  using Shape = GroupShape<KMAX>;
+// raised_to: the kernel's own record of its raised shared-memory limit (a static of its launcher: kernels of
+// one signature share the type Kernel, so a static here would be shared between them).
+template <class Shape, typename Kernel>
+bool group_geometry(Kernel kernel, int& raised_to, int k, int64_t columns, int& threads, int64_t& smem,
+                    int64_t& per_block) {
   int device = 0, sms = 0, optin = 0;
   C10_CUDA_CHECK(cudaGetDevice(&device));
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
@@ -178,7 +227,6 @@ bool group_geometry(Kernel kernel, int k, int64_t columns, int& threads, int64_t
   smem = (Shape::kSharedGram ? 2 * static_cast<int64_t>(k) * k * 8 : 0) + groups * group_work_bytes(k);
   if (smem > optin) return false;
   // Raised once per kernel to the device's limit (normally before any CUDA-graph capture, at a first eager call).
-  static int raised_to = 0;
   if (smem > 48 * 1024 && raised_to < optin) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
     raised_to = optin;
@@ -192,53 +240,79 @@ bool group_geometry(Kernel kernel, int k, int64_t columns, int& threads, int64_t
   return true;
 }
 
-template <int KMAX, int MINB, typename rhs_t, typename scalar_t>
+template <int KMAX, int PACK, int MINB, typename rhs_t, typename scalar_t>
 bool launch_group_nnls_with(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t stream) {
-  auto kernel = group_nnls_kernel<KMAX, MINB, rhs_t, scalar_t>;
+  auto kernel = group_nnls_kernel<KMAX, PACK, MINB, rhs_t, scalar_t>;
+  static int raised_to = 0;
   int threads;
   int64_t smem, per_block;
-  if (!group_geometry<KMAX>(kernel, a.gram.k, a.items * a.len, threads, smem, per_block)) return false;
+  if (!group_geometry<PackedShape<KMAX, PACK>>(kernel, raised_to, a.gram.k, a.items * a.len, threads, smem, per_block)) {
+    return false;
+  }
   const int64_t blocks = grid_blocks(a.gram.shared, a.items, a.len, per_block);
   kernel<<<static_cast<unsigned int>(blocks), threads, static_cast<size_t>(smem), stream>>>(a, per_block);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return true;
 }
 
-template <int KMAX, int MINB, typename scalar_t>
+template <int KMAX, int PACK, int MINB, typename scalar_t>
 bool launch_group_support_with(const SupportColumns<scalar_t>& a, uint8_t* deferred, cudaStream_t stream) {
-  auto kernel = group_support_kernel<KMAX, MINB, scalar_t>;
+  auto kernel = group_support_kernel<KMAX, PACK, MINB, scalar_t>;
+  static int raised_to = 0;
   int threads;
   int64_t smem, per_block;
-  if (!group_geometry<KMAX>(kernel, a.gram.k, a.items * a.M, threads, smem, per_block)) return false;
+  if (!group_geometry<PackedShape<KMAX, PACK>>(kernel, raised_to, a.gram.k, a.items * a.M, threads, smem, per_block)) {
+    return false;
+  }
   const int64_t blocks = grid_blocks(a.gram.shared, a.items, a.M, per_block);
   kernel<<<static_cast<unsigned int>(blocks), threads, static_cast<size_t>(smem), stream>>>(a, deferred, per_block);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return true;
 }
 
+// k <= 32: the packed layout (NEURALNMF_CUDA_PACK, k = 32 class only) and the register budget
+// (NEURALNMF_CUDA_MIN_BLOCKS); above, one configuration.
 template <int KMAX, typename rhs_t, typename scalar_t>
 bool launch_group_nnls(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t stream) {
+  if constexpr (KMAX == 32) {
+    if (pack_choice() == 2) {
+      switch (min_blocks_choice()) {
+        case 1: return launch_group_nnls_with<KMAX, 2, 1>(a, stream);
+        case 3: return launch_group_nnls_with<KMAX, 2, 3>(a, stream);
+        default: return launch_group_nnls_with<KMAX, 2, 4>(a, stream);
+      }
+    }
+  }
   if constexpr (KMAX <= 32) {
     switch (min_blocks_choice()) {
-      case 1: return launch_group_nnls_with<KMAX, 1>(a, stream);
-      case 6: return launch_group_nnls_with<KMAX, 6>(a, stream);
-      default: return launch_group_nnls_with<KMAX, 4>(a, stream);
+      case 1: return launch_group_nnls_with<KMAX, 1, 1>(a, stream);
+      case 6: return launch_group_nnls_with<KMAX, 1, 6>(a, stream);
+      default: return launch_group_nnls_with<KMAX, 1, 4>(a, stream);
     }
   } else {
-    return launch_group_nnls_with<KMAX, 1>(a, stream);
+    return launch_group_nnls_with<KMAX, 1, 1>(a, stream);
   }
 }
 
 template <int KMAX, typename scalar_t>
 bool launch_group_support(const SupportColumns<scalar_t>& a, uint8_t* deferred, cudaStream_t stream) {
+  if constexpr (KMAX == 32) {
+    if (pack_choice() == 2) {
+      switch (min_blocks_choice()) {
+        case 1: return launch_group_support_with<KMAX, 2, 1>(a, deferred, stream);
+        case 3: return launch_group_support_with<KMAX, 2, 3>(a, deferred, stream);
+        default: return launch_group_support_with<KMAX, 2, 4>(a, deferred, stream);
+      }
+    }
+  }
   if constexpr (KMAX <= 32) {
     switch (min_blocks_choice()) {
-      case 1: return launch_group_support_with<KMAX, 1>(a, deferred, stream);
-      case 6: return launch_group_support_with<KMAX, 6>(a, deferred, stream);
-      default: return launch_group_support_with<KMAX, 4>(a, deferred, stream);
+      case 1: return launch_group_support_with<KMAX, 1, 1>(a, deferred, stream);
+      case 6: return launch_group_support_with<KMAX, 1, 6>(a, deferred, stream);
+      default: return launch_group_support_with<KMAX, 1, 4>(a, deferred, stream);
     }
   } else {
-    return launch_group_support_with<KMAX, 1>(a, deferred, stream);
+    return launch_group_support_with<KMAX, 1, 1>(a, deferred, stream);
   }
 }
 

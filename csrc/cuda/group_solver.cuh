@@ -8,7 +8,10 @@
 // of H_ZZ with H = G^{-1}), so the one matrix a group factors has at most ceil(k / 2) rows; row a of it
 // belongs to lane a % L. The same terms are summed in the same order as on the CPU (four at a time with their
 // loads issued together, dot4 below), except the back substitution, which multiplies by reciprocal pivots
-// (rounding only).
+// (rounding only). The factor is built from G or H read in place (no gathered copy), with the right-hand
+// side as one more row, which yields the forward substitution within the factorization's own steps (cholesky
+// below); a lane's several variables or rows share the loads of the index lists and vectors of their dot
+// products (dot4_slots). The device takes each pivot's reciprocal square root in one rsqrt (within an ulp).
 //
 // Whatever ColumnSolver would hand to Lawson-Hanson or to the side that does not fit (G singular, a singular
 // subproblem, the iteration bound) is not attempted here: the solve returns kDeferred and the caller leaves
@@ -37,10 +40,12 @@ namespace cuda {
 struct GroupWork {
   double* b;    // n   right-hand side (scaled), by index
   double* u;    // n   u = H b, by index
-  double* x;    // n   x by index (the refinement gathers it)
+  double* x;    // n   x by index (the refinement gathers it); the same memory as u, which nothing reads after
+                //     the last subproblem (refine_dual, the one user of x, comes after it)
   double* r;    // n   residual of the refinement
   double* w;    // m   solution of the last subproblem, packed (w[a] belongs to row a of the factor)
-  double* M;    // m (m + 1) / 2   packed lower triangle of the last factorization (row a at a (a + 1) / 2)
+  double* M;    // m (m + 1) / 2   packed strict lower triangle of the last factorization (row a at a (a + 1)
+                //     / 2), and in row p of it, p < m, v of the forward substitution L v = r (see cholesky)
   double* dinv; // m   reciprocals of its diagonal (the triangular solves multiply by them)
   int* in;      // n   the passive indices, increasing
   int* out;     // n   the other indices, increasing
@@ -49,7 +54,7 @@ struct GroupWork {
 NNLS_HD inline int group_rows(int n) { return (n + 1) / 2; }
 NNLS_HD inline int64_t group_work_doubles(int n) {
   const int64_t m = group_rows(n);
-  return 4 * static_cast<int64_t>(n) + 2 * m + m * (m + 1) / 2;
+  return 3 * static_cast<int64_t>(n) + 2 * m + m * (m + 1) / 2;
 }
 NNLS_HD inline int64_t group_work_ints(int n) { return 2 * static_cast<int64_t>(n); }
 // Bytes of one group's workspace, a multiple of 8 so that consecutive workspaces stay aligned.
@@ -62,10 +67,10 @@ NNLS_HD inline GroupWork group_work(void* base, int n) {
   GroupWork w;
   w.b = d;
   w.u = d + n;
-  w.x = d + 2 * n;
-  w.r = d + 3 * n;
-  w.w = d + 4 * n;
-  w.M = d + 4 * n + m;
+  w.x = w.u;
+  w.r = d + 2 * n;
+  w.w = d + 3 * n;
+  w.M = d + 3 * n + m;
   w.dinv = w.M + m * (m + 1) / 2;
   int* i = reinterpret_cast<int*>(d + group_work_doubles(n));
   w.in = i;
@@ -74,6 +79,16 @@ NNLS_HD inline GroupWork group_work(void* base, int n) {
 }
 
 NNLS_FI int tri(int a) { return a * (a + 1) / 2; }
+
+// 1 / sqrt(d) for d > 0: the device's double rsqrt (a few instructions; within an ulp of the rounded value)
+// in place of a square root and a division, each a multi-instruction sequence; the host rounds both.
+NNLS_FI double reciprocal_sqrt(double d) {
+#ifdef __CUDA_ARCH__
+  return rsqrt(d);
+#else
+  return 1.0 / sqrt(d);
+#endif
+}
 
 // s + sign * sum_{a < n} x(a) y(a), the terms added in increasing a (the order of the CPU's loops), four at a
 // time with their eight loads issued before the four dependent multiply-adds: the index lists make every
@@ -104,6 +119,52 @@ NNLS_FI double dot4(double s, int n, const X& x, const Y& y) {
     }
   }
   return s;
+}
+
+// For every slot r < R: s[r] + sign * sum_{a < n} mat(r, c_a) vec(a, c_a) with c_a = col(a), the terms of each
+// slot added in increasing a (dot4's order, so each slot gets dot4's bits), in groups of T terms (4, fewer for
+// many slots) with every load of a group issued before its multiply-adds; col(a) and vec(a, c_a), the same for every
+// slot, are loaded once for all slots (a lane's VPL variables, or its rows, share them).
+template <int kSign, int R, class Col, class Mat, class Vec>
+NNLS_FI void dot4_slots(double (&s)[R], int n, const Col& col, const Mat& mat, const Vec& vec) {
+  constexpr int T = R <= 2 ? 4 : (R <= 4 ? 2 : 1);
+  int a = 0;
+  for (; a + T <= n; a += T) {
+    int c[T];
+    double y[T], x[R][T];
+#pragma unroll
+    for (int q = 0; q < T; ++q) c[q] = col(a + q);
+#pragma unroll
+    for (int q = 0; q < T; ++q) y[q] = vec(a + q, c[q]);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+      for (int q = 0; q < T; ++q) x[r][q] = mat(r, c[q]);
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+      for (int q = 0; q < T; ++q) {
+        if (kSign > 0) {
+          s[r] += x[r][q] * y[q];
+        } else {
+          s[r] -= x[r][q] * y[q];
+        }
+      }
+    }
+  }
+  for (; a < n; ++a) {
+    const int c = col(a);
+    const double y = vec(a, c);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (kSign > 0) {
+        s[r] += mat(r, c) * y;
+      } else {
+        s[r] -= mat(r, c) * y;
+      }
+    }
+  }
 }
 
 // The exact maximum over a group of nonnegative doubles (or +0): their bit patterns order as the values do, so
@@ -260,19 +321,29 @@ class GroupSolver {
   // CPU adds, in its order).
   NNLS_FI void form_u(bool support_only) {
     const int n = n_;
-    const int terms = support_only ? p_ : n;
+    const int* in = ws_.in;
+    const double* bb = ws_.b;
+    const double* Hi[VPL];  // column i of H (H[c][i] = H[i][c]); a valid column for i >= n, whose sum is dropped
+    double s[VPL];
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      Hi[r] = H_ + (i < n ? i : 0);
+      s[r] = 0.0;
+    }
+    const auto mat = [&](int r, int c) { return Hi[r][c * n]; };
+    const auto vec = [&](int, int c) { return bb[c]; };
+    if (support_only) {
+      dot4_slots<1>(s, p_, [&](int a) { return in[a]; }, mat, vec);
+    } else {
+      dot4_slots<1>(s, n, [&](int a) { return a; }, mat, vec);
+    }
 #pragma unroll
     for (int r = 0; r < VPL; ++r) {
       const int i = index(r);
       if (i < n) {
-        const int* in = ws_.in;
-        const double* bb = ws_.b;
-        const double* Hi = H_ + i;  // H[c][i] = H[i][c]
-        const double s = support_only
-            ? dot4<1>(0.0, terms, [&](int a) { return Hi[in[a] * n]; }, [&](int a) { return bb[in[a]]; })
-            : dot4<1>(0.0, terms, [&](int a) { return Hi[a * n]; }, [&](int a) { return bb[a]; });
-        u[r] = s;
-        ws_.u[i] = s;
+        u[r] = s[r];
+        ws_.u[i] = s[r];
       }
     }
     have_u_ = true;
@@ -290,25 +361,6 @@ class GroupSolver {
     return 4.0 * n_ * DBL_EPSILON * (n_ * xmax + 1.0);
   }
 
-  // The packed lower triangle of S[list[a]][list[c]], c <= a < m (S symmetric: read as S[list[c]][list[a]]).
-  NNLS_FI void gather(const double* S, const int* list, int m) {
-    for (int a = g_.lane(); a < m; a += L) {
-      const double* Sa = S + list[a];
-      double* Ma = ws_.M + tri(a);
-      int c = 0;
-      for (; c + 4 <= a + 1; c += 4) {
-        const int l0 = list[c], l1 = list[c + 1], l2 = list[c + 2], l3 = list[c + 3];
-        const double v0 = Sa[l0 * n_], v1 = Sa[l1 * n_], v2 = Sa[l2 * n_], v3 = Sa[l3 * n_];
-        Ma[c] = v0;
-        Ma[c + 1] = v1;
-        Ma[c + 2] = v2;
-        Ma[c + 3] = v3;
-      }
-      for (; c <= a; ++c) Ma[c] = Sa[list[c] * n_];
-    }
-    g_.sync();
-  }
-
   // One of ROWS register slots, by a run-time index (a select chain: the slots stay in registers).
   NNLS_FI static double slot(const double (&v)[ROWS], int t) {
     double out = v[0];
@@ -321,44 +373,58 @@ class GroupSolver {
     for (int s = 0; s < ROWS; ++s) v[s] = s == t ? value : v[s];
   }
 
-  // Pivot of row i of the factor from its diagonal entry and the sum of squares of its finished part: L_ii
-  // in M, 1 / L_ii in ws.dinv[i], or 0 there when the pivot fails kPivotRtol (the test of cholesky_inplace).
-  NNLS_FI void pivot(int i, double sq) {
-    double* Mi = ws_.M + tri(i);
-    const double diag = Mi[i];
+  // Pivot of row i of the factor from its diagonal entry and the sum of squares of its finished part:
+  // 1 / L_ii in ws.dinv[i], or 0 there when the pivot fails kPivotRtol (the test of cholesky_inplace). L_ii
+  // itself is never read (the factorization and the solves multiply by its reciprocal), so the device takes
+  // one reciprocal square root (rsqrt, within an ulp) instead of a square root and a division.
+  NNLS_FI void pivot(int i, double diag, double sq) {
     const double d = diag - sq;
     double inv = 0.0;
-    if (d > kPivotRtol * diag && diag > 0.0) {  // false for NaN too
-      const double s = sqrt(d);
-      Mi[i] = s;
-      inv = 1.0 / s;
-    }
+    if (d > kPivotRtol * diag && diag > 0.0) inv = reciprocal_sqrt(d);  // false for NaN too
     ws_.dinv[i] = inv;
   }
 
-  // In-place Cholesky of the m x m packed matrix in ws.M, left-looking like cholesky_inplace: at step j every
-  // lane finishes entry j of its rows below j; the owner of row j + 1 then takes that row's pivot at once
-  // (look-ahead), so that step j + 1 only reads it. False when a pivot fails (uniform over the group).
-  NNLS_FI bool cholesky(int m) {
+  // Cholesky factor of the m x m matrix S[list[a]][list[c]] (S symmetric: entry (a, c) is read as
+  // S[list[c]][list[a]]) into the packed lower triangle ws.M (row a at tri(a), strictly lower part: the
+  // diagonal is kept as reciprocal pivots in ws.dinv), left-looking like cholesky_inplace: at step j every
+  // lane finishes entry j of its rows below j, starting from S's entry read in place (no gathered copy); the
+  // owner of row j + 1 then takes that row's pivot at once (look-ahead), so that step j + 1 only reads it.
+  // False when a pivot fails (uniform over the group).
+  //
+  // aug: the right-hand side r_a = rhs[list[a]] rides along as row m of the factor (the bordered matrix
+  // [[S_ll, r], [r^T, .]]): its entry j, (r_j - sum_{q<j} v_q L_jq) / L_jj, is v_j of the forward
+  // substitution L v = r, the same terms in the same order as the column-by-column substitution of
+  // cholesky_solve (so the same bits), computed by one more lane within the factorization's steps instead of
+  // m further steps after them. Row m must fit the packed storage: m < group_rows(n).
+  NNLS_FI bool cholesky(const double* S, const int* list, int m, const double* rhs = nullptr) {
     double* M = ws_.M;
+    const int n = n_;
+    const int last = rhs != nullptr ? m : m - 1;  // the last row worked on
     double sq[ROWS];
+    const double* Srow[ROWS];  // column list[i] of S for the lane's rows i
 #pragma unroll
-    for (int t = 0; t < ROWS; ++t) sq[t] = 0.0;
-    if (m > 0 && g_.lane() == 0) pivot(0, 0.0);
+    for (int t = 0; t < ROWS; ++t) {
+      const int i = t * L + g_.lane();
+      sq[t] = 0.0;
+      Srow[t] = S + (i < m ? list[i] : 0);
+    }
+    if (m > 0 && g_.lane() == 0) pivot(0, Srow[0][list[0] * n], 0.0);
     g_.sync();
     for (int j = 0; j < m; ++j) {
       const double* Mj = M + tri(j);
       const double inv = ws_.dinv[j];
       if (inv == 0.0) return false;
+      const int lj = list[j];
 #pragma unroll
       for (int t = 0; t < ROWS; ++t) {
         const int i = t * L + g_.lane();
-        if (i > j && i < m) {
+        if (i > j && i <= last) {
           double* Mi = M + tri(i);
-          const double s = dot4<-1>(Mi[j], j, [&](int q) { return Mi[q]; }, [&](int q) { return Mj[q]; }) * inv;
+          const double start = i < m ? Srow[t][lj * n] : rhs[lj];
+          const double s = dot4<-1>(start, j, [&](int q) { return Mi[q]; }, [&](int q) { return Mj[q]; }) * inv;
           Mi[j] = s;
           sq[t] += s * s;
-          if (i == j + 1) pivot(i, sq[t]);
+          if (i == j + 1 && i < m) pivot(i, Srow[t][list[i] * n], sq[t]);
         }
       }
       g_.sync();
@@ -367,10 +433,10 @@ class GroupSolver {
   }
 
   // w <- (L L^T)^{-1} w for the factor in ws.M (and its reciprocal pivots ws.dinv); w holds the lane's rows
-  // (row a in slot a / L of lane a % L).
-  NNLS_FI void cholesky_solve(int m, double (&w)[ROWS]) const {
+  // (row a in slot a / L of lane a % L). forward = false: w already holds v of L v = w (cholesky's row m).
+  NNLS_FI void cholesky_solve(int m, double (&w)[ROWS], bool forward = true) const {
     const double* M = ws_.M;
-    for (int j = 0; j < m; ++j) {  // L v = w, by columns: w_i -= L_ij v_j in increasing j, as the CPU
+    for (int j = 0; forward && j < m; ++j) {  // L v = w, by columns: w_i -= L_ij v_j in increasing j, as the CPU
       const int owner = j % L;
       double wj = 0.0;
       if (g_.lane() == owner) {
@@ -400,6 +466,22 @@ class GroupSolver {
     }
   }
 
+  // w = (S_ll)^{-1} rhs_l for the m indices l = list[0..m) (w[a] belongs to list[a]), in the lanes' rows:
+  // the factorization, with the right-hand side as its extra row where that fits (see cholesky), then the
+  // back substitution. False when a pivot fails.
+  NNLS_FI bool factor_solve(const double* S, const int* list, const double* rhs, int m, double (&w)[ROWS]) {
+    const bool aug = m < group_rows(n_);
+    if (!cholesky(S, list, m, aug ? rhs : nullptr)) return false;
+    const double* v = ws_.M + tri(m);  // row m: v of L v = rhs (aug)
+#pragma unroll
+    for (int t = 0; t < ROWS; ++t) {
+      const int a = t * L + g_.lane();
+      w[t] = a < m ? (aug ? v[a] : rhs[list[a]]) : 0.0;
+    }
+    cholesky_solve(m, w, !aug);
+    return true;
+  }
+
   NNLS_FI void store_w(const double (&w)[ROWS], int m) {
 #pragma unroll
     for (int t = 0; t < ROWS; ++t) {
@@ -412,16 +494,23 @@ class GroupSolver {
   // x = G_FF^{-1} b_F on F, 0 elsewhere; with want_y, the dual y = G x - b off F (0 on F).
   NNLS_FI bool passive_side(bool want_y) {
     const int n = n_, p = p_;
-    gather(G_, ws_.in, p);
-    if (!cholesky(p)) return false;
     double w[ROWS];
-#pragma unroll
-    for (int t = 0; t < ROWS; ++t) {
-      const int a = t * L + g_.lane();
-      w[t] = a < p ? ws_.b[ws_.in[a]] : 0.0;
-    }
-    cholesky_solve(p, w);
+    if (!factor_solve(G_, ws_.in, ws_.b, p, w)) return false;
     store_w(w, p);
+    double dual[VPL];  // y = G x - b off F; G[in[a]][i] = G[i][in[a]]
+    const double* Gi[VPL];
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      Gi[r] = G_ + (i < n ? i : 0);
+      dual[r] = -b[r];
+    }
+    if (want_y) {
+      const int* in = ws_.in;
+      const double* ww = ws_.w;
+      dot4_slots<1>(dual, p, [&](int a) { return in[a]; }, [&](int r, int c) { return Gi[r][c * n]; },
+                    [&](int a, int) { return ww[a]; });
+    }
 #pragma unroll
     for (int r = 0; r < VPL; ++r) {
       const int i = index(r);
@@ -431,12 +520,7 @@ class GroupSolver {
         y[r] = 0.0;
       } else {
         x[r] = 0.0;
-        if (want_y) {  // G[in[a]][i] = G[i][in[a]]
-          const double* Gi = G_ + i;
-          const int* in = ws_.in;
-          const double* ww = ws_.w;
-          y[r] = dot4<1>(-b[r], p, [&](int a) { return Gi[in[a] * n]; }, [&](int a) { return ww[a]; });
-        }
+        if (want_y) y[r] = dual[r];
       }
     }
     return true;
@@ -445,25 +529,27 @@ class GroupSolver {
   // The dual side: w = H_ZZ^{-1} u_Z,  x = u - H_:Z w on F (0 off F),  y_Z = -w (0 on F).
   NNLS_FI bool dual_side() {
     const int n = n_, z = z_;
-    gather(H_, ws_.out, z);
-    if (!cholesky(z)) return false;
     double w[ROWS];
-#pragma unroll
-    for (int t = 0; t < ROWS; ++t) {
-      const int a = t * L + g_.lane();
-      w[t] = a < z ? ws_.u[ws_.out[a]] : 0.0;
-    }
-    cholesky_solve(z, w);
+    if (!factor_solve(H_, ws_.out, ws_.u, z, w)) return false;
     store_w(w, z);
+    double primal[VPL];  // x = u - H_:Z w on F
+    const double* Hi[VPL];
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      Hi[r] = H_ + (i < n ? i : 0);
+      primal[r] = u[r];
+    }
+    const int* out = ws_.out;
+    const double* ww = ws_.w;
+    dot4_slots<-1>(primal, z, [&](int a) { return out[a]; }, [&](int r, int c) { return Hi[r][c * n]; },
+                   [&](int a, int) { return ww[a]; });
 #pragma unroll
     for (int r = 0; r < VPL; ++r) {
       const int i = index(r);
       if (i >= n) continue;
       if (F[r]) {
-        const double* Hi = H_ + i;
-        const int* out = ws_.out;
-        const double* ww = ws_.w;
-        x[r] = dot4<-1>(u[r], z, [&](int a) { return Hi[out[a] * n]; }, [&](int a) { return ww[a]; });
+        x[r] = primal[r];
         y[r] = 0.0;
       } else {
         x[r] = 0.0;
@@ -487,34 +573,57 @@ class GroupSolver {
     const double* xx = ws_.x;
     const double* rr = ws_.r;
     const double* ww = ws_.w;
-    for (int a = g_.lane(); a < p; a += L) {  // r_a = b_in[a] - G[in[a]][in] x_in
-      const int ia = in[a];
-      const double* Ga = G_ + ia;
-      ws_.r[a] = dot4<-1>(ws_.b[ia], p, [&](int c) { return Ga[in[c] * n]; }, [&](int c) { return xx[in[c]]; });
+    {  // r_a = b_in[a] - G[in[a]][in] x_in for the lane's rows a = t L + lane < p (p <= n <= VPL L)
+      double ra[VPL];
+      const double* Ga[VPL];
+#pragma unroll
+      for (int t = 0; t < VPL; ++t) {
+        const int a = t * L + g_.lane();
+        const int ia = a < p ? in[a] : 0;
+        Ga[t] = G_ + ia;
+        ra[t] = ws_.b[ia];
+      }
+      dot4_slots<-1>(ra, p, [&](int c) { return in[c]; }, [&](int t, int ic) { return Ga[t][ic * n]; },
+                     [&](int, int ic) { return xx[ic]; });
+#pragma unroll
+      for (int t = 0; t < VPL; ++t) {
+        const int a = t * L + g_.lane();
+        if (a < p) ws_.r[a] = ra[t];
+      }
     }
     g_.sync();
-    double w[ROWS];
+    double w[ROWS];  // w_a = H[out[a]][in] r for the lane's rows a < z (zero beyond)
+    const double* Ha[ROWS];
 #pragma unroll
     for (int t = 0; t < ROWS; ++t) {
       const int a = t * L + g_.lane();
-      double s = 0.0;
-      if (a < z) {
-        const double* Ha = H_ + out[a];
-        s = dot4<1>(0.0, p, [&](int c) { return Ha[in[c] * n]; }, [&](int c) { return rr[c]; });
-      }
-      w[t] = s;
+      Ha[t] = H_ + (a < z ? out[a] : 0);
+      w[t] = 0.0;
+    }
+    dot4_slots<1>(w, p, [&](int c) { return in[c]; }, [&](int t, int ic) { return Ha[t][ic * n]; },
+                  [&](int c, int) { return rr[c]; });
+#pragma unroll
+    for (int t = 0; t < ROWS; ++t) {
+      const int a = t * L + g_.lane();
+      if (a >= z) w[t] = 0.0;
     }
     cholesky_solve(z, w);
     store_w(w, z);
+    double s[VPL];
+    const double* Hi[VPL];
 #pragma unroll
     for (int r = 0; r < VPL; ++r) {
       const int i = index(r);
-      if (i < n && F[r]) {
-        const double* Hi = H_ + i;
-        double s = dot4<1>(0.0, p, [&](int c) { return Hi[in[c] * n]; }, [&](int c) { return rr[c]; });
-        s = dot4<-1>(s, z, [&](int c) { return Hi[out[c] * n]; }, [&](int c) { return ww[c]; });
-        x[r] += s;
-      }
+      Hi[r] = H_ + (i < n ? i : 0);
+      s[r] = 0.0;
+    }
+    const auto mat = [&](int r, int c) { return Hi[r][c * n]; };
+    dot4_slots<1>(s, p, [&](int c) { return in[c]; }, mat, [&](int c, int) { return rr[c]; });
+    dot4_slots<-1>(s, z, [&](int c) { return out[c]; }, mat, [&](int c, int) { return ww[c]; });
+#pragma unroll
+    for (int r = 0; r < VPL; ++r) {
+      const int i = index(r);
+      if (i < n && F[r]) x[r] += s[r];
     }
   }
 
