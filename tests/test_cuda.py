@@ -17,6 +17,11 @@ from conftest import kkt_residual, make_generator, matrix_with_condition
 from neuralnmf import NNLSConvergenceWarning, _extension, nnls, ops
 from neuralnmf.ops import nnls_from_products
 
+try:  # the device-result check moved from neuralnmf.ops to neuralnmf._validation in the package refactor
+    from neuralnmf._validation import _check_device_result
+except ImportError:
+    _check_device_result = ops._check_device_result
+
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DTYPES = [torch.float64, torch.float32]
 KKT_TOL = {torch.float64: 1e-11, torch.float32: 1e-4}
@@ -45,16 +50,16 @@ def test_validation_switches_restore_the_previous_state():
 
 def test_device_result_check_turns_info_into_errors_and_warnings():
     A = torch.rand(5, 3, dtype=torch.float64)
-    ops._check_device_result(A, torch.tensor([0, 1, 0], dtype=torch.int32), None)
+    _check_device_result(A, torch.tensor([0, 1, 0], dtype=torch.int32), None)
     with pytest.raises(ValueError, match="X contains NaN or Inf"):
-        ops._check_device_result(A, torch.tensor([0, -2, -1], dtype=torch.int32), None)
+        _check_device_result(A, torch.tensor([0, -2, -1], dtype=torch.int32), None)
     A_bad = A.clone()
     A_bad[1, 1] = float("inf")
     with pytest.raises(ValueError, match="A contains NaN or Inf"):  # A first: it makes every column -2
-        ops._check_device_result(A_bad, torch.full((3,), -2, dtype=torch.int32), None)
+        _check_device_result(A_bad, torch.full((3,), -2, dtype=torch.int32), None)
     with pytest.warns(NNLSConvergenceWarning, match="2 of 4 columns"):
-        ops._check_device_result(A, torch.tensor([-1, 0, -1, 1], dtype=torch.int32), 3)
-    ops._check_device_result(A, torch.zeros(0, dtype=torch.int32), None)
+        _check_device_result(A, torch.tensor([-1, 0, -1, 1], dtype=torch.int32), 3)
+    _check_device_result(A, torch.zeros(0, dtype=torch.int32), None)
 
 
 def test_fallback_message_names_op_device_and_build():
@@ -223,7 +228,7 @@ def test_forward_ill_conditioned(cond):
     g = make_generator(3)
     A = matrix_with_condition(300, 32, cond, g)
     X = torch.randn(300, 500, generator=g, dtype=torch.float64)
-    (S_ref, _), (S, info) = _run(X, A)
+    (S_ref, _), (S, _info) = _run(X, A)
     assert kkt_residual(X, A, S) <= 1e-10
     torch.testing.assert_close(S, S_ref, rtol=cond * 1e-12, atol=cond * 1e-12 * S_ref.abs().max().item())
 
@@ -258,7 +263,7 @@ def test_forward_warm_start(dtype):
     X, A = _problem(100, 24, 400, dtype, g)
     (S_ref, _), _ = _run(X, A)
     for init in (S_ref > 0, torch.rand(24, 400, generator=g) > 0.5, torch.zeros(24, 400, dtype=torch.bool)):
-        (S_cpu, _), (S, info) = _run(X, A, init)
+        (S_cpu, _), (S, _info) = _run(X, A, init)
         _close(S, S_cpu, dtype)
         _close(S, S_ref, dtype)
 
@@ -268,7 +273,7 @@ def test_forward_iteration_bound_and_warning():
     g = make_generator(6)
     A = matrix_with_condition(60, 30, 1e3, g).abs()
     X = torch.randn(60, 200, generator=g, dtype=torch.float64)
-    (S_ref, info_ref), (S, info) = _run(X, A, max_iter=1)
+    (_S_ref, info_ref), (_S, info) = _run(X, A, max_iter=1)
     assert torch.equal(info, info_ref) and bool((info == -1).any())
     with pytest.warns(NNLSConvergenceWarning):
         nnls(X.cuda(), A.cuda(), max_iter=1)
@@ -412,6 +417,64 @@ def test_gradients_match_cpu(dtype, k, layout):
     if same_support:
         _close(dX, dX_ref, dtype, tol=1e-8 if dtype == torch.float64 else 1e-3)
         _close(dA, dA_ref, dtype, tol=1e-8 if dtype == torch.float64 else 1e-3)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pack", ["1", "2"])
+@pytest.mark.parametrize("k", [20, 32])
+def test_both_layouts_of_the_k32_class_match_cpu(dtype, pack, k, monkeypatch):
+    """The k <= 32 class in either layout (NEURALNMF_CUDA_PACK: a 32-lane group per column, or two columns per
+    warp with two variables per lane), batched and warm-started: the CPU's S, info and gradients."""
+    monkeypatch.setenv("NEURALNMF_CUDA_PACK", pack)
+    g = make_generator(50 + k)
+    X, A = _problem(3 * k, k, 2001, dtype, g, batch=(2,))
+    init = torch.rand(2, k, 2001, generator=g) > 0.4
+    for args in ((X, A), (X, A, init)):
+        (S_ref, info_ref), (S, info) = _run(*args)
+        assert bool((info >= 0).all())
+        if dtype == torch.float64:
+            assert torch.equal(info, info_ref)
+        _close(S, S_ref, dtype)
+    W = torch.randn(2, k, 2001, generator=g, dtype=torch.float64).to(dtype)
+    S_ref, dX_ref, dA_ref = _grads(X, A, W, "cpu")
+    S, dX, dA = _grads(X, A, W, "cuda")
+    if torch.equal(S > 0, S_ref > 0):
+        _close(dX, dX_ref, dtype, tol=1e-8 if dtype == torch.float64 else 1e-3)
+        _close(dA, dA_ref, dtype, tol=1e-8 if dtype == torch.float64 else 1e-3)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M", [65_536, 70_001])
+@pytest.mark.parametrize("layout", ["rows", "columns"])
+def test_split_da_product_over_long_M(dtype, M, layout, monkeypatch):
+    """dA's X V^T split over chunks of M (csrc/autograd.cpp, CUDA only; a tail when no chunk count divides M),
+    X read in place in either memory layout: the one GEMM's dA and the CPU's, and no host synchronisation."""
+    g = make_generator(60)
+    X, A = _problem(48, 8, M, dtype, g)
+    if layout == "columns":
+        X = X.T.contiguous().T
+    W = torch.randn(8, M, generator=g, dtype=torch.float64).to(dtype)
+    _, _, dA_ref = _grads(X, A, W, "cpu")
+    Xg, Ag, Wg = X.cuda(), A.cuda().requires_grad_(True), W.cuda()
+    grads = {}
+    for chunk in ("0", "16384", "4096"):
+        monkeypatch.setenv("NEURALNMF_CUDA_DA_CHUNK", chunk)
+        Ag.grad = None
+        S = nnls(Xg, Ag)
+        torch.cuda.synchronize()
+        with ops.validation(False):
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                (S * Wg).sum().backward()
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+        grads[chunk] = Ag.grad.cpu()
+    tol = 1e-8 if dtype == torch.float64 else 1e-3
+    for chunk, dA in grads.items():
+        _close(dA, grads["0"], dtype, tol=1e-10 if dtype == torch.float64 else 1e-4)
+        _close(dA, dA_ref, dtype, tol=tol)
 
 
 @gpu
