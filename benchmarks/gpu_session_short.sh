@@ -29,7 +29,7 @@ grep -E "neuralnmf build:| error" "$OUT/build.log" | head -20
 [ $BUILD -eq 0 ] || { echo "BUILD FAILED ($BUILD)"; tail -40 "$OUT/build.log"; exit 1; }
 
 stamp "tests/test_cuda.py"
-T=$(( $(left) - 70 )); [ $T -gt 60 ] && T=60
+T=$(( $(left) - 60 )); [ $T -gt 60 ] && T=60
 timeout $T python3 -m pytest -q tests/test_cuda.py > "$OUT/tests.log" 2>&1
 TESTS=$?
 echo "tests exit $TESTS"
