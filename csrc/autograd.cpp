@@ -47,8 +47,11 @@ at::Tensor gram_gradient(const at::Tensor& A, const at::Tensor& S, const at::Ten
   return at::matmul(A, sym).neg_();
 }
 
-// Columns per chunk of the split X V^T on CUDA (below); NEURALNMF_CUDA_DA_CHUNK overrides it (0: one GEMM).
-constexpr int64_t kDefaultDaChunk = 16384;
+// Columns per chunk of the split X V^T on CUDA (below); NEURALNMF_CUDA_DA_CHUNK overrides it. 0, the one
+// GEMM, is the default: on the H200 (benchmarks/RESULTS.md, run 3; N = 1024, k = 32, M = 1e6) the split did not
+// pay (float32 forward+backward 10.95 ms with one GEMM, 10.88 ms with chunks of 4096 columns, 11.72 ms with
+// 16384, 13.65 ms with 65536): cuBLAS's single product is bound by its own kernel, not by too few tiles.
+constexpr int64_t kDefaultDaChunk = 0;
 
 int64_t da_chunk() {
   const char* v = std::getenv("NEURALNMF_CUDA_DA_CHUNK");
@@ -60,11 +63,12 @@ int64_t da_chunk() {
 bool blas_layout(const at::Tensor& t) { return t.stride(-1) == 1 || t.stride(-2) == 1; }
 
 // X V^T for X (N, M) and V (k, M): a reduction over the long dimension M (10^5 - 10^6 columns) into a small
-// (N, k) result. cuBLAS takes it as one GEMM with few output tiles and ran it at a third of the bandwidth of
-// the forward's A^T X on an H200 (3.5 ms against 1.6 ms at N = 1024, k = 32, M = 1e6). On CUDA the M columns
-// are cut into c equal chunks read in place (a strided batch: chunk j is columns [j L, (j + 1) L) of X and of
-// V, no copy), c products (c, N, k) run as one batched GEMM with c times the output tiles, and their sum is
-// the result (a split-K reduction; a tail of M - c L columns is one more GEMM). The CPU keeps the one GEMM.
+// (N, k) result. cuBLAS takes it as one GEMM with few output tiles, at half the FLOP rate of the forward's
+// A^T X on an H200 (3.5 ms against 1.6 ms at N = 1024, k = 32, M = 1e6). With a chunk length set (CUDA only),
+// the M columns are cut into c equal chunks read in place (a strided batch: chunk j is columns [j L, (j + 1) L)
+// of X and of V, no copy), c products (c, N, k) run as one batched GEMM with c times the output tiles, and
+// their sum is the result (a split-K reduction; a tail of M - c L columns is one more GEMM). Measured, it
+// gained nothing (kDefaultDaChunk), so by default CUDA, like the CPU, runs the one GEMM.
 at::Tensor x_times_vt(const at::Tensor& X, const at::Tensor& V) {
   if (X.is_cuda() && X.dim() == 2 && V.dim() == 2 && blas_layout(X) && blas_layout(V)) {
     const int64_t M = X.size(1), chunk = da_chunk();

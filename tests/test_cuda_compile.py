@@ -135,11 +135,14 @@ I64, INT = ctypes.c_int64, ctypes.c_int
 
 # The lane-group configuration of the device kernels (csrc/cuda/group_kernels.cuh) for rank k: (lanes per
 # group, variables per lane); k > 256 goes to the one-thread-per-column kernel alone (lanes 0). The k <= 32
-# class defaults to two columns per warp, (16, 2); NEURALNMF_CUDA_PACK=1 selects (32, 1), the same bits.
+# class defaults to two columns per warp, (16, 2), for float32 results and to (32, 1) for float64 ones
+# (NEURALNMF_CUDA_PACK selects either); both give the same bits.
 DEVICE_CONFIGS = ((8, (8, 1)), (16, (16, 1)), (32, (16, 2)), (64, (32, 2)), (128, (32, 4)), (256, (32, 8)))
 
 
-def device_config(k):
+def device_config(k, dtype=torch.float32):
+    if 16 < k <= 32 and dtype == torch.float64:
+        return (32, 1)
     return next((cfg for kmax, cfg in DEVICE_CONFIGS if k <= kmax), (0, 0))
 
 
@@ -200,7 +203,7 @@ def _emulated_nnls(emu, X, A, init=None, max_iter=0, chunk=(1, 7), lanes=None, s
     X3 = X if batched else X.unsqueeze(0)  # read in place, any strides
     nb, N, M = X3.shape
     k = A.shape[-1]
-    lanes = device_config(k) if lanes is None else lanes
+    lanes = device_config(k, X.dtype) if lanes is None else lanes
     S = torch.full((nb, k, M), -99.0, dtype=X.dtype)
     info = torch.full((nb, M), 99, dtype=torch.int32)
     g = _emulated_gram(emu, A)
@@ -226,7 +229,7 @@ def _emulated_nnls_rhs(emu, AtX, A, init=None, max_iter=0, lanes=None, stats=Non
     batched = AtX.dim() == 3
     B3 = AtX if batched else AtX.unsqueeze(0)
     nb, k, M = B3.shape
-    lanes = device_config(k) if lanes is None else lanes
+    lanes = device_config(k, AtX.dtype) if lanes is None else lanes
     S = torch.empty_like(AtX).fill_(-99.0)
     S3 = S if batched else S.unsqueeze(0)
     info = torch.full((nb, M), 99, dtype=torch.int32)
@@ -244,7 +247,7 @@ def _emulated_support_solve(emu, grad, A, S, lanes=None, stats=None):
     S3 = S if batched else S.unsqueeze(0)
     G3 = grad if batched else grad.unsqueeze(0)
     nb, k, M = S3.shape
-    lanes = device_config(k) if lanes is None else lanes
+    lanes = device_config(k, S.dtype) if lanes is None else lanes
     V = torch.empty_like(S).fill_(-99.0)
     V3 = V if batched else V.unsqueeze(0)
     g = _emulated_gram(emu, A)

@@ -62,7 +62,10 @@ struct GroupShape<256> {
 // each of those instructions between two columns (the loops over variables take twice the steps per lane and
 // cost the same per column). Any L and VPL give the same bits (tests/test_cuda_compile.py), only the speed
 // differs. NEURALNMF_CUDA_PACK=1|2 selects the layout of the k <= 32 class (a switch for benchmarks and a way
-// back to the earlier kernels); kDefaultPack is the default.
+// back to the earlier kernels). Default, as measured on the H200 (benchmarks/RESULTS.md, run 3; N = 1024,
+// k = 32, M = 1e6): 2 for float32 results (group kernel 3.08 ms, forward 5.20-5.32 ms against 5.40-5.50 ms
+// with 1), 1 for float64 results, whose refinement step makes the packed kernel slower (forward 8.21 ms with
+// 1, 9.31-9.37 ms with 2).
 template <int KMAX, int PACK>
 struct PackedShape {
   using Base = GroupShape<KMAX>;
@@ -71,9 +74,9 @@ struct PackedShape {
   static constexpr bool kSharedGram = Base::kSharedGram;
 };
 
-constexpr int kDefaultPack = 2;
-
+template <typename scalar_t>
 inline int pack_choice() {
+  constexpr int kDefaultPack = sizeof(scalar_t) == 4 ? 2 : 1;
   const char* v = std::getenv("NEURALNMF_CUDA_PACK");
   const int choice = v != nullptr ? std::atoi(v) : kDefaultPack;
   return (choice == 1 || choice == 2) ? choice : kDefaultPack;
@@ -275,7 +278,7 @@ bool launch_group_support_with(const SupportColumns<scalar_t>& a, uint8_t* defer
 template <int KMAX, typename rhs_t, typename scalar_t>
 bool launch_group_nnls(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t stream) {
   if constexpr (KMAX == 32) {
-    if (pack_choice() == 2) {
+    if (pack_choice<scalar_t>() == 2) {
       switch (min_blocks_choice()) {
         case 1: return launch_group_nnls_with<KMAX, 2, 1>(a, stream);
         case 3: return launch_group_nnls_with<KMAX, 2, 3>(a, stream);
@@ -297,7 +300,7 @@ bool launch_group_nnls(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t strea
 template <int KMAX, typename scalar_t>
 bool launch_group_support(const SupportColumns<scalar_t>& a, uint8_t* deferred, cudaStream_t stream) {
   if constexpr (KMAX == 32) {
-    if (pack_choice() == 2) {
+    if (pack_choice<scalar_t>() == 2) {
       switch (min_blocks_choice()) {
         case 1: return launch_group_support_with<KMAX, 2, 1>(a, deferred, stream);
         case 3: return launch_group_support_with<KMAX, 2, 3>(a, deferred, stream);
