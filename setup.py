@@ -9,10 +9,22 @@ FORCE_CUDA=1. Environment switches:
     DEBUG=1            -O0 -g, assertions on
     NVCC_FLAGS=...     extra flags for nvcc
 
+Build habits taken from pytorch/extension-cpp and pytorch_scatter:
+
+* OpenMP only where torch itself runs on OpenMP (``torch.__config__.parallel_info()``) and the platform's compiler
+  takes -fopenmp (not Apple's clang); otherwise ``at::parallel_for`` runs on torch's own thread pool without it.
+* One library for every Python version (``py_limited_api``: setuptools defines Py_LIMITED_API, the wheel is tagged
+  cp39-abi3) with torch >= 2.6: the extension
+  uses only TORCH_LIBRARY registrations and the limited Python C API (an empty module), no pybind11. With older
+  torch it is built per Python version, as before.
+* The torch and CUDA versions it was built for are compiled into ``neuralnmf._C`` (``torch_version``,
+  ``cuda_version``); ``neuralnmf/_extension.py`` refuses a build that does not match the installed torch.
+
 Install with `pip install --no-build-isolation -e .` so the build uses the torch you already have.
 """
 import glob
 import os
+import sys
 
 import torch
 from setuptools import setup
@@ -20,6 +32,7 @@ from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, C
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join("csrc")
+LIMITED_API = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 6)
 
 
 def _flag(name):
@@ -38,6 +51,18 @@ def _cuda_decision():
     return True, f"torch CUDA {torch.version.cuda}, CUDA_HOME={CUDA_HOME}"
 
 
+def _openmp():
+    """(cxx flags, link flags, description): -fopenmp where torch runs on OpenMP and the compiler has it."""
+    info = torch.__config__.parallel_info()
+    if "backend: OpenMP" not in info or "OpenMP not found" in info:
+        return [], [], "no OpenMP (torch's parallel backend is not OpenMP)"
+    if sys.platform == "darwin":  # Apple's clang has no -fopenmp
+        return [], [], "no OpenMP (macOS)"
+    if os.name == "nt":
+        return ["/openmp"], [], "OpenMP"
+    return ["-fopenmp"], ["-fopenmp"], "OpenMP"
+
+
 def get_extensions():
     debug = _flag("DEBUG")
     with_cuda, reason = _cuda_decision()
@@ -45,8 +70,12 @@ def get_extensions():
     cuda_sources = sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))
     if with_cuda and not cuda_sources:
         with_cuda, reason = False, "no CUDA sources in csrc/cuda"
+    omp_cxx, omp_link, omp = _openmp()
     cxx = ["-O0", "-g"] if debug else ["-O3", "-DNDEBUG"]
-    cxx += ["-std=c++17", "-fopenmp"] if os.name != "nt" else ["/std:c++17", "/openmp"]
+    cxx += (["-std=c++17"] if os.name != "nt" else ["/std:c++17"]) + omp_cxx
+    # what the build is for, compiled into neuralnmf._C (C++ sources only: nvcc never sees the quotes)
+    cxx += [f'-DNEURALNMF_TORCH_VERSION="{torch.__version__}"',
+            f'-DNEURALNMF_CUDA_VERSION="{torch.version.cuda if with_cuda else ""}"']
     extra = {"cxx": cxx}
     define_macros = []
     extension = CppExtension
@@ -62,7 +91,8 @@ def get_extensions():
         extra["nvcc"] = nvcc
         define_macros.append(("WITH_CUDA", None))
     print(
-        f"neuralnmf build: {'CPU + CUDA' if with_cuda else 'CPU only'} ({reason}); "
+        f"neuralnmf build: {'CPU + CUDA' if with_cuda else 'CPU only'} ({reason}); {omp}; "
+        f"{'one library for Python >= 3.9 (limited API)' if LIMITED_API else 'per Python version'}; "
         f"{'debug' if debug else 'release'}; torch {torch.__version__}; "
         f"TORCH_CUDA_ARCH_LIST={os.getenv('TORCH_CUDA_ARCH_LIST', '(torch default)')}"
     )
@@ -73,9 +103,14 @@ def get_extensions():
             include_dirs=[os.path.join(ROOT, CSRC)],
             define_macros=define_macros,
             extra_compile_args=extra,
-            extra_link_args=["-fopenmp"] if os.name != "nt" else [],
+            extra_link_args=omp_link,
+            py_limited_api=LIMITED_API,
         )
     ]
 
 
-setup(ext_modules=get_extensions(), cmdclass={"build_ext": BuildExtension})
+setup(
+    ext_modules=get_extensions(),
+    cmdclass={"build_ext": BuildExtension},
+    options={"bdist_wheel": {"py_limited_api": "cp39"}} if LIMITED_API else {},
+)

@@ -1,14 +1,30 @@
 // The neuralnmf operator library: schemas of every op, and the Python module `neuralnmf._C` whose import
 // loads them. Kernels register themselves per device (cpu/, cuda/), the backward of nnls and nnls_rhs in
-// autograd.cpp; fake kernels are attached from Python (neuralnmf/ops.py).
+// autograd.cpp; fake kernels are attached from Python (neuralnmf/_fake.py). The module holds only two strings,
+// the torch and CUDA versions it was built for (setup.py defines them; neuralnmf/_extension.py checks them), so
+// it needs nothing beyond Python's limited API.
 #include <Python.h>
 #include <torch/library.h>
 
+#ifndef NEURALNMF_TORCH_VERSION
+#define NEURALNMF_TORCH_VERSION ""
+#endif
+#ifndef NEURALNMF_CUDA_VERSION
+#define NEURALNMF_CUDA_VERSION ""
+#endif
+
 extern "C" {
-// An empty module: importing neuralnmf._C runs the static registrations below.
+// Importing neuralnmf._C runs the static registrations below.
 PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module_def);
+  PyObject* module = PyModule_Create(&module_def);
+  if (module == nullptr) return nullptr;
+  if (PyModule_AddStringConstant(module, "torch_version", NEURALNMF_TORCH_VERSION) < 0 ||
+      PyModule_AddStringConstant(module, "cuda_version", NEURALNMF_CUDA_VERSION) < 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
 }
 }
 
