@@ -12,7 +12,8 @@ import numbers
 
 import torch
 
-__all__ = ["check_int", "check_rank", "check_ranks", "check_real", "check_generator", "check_level", "check_shape"]
+__all__ = ["check_int", "check_rank", "check_ranks", "check_real", "check_generator", "check_level", "check_shape",
+           "int_sequence"]
 
 
 def check_int(value, fn: str, name: str, *, minimum: int) -> int:
@@ -88,3 +89,22 @@ def check_shape(shape, fn: str, name: str = "shape") -> tuple[int, ...]:
     if len(shape) < 2:
         raise ValueError(f"{fn}: {name} must have at least 2 modes, got {shape}")
     return tuple(check_rank(s, fn, f"{name}[{i}]") for i, s in enumerate(shape))
+
+
+def int_sequence(value, name: str, *, positive: bool = False) -> list[int]:
+    """A sequence of Python/numpy ints (not bools), or a 1-D integer tensor, as a list of ints (> 0 with
+    ``positive``)."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() or value.is_complex() or value.dim() != 1:
+            raise ValueError(f"{name} must be a 1-D integer tensor or a list of ints")
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of ints, got {type(value).__name__}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must contain ints, got {v!r}")
+        if positive and v <= 0:
+            raise ValueError(f"{name} must contain positive ints, got {v}")
+        out.append(int(v))
+    return out

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._checks import int_sequence
+
 __all__ = ["HierarchicalCorpus", "make_hierarchical_corpus", "random_label_mask", "TOY_DOC_SIZES", "TOY_WORD_SIZES",
            "TOY_TOPICS", "TOY_SUPERTOPICS", "TOY_VALUES", "TOY_NOISE"]
 
@@ -90,18 +92,10 @@ def _check_dtype(dtype) -> None:
 
 
 def _int_tuple(value, name: str, *, positive: bool = True) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise TypeError(f"{name} must be a sequence of ints, got {type(value).__name__}")
-    out = []
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must contain ints, got {v!r}")
-        if positive and v <= 0:
-            raise ValueError(f"{name} must contain positive ints, got {v}")
-        out.append(int(v))
+    out = tuple(int_sequence(value, name, positive=positive))
     if not out:
         raise ValueError(f"{name} must not be empty")
-    return tuple(out)
+    return out
 
 
 def _partition_parents(groups, n_children: int, name: str) -> list[int]:

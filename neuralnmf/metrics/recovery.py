@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
+from .._checks import int_sequence
 from ._inputs import _labels, _same_device, _tensor
 from .classification import _num_classes
 
@@ -114,21 +114,6 @@ class HierarchyRecovery(NamedTuple):
     matchings: list[list[int]]
 
 
-def _int_list(v, name: str) -> list[int]:
-    if isinstance(v, torch.Tensor):
-        if v.is_floating_point() or v.dim() != 1:
-            raise ValueError(f"{name} must be a 1-D integer tensor or a list of ints")
-        return [int(i) for i in v.tolist()]
-    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence):
-        raise TypeError(f"{name} must be a sequence of ints, got {type(v).__name__}")
-    out = []
-    for i in v:
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"{name} must contain ints, got {i!r}")
-        out.append(int(i))
-    return out
-
-
 def hierarchy_recovery(hierarchy_pred, hierarchy_true, *, matchings=None) -> HierarchyRecovery:
     """How many parent links of a known hierarchy a learned hierarchy recovers.
 
@@ -165,14 +150,14 @@ def hierarchy_recovery(hierarchy_pred, hierarchy_true, *, matchings=None) -> Hie
     L = len(hierarchy_true)
     if len(hierarchy_pred) != L:
         raise ValueError(f"hierarchy_pred has {len(hierarchy_pred)} levels but hierarchy_true has {L}")
-    true = [_int_list(h, f"hierarchy_true[{l}]") for l, h in enumerate(hierarchy_true)]
-    pred = [_int_list(h, f"hierarchy_pred[{l}]") for l, h in enumerate(hierarchy_pred)]
+    true = [int_sequence(h, f"hierarchy_true[{l}]") for l, h in enumerate(hierarchy_true)]
+    pred = [int_sequence(h, f"hierarchy_pred[{l}]") for l, h in enumerate(hierarchy_pred)]
 
     if matchings is None:
         matchings = [None] * (L + 1)
     if isinstance(matchings, (str, bytes)) or not isinstance(matchings, Sequence) or len(matchings) != L + 1:
         raise ValueError(f"matchings must be a list of L + 1 = {L + 1} entries (levels 0 .. L), each None or a list")
-    m = [None if mm is None else _int_list(mm, f"matchings[{l}]") for l, mm in enumerate(matchings)]
+    m = [None if mm is None else int_sequence(mm, f"matchings[{l}]") for l, mm in enumerate(matchings)]
 
     # level sizes
     c_sizes = [len(t) for t in true] + [max(true[-1], default=-1) + 1]
