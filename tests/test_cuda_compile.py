@@ -157,7 +157,7 @@ class _Err:
 
 
 def _emulated_gram(emu, A, threads=0):
-    """make_device_gram (csrc/cuda/device_gram.cu) on the host. A: (N, k) or (B, N, k). threads > 0: the
+    """make_device_gram (csrc/cuda/gram_prepare.cu) on the host. A: (N, k) or (B, N, k). threads > 0: the
     Gram kernel's block routine runs on that many host threads, else on one."""
     shared = A.dim() == 2
     A3 = (A.unsqueeze(0) if shared else A).double().contiguous()

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "../common/column_solver.h"
-#include "gram_device.cuh"
+#include "gram_view.cuh"
 #include "pinv_jacobi.cuh"
 
 namespace neuralnmf {

@@ -1,7 +1,7 @@
 // CUDA kernels of neuralnmf::nnls and neuralnmf::nnls_rhs: the contract and scaling of csrc/cpu/nnls_kernel.cpp,
 // all on the device and without a host synchronisation (so they also run inside CUDA graphs), on the current
 // stream:
-//   1. the scaled Gram G, its inverse H and per-dictionary flags (device_gram.cu);
+//   1. the scaled Gram G, its inverse H and per-dictionary flags (gram_prepare.cu);
 //   2. the right-hand sides: nnls forms B = Ad^T X by cuBLAS, in the data's dtype (float32 data stays float32:
 //      the solves widen each entry to float64 as they read it, as the CPU kernel does); nnls_rhs reads the
 //      caller's products A^T X in place, in their dtype and layout, scaling rows as it reads them;
@@ -33,7 +33,7 @@
 #include "../checks.h"
 #include "../cpu/scaled_gram.h"
 #include "column_kernels.h"
-#include "device_gram.h"
+#include "gram_prepare.h"
 #include "thread_scratch.h"
 
 namespace neuralnmf {

@@ -17,7 +17,7 @@
 
 #include "../checks.h"
 #include "column_kernels.h"
-#include "device_gram.h"
+#include "gram_prepare.h"
 #include "thread_scratch.h"
 
 namespace neuralnmf {

@@ -1,4 +1,4 @@
-// Device Gram preparation (see gram_device.cuh): the scaling by torch ops, the per-item power of two and
+// Device Gram preparation (see gram_view.cuh): the scaling by torch ops, the per-item power of two and
 // the Cholesky / inverse of G by two small kernels. Nothing is read back to the host, so a data-dependent
 // outcome (A not finite, G singular) travels in `flags` to the column kernels.
 #include <ATen/core/Tensor.h>
@@ -13,7 +13,7 @@
 
 #include <algorithm>
 
-#include "device_gram.h"
+#include "gram_prepare.h"
 
 namespace neuralnmf {
 namespace cuda {

@@ -1,4 +1,4 @@
-// Host side of the device Gram preparation: the tensors behind a GramView (csrc/cuda/gram_device.cuh), made
+// Host side of the device Gram preparation: the tensors behind a GramView (csrc/cuda/gram_view.cuh), made
 // on A's device by torch ops and two small kernels, with no host synchronisation.
 #pragma once
 
@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "gram_device.cuh"
+#include "gram_view.cuh"
 
 namespace neuralnmf {
 namespace cuda {
