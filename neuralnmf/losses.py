@@ -48,13 +48,14 @@ def _mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
 
 
 def squared_error(x: torch.Tensor, codes: torch.Tensor, dictionary: torch.Tensor,
-                  mask: torch.Tensor | None = None) -> torch.Tensor:
+                  mask: torch.Tensor | None = None, *, x_sq: torch.Tensor | None = None) -> torch.Tensor:
     """||mask ⊙ (x - codes dictionary^T)||^2: x (M, N), codes (M, k), dictionary (N, k).
 
     A sparse x is never densified, and neither is the product: with the expansion
     ||x||^2 - 2 <codes, x dictionary> + <codes^T codes, dictionary^T dictionary> the cost is O(nnz k + (M + N) k^2)
     in time and O((M + N) k) in memory. (In float32 the expansion loses relative precision when the fit is
-    almost exact; sparse corpora are far from that.)
+    almost exact; sparse corpora are far from that.) ``x_sq``: ||x||^2 of a sparse x when the caller has it
+    (:func:`data_energy`), so that several levels read the data's values once.
     """
     if x.layout == torch.strided:
         residual = x - F.linear(codes, dictionary)  # codes @ dictionary^T, no transpose node
@@ -63,10 +64,11 @@ def squared_error(x: torch.Tensor, codes: torch.Tensor, dictionary: torch.Tensor
         return (residual * residual).sum()
     if mask is not None:
         raise ValueError("a data mask is not supported with sparse data (the implicit zeros count as observed)")
-    products = sparse_products.csr_pair(x)
+    if x_sq is None:
+        x_sq = data_energy(x)
     cross = (codes * sparse_products.matmul(x, dictionary)).sum()
     gram = ((codes.mT @ codes) * (dictionary.mT @ dictionary)).sum()
-    return (products.x.values() ** 2).sum() - 2 * cross + gram
+    return x_sq - 2 * cross + gram
 
 
 def data_energy(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -108,11 +110,13 @@ def _positive(normalizer: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
 
 def hierarchical_terms(model, x: torch.Tensor, output, data_mask: torch.Tensor | None = None):
     """({"level_l": ||W ⊙ (x - S_l D_l^T)||^2}, ||W ⊙ x||^2): every level measured in data space."""
+    energy = data_energy(x, data_mask)  # the normalizer, and ||x||^2 of every level's expansion of a sparse x
+    x_sq = energy if x.layout != torch.strided else None
     sums, dictionary = {}, None
     for l, (layer, codes) in enumerate(zip(model.layers, output.codes)):
         dictionary = layer.A if dictionary is None else dictionary @ layer.A
-        sums[f"level_{l}"] = squared_error(x, codes, dictionary, data_mask)
-    return sums, _positive(data_energy(x, data_mask), _observed(x, data_mask))
+        sums[f"level_{l}"] = squared_error(x, codes, dictionary, data_mask, x_sq=x_sq)
+    return sums, _positive(energy, _observed(x, data_mask))
 
 
 def reconstruction_terms(model, x: torch.Tensor, output, data_mask: torch.Tensor | None = None):

@@ -78,9 +78,8 @@ class NeuralNMF(nn.Module):
         rising = [(a, b) for a, b in zip(ranks, ranks[1:]) if b > a]
         if rising:
             warnings.warn(f"NeuralNMF: ranks {ranks} increase ({rising[0][0]} then {rising[0][1]}): each layer groups "
-                          "the "
-                          "topics of the layer below, so a layer with more topics than its input has no unique codes; "
-                          "list ranks finest first, decreasing", UserWarning, stacklevel=2)
+                          "the topics of the layer below, so a layer with more topics than its input has no unique "
+                          "codes; list ranks finest first, decreasing", UserWarning, stacklevel=2)
         if dtype is None and isinstance(data, torch.Tensor) and data.dtype in (torch.float32, torch.float64):
             dtype = data.dtype  # the user's dtype, kept end to end
         self._dtype_given = dtype is not None

@@ -107,13 +107,6 @@ class Batch:
     label_mask: torch.Tensor | None = None
     data_mask: torch.Tensor | None = None
 
-    @property
-    def labeled(self):
-        """Labeled samples: an int, or a 0-d tensor when a mask is given (no host synchronisation)."""
-        if self.y is None:
-            return 0
-        return self.x.shape[0] if self.label_mask is None else self.label_mask.sum()
-
     def rows(self, idx: torch.Tensor) -> "Batch":
         take = (lambda t: None if t is None else t.index_select(0, idx.to(t.device)))
         x = sparse_products.rows(self.x, idx) if self.x.is_sparse else take(self.x)
@@ -178,7 +171,7 @@ def _start_from_data(model, source, dist) -> None:
     if not (needs_dict or needs_cls):
         return
     if dist is None or dist.get_rank() == 0:
-        batch = next(iter(source), None)
+        batch = source.batch if isinstance(source, _TensorSource) else next(iter(source), None)
         if batch is not None:
             if needs_dict:
                 model.initialize(batch.x, batch.y, batch.label_mask)
@@ -274,8 +267,7 @@ def fit(
     dist = _distributed(distributed)
     if dist is not None and data_mask is not None:
         raise ValueError("data_mask is not supported with distributed training")
-    full = source.batch if isinstance(source, _TensorSource) else None
-    _start_from_data(model, _TensorSource(full, None, False, None) if full is not None else source, dist)
+    _start_from_data(model, source, dist)
     if dist is not None:
         with torch.no_grad():
             for p in model.parameters():

@@ -160,9 +160,8 @@ def run_fit(args: argparse.Namespace) -> int:
     rising = [(a, b) for a, b in zip(ranks, ranks[1:]) if b > a]
     if rising:
         raise CLIError(f"--ranks {' '.join(map(str, ranks))}: each level groups the topics of the level below, so "
-                       "ranks "
-                       f"must not increase ({rising[0][0]} then {rising[0][1]}); list them finest first, e.g. --ranks "
-                       f"{' '.join(map(str, sorted(ranks, reverse=True)))}")
+                       f"ranks must not increase ({rising[0][0]} then {rising[0][1]}); list them finest first, e.g. "
+                       f"--ranks {' '.join(map(str, sorted(ranks, reverse=True)))}")
     if ranks[0] > min(n_docs, n_words):
         warn(f"{ranks[0]} topics exceed min(documents, words) = {min(n_docs, n_words)}: some topics will be redundant")
     num_classes = None if y is None else int(y.max()) + 1
