@@ -1,4 +1,4 @@
-"""Topics: top words per topic, the topic hierarchy encoded by a chain of dictionaries, and a printable tree.
+"""The words of every level's topics, the topic hierarchy encoded by a chain of dictionaries, and a printable tree.
 
 A hierarchy is the list of dictionaries ``As = [A_0 (features, k_0), A_1 (k_0, k_1), ..., A_L (k_{L-1}, k_L)]``.
 The level-l topics in input space are the columns of A_0 A_1 ⋯ A_l (features, k_l); topic i of level l - 1 feeds
