@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .initialization import LAYER_INIT_METHODS, nndsvd_factors, uniform
-from .ops import nnls, nnls_sparse_rows
+from .ops import nnls, nnls_sparse_rows, transforms_active
 
 __all__ = ["NNLSLayer", "SupportCache", "check_rank"]
 
@@ -37,10 +37,15 @@ class SupportCache:
         return (x.layout, values.data_ptr(), values.numel(), tuple(x.shape), x._version, x.device, x.dtype)
 
     def lookup(self, x: torch.Tensor) -> list[torch.Tensor] | None:
-        return self.supports if self.key is not None and self.key == self.key_of(x) else None
+        if self.key is None or transforms_active():
+            return None
+        return self.supports if self.key == self.key_of(x) else None
 
     def store(self, x: torch.Tensor, supports: list[torch.Tensor]) -> None:
-        self.key, self.supports = self.key_of(x), supports
+        # Under torch.func transforms (vmap over stacked models, grad) x may have no storage and the supports are
+        # the transform's wrapped tensors, which must not outlive it: nothing is cached there.
+        if not transforms_active():
+            self.key, self.supports = self.key_of(x), supports
 
     def clear(self) -> None:
         self.key, self.supports = None, None

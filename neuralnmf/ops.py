@@ -16,6 +16,7 @@ import math
 import torch
 
 from . import _autograd, _fake, _library, sparse_products  # noqa: F401  (importing them registers the ops)
+from ._autograd import transforms_active
 from ._validation import (
     INFO_NON_FINITE,
     INFO_NOT_CONVERGED,
@@ -124,12 +125,19 @@ def nnls(
     synchronisation per call. ``neuralnmf.ops.set_validation(False)`` (or ``with
     neuralnmf.ops.validation(False):``) skips them: the call then never waits for the GPU, and NaN/Inf input
     gives NaN columns of S with ``info == -2`` instead of an error. Under ``torch.compile`` no host check runs.
+
+    torch.func: ``vmap`` (over X, A, init, any ``in_dims``), ``grad``/``vjp``/``jacrev``, ``jvp``/``jacfwd`` and
+    their compositions (``vmap(grad(...))``, ``functional_call`` over stacked models) work; the checks above run
+    on the plain tensors under the transforms. Second derivatives are refused (``NotImplementedError``).
     """
     if isinstance(X, torch.Tensor) and X.layout in _SPARSE_LAYOUTS:
         return _nnls_sparse(X, A, init, max_iter, return_info)
     X_op, A_op, init_op, out_shape = _prepare(X, A, init)
-    S, info = torch.ops.neuralnmf.nnls(X_op, A_op, init_op, 0 if max_iter is None else int(max_iter))
-    check_info(A, info, max_iter)
+    if transforms_active():  # torch.func: the Function path, checks at the bottom of the transforms
+        S, info = _autograd.nnls(X_op, A_op, init_op, 0 if max_iter is None else int(max_iter))
+    else:
+        S, info = torch.ops.neuralnmf.nnls(X_op, A_op, init_op, 0 if max_iter is None else int(max_iter))
+        check_info(A, info, max_iter)
     if S.shape != out_shape:
         S, info = S.reshape(out_shape), info.reshape(out_shape[:-2] + out_shape[-1:])
     return (S, info) if return_info else S
@@ -208,6 +216,9 @@ def nnls_from_products(
         if not isinstance(init, torch.Tensor) or init.shape != AtX.shape:
             raise ValueError(f"nnls: init must be a tensor of the shape of S {tuple(AtX.shape)}")
         init_op = init if init.dtype == torch.bool else init > 0
-    S, info = torch.ops.neuralnmf.nnls_rhs(AtX, A, init_op, 0 if max_iter is None else int(max_iter))
-    check_info(A, info, max_iter, "AtX")
+    if transforms_active():
+        S, info = _autograd.nnls_rhs(AtX, A, init_op, 0 if max_iter is None else int(max_iter))
+    else:
+        S, info = torch.ops.neuralnmf.nnls_rhs(AtX, A, init_op, 0 if max_iter is None else int(max_iter))
+        check_info(A, info, max_iter, "AtX")
     return (S, info) if return_info else S
