@@ -11,7 +11,8 @@ topic j of level l with weight A_l[i, j].
 """
 
 from .export import DocumentPaths, document_paths, from_json, level_codes, to_json, topic_tree
+from .html import to_html
 from .hierarchy import TopicHierarchy, format_hierarchy_tree, hierarchy_from_dictionaries, layer_topics, top_words
 
 __all__ = ["layer_topics", "top_words", "TopicHierarchy", "hierarchy_from_dictionaries", "format_hierarchy_tree",
-           "topic_tree", "to_json", "from_json", "document_paths", "DocumentPaths", "level_codes"]
+           "topic_tree", "to_json", "from_json", "document_paths", "DocumentPaths", "level_codes", "to_html"]
