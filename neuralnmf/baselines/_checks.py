@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import torch
 
+from .. import sparse_products
 from .._checks import check_generator, check_int, check_rank, check_ranks, check_real  # noqa: F401
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
-def check_data(x, fn: str, name: str = "x") -> torch.Tensor:
-    """A dense 2-D float32/float64 tensor (shape and dtype only; values are checked with the mask)."""
+SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
+
+
+def check_data(x, fn: str, name: str = "x", *, allow_sparse: bool = False) -> torch.Tensor:
+    """A 2-D float32/float64 tensor, dense (or sparse COO/CSR where ``allow_sparse``); shape and dtype only, values
+    are checked with the mask."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{fn}: {name} must be float32 or float64, got {x.dtype}")
-    if x.layout != torch.strided:
-        raise TypeError(f"{fn}: {name} must be a dense (strided) tensor, got layout {x.layout}")
+    if x.layout != torch.strided and not (allow_sparse and x.layout in SPARSE_LAYOUTS):
+        allowed = "a dense (strided) or sparse COO/CSR" if allow_sparse else "a dense (strided)"
+        raise TypeError(f"{fn}: {name} must be {allowed} tensor, got layout {x.layout}")
     if x.dim() != 2:
         raise ValueError(f"{fn}: {name} must be 2-D (samples, features), got shape {tuple(x.shape)}")
     if x.shape[0] == 0 or x.shape[1] == 0:
@@ -29,9 +35,13 @@ def check_data(x, fn: str, name: str = "x") -> torch.Tensor:
 
 
 def check_data_mask(mask, x: torch.Tensor, fn: str, name: str = "data_mask") -> torch.Tensor | None:
-    """None, or a (M, N) bool / {0, 1} mask on x's device; returned as a float {0, 1} tensor of x's dtype."""
+    """None, or a (M, N) bool / {0, 1} mask on x's device; returned as a float {0, 1} tensor of x's dtype.
+    A sparse x takes no mask (its absent entries are observed zeros)."""
     if mask is None:
         return None
+    if x.layout != torch.strided:
+        raise ValueError(f"{fn}: {name} is not supported with a sparse x: a sparse matrix's absent entries are "
+                         "observed zeros; pass a dense x to mask entries")
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"{fn}: {name} must be a torch.Tensor or None, got {type(mask).__name__}")
     if tuple(mask.shape) != tuple(x.shape):
@@ -49,7 +59,15 @@ def check_data_mask(mask, x: torch.Tensor, fn: str, name: str = "data_mask") -> 
 
 
 def check_values(x: torch.Tensor, mask: torch.Tensor | None, fn: str, name: str = "x") -> None:
-    """Observed entries finite and nonnegative (entries the mask hides may hold anything, NaN included)."""
+    """Observed entries finite and nonnegative (entries the mask hides may hold anything, NaN included).
+
+    A sparse x (no mask) is checked on its stored values after summing duplicates, never densified."""
+    if x.layout != torch.strided:
+        if mask is not None:
+            raise ValueError(f"{fn}: data_mask is not supported with a sparse {name}: a sparse matrix's absent "
+                             "entries are observed zeros; pass a dense x to mask entries")
+        x = sparse_products.csr_pair(x).x.values()
+        mask = None
     observed = x if mask is None else torch.where(mask > 0, x, torch.zeros((), dtype=x.dtype, device=x.device))
     if not bool(torch.isfinite(observed).all()):
         where = "" if mask is None else " (observed entries)"

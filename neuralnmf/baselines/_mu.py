@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import sparse_products
 from . import _checks
 from ._init import uniform
 
@@ -109,13 +110,17 @@ def label_step(S, num, den, B, Y, Lc, lam: float, eps: float):
     return S * num / (den + eps), B
 
 
-def objective(R, S, B, Y, Lc, lam: float):
-    """||R||^2 (+ lam ||L (Y - B S)||^2 with a classifier), R the masked residual of the data."""
-    obj = (R * R).sum()
+def class_term(obj, S, B, Y, Lc, lam: float):
+    """obj + lam ||L (Y - B S)||^2 with a classifier, obj without."""
     if B is not None:
         C = Y - (B @ S) * Lc
         obj = obj + lam * (C * C).sum()
     return obj
+
+
+def objective(R, S, B, Y, Lc, lam: float):
+    """||R||^2 (+ lam ||L (Y - B S)||^2 with a classifier), R the masked residual of the data."""
+    return class_term((R * R).sum(), S, B, Y, Lc, lam)
 
 
 def _fit_mu(X, A, S, *, W, B, Y, Lc, lam, iters, stop: EarlyStop, eps):
@@ -140,6 +145,33 @@ def _fit_mu(X, A, S, *, W, B, Y, Lc, lam, iters, stop: EarlyStop, eps):
     return A, S, B, history[:n]
 
 
+def _fit_mu_sparse(x, A, S, *, B, Y, Lc, lam, iters, stop: EarlyStop, eps):
+    """:func:`_fit_mu` for a sparse x (M, N) = X^T (no mask), through sparse-dense products only, X never dense:
+    X S^T = x^T S^T, A^T X = (x A)^T, and ||X - A S||^2 = ||X||^2 - 2 <A^T X, S> + <A^T A, S S^T>.
+    The same updates as the dense path (equal in exact arithmetic; round-off differs)."""
+    values = sparse_products.csr_pair(x).x.values()
+    xx = (values * values).sum()
+    history = torch.empty(iters, dtype=A.dtype, device=A.device)
+    n = 0
+    for i in range(iters):
+        A = A * sparse_products.matmul_t(x, S.mT) / (A @ (S @ S.mT) + eps)
+        AtX = sparse_products.matmul(x, A).mT  # (k, M)
+        AtA = A.mT @ A
+        S, B = label_step(S, AtX, AtA @ S, B, Y, Lc, lam, eps)
+        fit = (xx - 2 * (AtX * S).sum() + (AtA * (S @ S.mT)).sum()).clamp_min(0)
+        history[i] = class_term(fit, S, B, Y, Lc, lam)
+        n = i + 1
+        if stop(history, i):
+            break
+    return A, S, B, history[:n]
+
+
+def _run(X, A, S, *, W, B, Y, Lc, lam, iters, stop, eps):
+    if X.layout != torch.strided:
+        return _fit_mu_sparse(X, A, S, B=B, Y=Y, Lc=Lc, lam=lam, iters=iters, stop=stop, eps=eps)
+    return _fit_mu(X, A, S, W=W, B=B, Y=Y, Lc=Lc, lam=lam, iters=iters, stop=stop, eps=eps)
+
+
 def _check_init(init, shapes, names, x, fn):
     out = []
     for t, shape, name in zip(init, shapes, names):
@@ -158,7 +190,7 @@ def _check_init(init, shapes, names, x, fn):
 
 
 def _prepare(x, rank, data_mask, iters, tol, check_every, eps, seed, generator, fn):
-    _checks.check_data(x, fn)
+    _checks.check_data(x, fn, allow_sparse=True)
     mask = _checks.check_data_mask(data_mask, x, fn)
     _checks.check_values(x, mask, fn)
     rank = _checks.check_rank(rank, fn)
@@ -167,8 +199,11 @@ def _prepare(x, rank, data_mask, iters, tol, check_every, eps, seed, generator, 
     check_every = _checks.check_int(check_every, fn, "check_every", minimum=1)
     eps = _checks.check_real(eps, fn, "eps", positive=True)
     gen = _checks.check_generator(seed, generator, fn)
+    if x.layout != torch.strided:
+        # a sparse x stays (M, N) and sparse: returned as is (X = x^T is only ever used through products)
+        return x.detach(), None, (x.shape[1], x.shape[0]), rank, iters, tol, check_every, eps, gen
     X, W = _checks.to_papers_orientation(x, mask)
-    return X, W, rank, iters, tol, check_every, eps, gen
+    return X, W, tuple(X.shape), rank, iters, tol, check_every, eps, gen
 
 
 def nmf_mu(
@@ -191,7 +226,10 @@ def nmf_mu(
     Without a mask the products are grouped through the Gram matrices (A (S S^T), (A^T A) S): the same update.
 
     Args:
-        x: (M, N) nonnegative data, samples first, float32 or float64 (kept end to end, on any device).
+        x: (M, N) nonnegative data, samples first, float32 or float64 (kept end to end, on any device); dense,
+            or sparse COO/CSR, which is never densified: the updates and the recorded objective go through
+            sparse-dense products (x^T S^T, x A) and ||X - A S||^2 = ||X||^2 - 2 <A^T X, S> + <A^T A, S S^T>
+            (equal to the dense path in exact arithmetic; no data_mask with a sparse x).
         rank: k, number of topics.
         iters: maximum number of iterations (0 returns the initial factors).
         tol: ssnmf's relative-decrease early stop (see :class:`EarlyStop`): 0 (default) runs all ``iters``;
@@ -213,12 +251,12 @@ def nmf_mu(
 
     Raises:
         TypeError: non-tensor or non-float data, non-integer rank/iters, init of another dtype.
-        ValueError: negative or non-finite (observed) data, rank < 1, shape or device mismatches, bad mask.
+        ValueError: negative or non-finite (observed) data, rank < 1, shape or device mismatches, bad mask, a
+            data_mask with a sparse x.
     """
     fn = "nmf_mu"
-    X, W, rank, iters, tol, check_every, eps, gen = _prepare(
+    X, W, (N, M), rank, iters, tol, check_every, eps, gen = _prepare(
         x, rank, data_mask, iters, tol, check_every, eps, seed, generator, fn)
-    N, M = X.shape
     with torch.no_grad():
         if init is None:
             A = uniform((N, rank), gen, X)
@@ -228,7 +266,7 @@ def nmf_mu(
                 raise TypeError(f"{fn}: init must be a pair (A, S), got {type(init).__name__}")
             A, S = _check_init(init, [(N, rank), (rank, M)], ["A", "S"], X, fn)
         stop = EarlyStop(tol, check_every, iters, sqrt=True)
-        A, S, _, history = _fit_mu(X, A, S, W=W, B=None, Y=None, Lc=None, lam=0.0, iters=iters, stop=stop, eps=eps)
+        A, S, _, history = _run(X, A, S, W=W, B=None, Y=None, Lc=None, lam=0.0, iters=iters, stop=stop, eps=eps)
     return NMFResult(A, S, history)
 
 
@@ -260,7 +298,8 @@ def ssnmf_mu(
         S <- S (A^T (W X) + lam B^T (L Y)) / (A^T (W (A S)) + lam B^T (L (B S)) + eps)   (new A, B)
 
     Args:
-        x: (M, N) nonnegative data, samples first, float32 or float64.
+        x: (M, N) nonnegative data, samples first, float32 or float64; dense or sparse COO/CSR (never
+            densified, no data_mask; see :func:`nmf_mu`).
         rank: k, number of topics.
         y: (M,) integer class indices; entries of unlabeled samples are ignored (any value, e.g. -1).
         label_mask: (M,) bool, True = labeled. None: all labeled (supervised).
@@ -280,10 +319,9 @@ def ssnmf_mu(
         labeled samples, or of the wrong shape; label_mask of the wrong shape or values; negative lam.
     """
     fn = "ssnmf_mu"
-    X, W, rank, iters, tol, check_every, eps, gen = _prepare(
+    X, W, (N, M), rank, iters, tol, check_every, eps, gen = _prepare(
         x, rank, data_mask, iters, tol, check_every, eps, seed, generator, fn)
     lam = _checks.check_real(lam, fn, "lam")
-    N, M = X.shape
     Y, Lc, c = _checks.check_labels(y, label_mask, num_classes, M, X, fn)
     with torch.no_grad():
         if init is None:
@@ -298,5 +336,5 @@ def ssnmf_mu(
             A, S = factors[:2]
             B = factors[2] if len(factors) == 3 else uniform((c, rank), gen, X)
         stop = EarlyStop(tol, check_every, iters, sqrt=False)
-        A, S, B, history = _fit_mu(X, A, S, W=W, B=B, Y=Y, Lc=Lc, lam=lam, iters=iters, stop=stop, eps=eps)
+        A, S, B, history = _run(X, A, S, W=W, B=B, Y=Y, Lc=Lc, lam=lam, iters=iters, stop=stop, eps=eps)
     return NMFResult(A, S, history, B)
