@@ -148,6 +148,9 @@ _SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc)
 
 def _check_sparse(X: torch.Tensor, A: torch.Tensor, name: str, feature_dim: int) -> None:
     """X: 2-D sparse, float32/64, finite, no gradient wanted; A (N, k) dense on X's device, N = X.shape[feature_dim]."""
+    if transforms_active():  # the sparse products are a Function without setup_context; torch has no batched sparse
+        raise NotImplementedError(f"nnls: a sparse {name} is not supported under torch.func transforms (vmap, grad, "
+                                  f"...); pass {name}.to_dense()")
     if X.dim() != 2:
         raise ValueError(f"nnls: a sparse {name} must be 2-D, got shape {tuple(X.shape)}")
     if X.dtype not in (torch.float32, torch.float64):

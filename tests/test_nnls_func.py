@@ -359,3 +359,12 @@ def test_transforms_on_cuda_equal_the_cpu():
     X[1, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN or Inf"):
         vmap(nnls, in_dims=(0, None))(X.cuda(), A[0].cuda())
+
+
+def test_sparse_data_is_refused_clearly_under_transforms():
+    g = make_generator(18)
+    X, A = problem(g)
+    with pytest.raises(NotImplementedError, match="sparse X is not supported under torch.func"):
+        grad(lambda a: nnls(X.to_sparse(), a).sum())(A)
+    with pytest.raises(NotImplementedError, match="sparse x is not supported under torch.func"):
+        vmap(lambda a: neuralnmf.ops.nnls_sparse_rows(X.mT.to_sparse(), a))(torch.stack([A, A]))
