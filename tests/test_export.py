@@ -168,3 +168,67 @@ def test_html_in_headless_chromium(planted, tmp_path):
     assert f"Document {doc} (doc{doc})" in dom
     rows = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td>", dom)
     assert rows == [(str(l), str(k)) for l, k in enumerate(RANKS)]
+
+
+DOCS = {
+    "a1.txt": "the cat chased the mouse; cats and mice and kittens play with the cat",
+    "a2.txt": "a kitten and a cat sleep; the mouse hides from the cat and the kitten",
+    "a3.txt": "mice run, cats purr, kittens sleep in the sun while the mouse hides",
+    "b1.txt": "stocks fell as markets and banks reported losses; bonds held",
+    "b2.txt": "the bank raised rates; stocks and bonds markets rallied, banks gained",
+    "b3.txt": "investors sold stocks; bonds and banks gained on markets and rates",
+}
+
+
+def test_cli_writes_quality_tree_and_paths(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from neuralnmf.cli import main
+    from neuralnmf.cli.outputs import load_model
+    from neuralnmf.metrics import topic_quality
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in DOCS.items():
+        (folder / name).write_text(text)
+    out = tmp_path / "run"
+    assert main(["fit", str(folder), "--ranks", "3", "2", "--epochs", "20", "--out", str(out), "--no-progress"]) == 0
+    assert "topic quality per level (NPMI, diversity)" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    tree = from_json(out / "topics.json")
+    # the coherence is that of the saved model's topics on the documents' tokens, cut as TfidfVectorizer cuts them
+    model, _ = load_model(out)
+    analyze = CountVectorizer(stop_words="english").build_analyzer()
+    texts = [analyze(DOCS[k]) for k in sorted(DOCS)]
+    expected = topic_quality(model, (out / "vocabulary.txt").read_text().split(), texts=texts)
+    for got, exp, q in zip(metrics["topic_quality"], expected, tree["quality"]):
+        for m in ("c_npmi", "c_v", "u_mass"):
+            assert got[m]["per_topic"] == pytest.approx(exp[m]["per_topic"], abs=1e-6, nan_ok=True)
+            assert q[m] == got[m]
+        assert got["diversity"] == exp["diversity"]
+    assert metrics["tree"][1]["topics"] == 2 and "one_child_share" in metrics["tree"][1]
+    md = (out / "topics.md").read_text()
+    assert "## Topic quality" in md and "| level | topics | NPMI | C_V | UMass | diversity |" in md
+    assert _embedded((out / "topics.html").read_text(encoding="utf-8")) == tree
+    rows = (out / "paths.tsv").read_text().splitlines()
+    assert rows[0] == "document\tlevel_0\tshare_0\tlevel_1\tshare_1"
+    assert [r.split("\t")[0] for r in rows[1:]] == sorted(DOCS) == tree["documents"]["names"]
+    assert [r.split("\t")[1] for r in rows[1:]] == [f"L0.T{p[0]}" for p in tree["documents"]["paths"]]
+
+
+def test_cli_matrix_input_gives_u_mass_only(planted, tmp_path, capsys):
+    import numpy as np
+    import scipy.sparse
+
+    from neuralnmf.cli import main
+
+    c, _ = planted
+    scipy.sparse.save_npz(tmp_path / "x.npz", scipy.sparse.csr_matrix(c.x.numpy()))
+    out = tmp_path / "run"
+    assert main(["fit", str(tmp_path / "x.npz"), "--ranks", "4", "2", "--epochs", "5", "--out", str(out),
+                 "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["topic_quality"][0]) == {"level", "topics", "diversity", "u_mass"}
+    assert np.isfinite(metrics["topic_quality"][0]["u_mass"]["mean"])
+    assert "only UMass is given" in (out / "topics.md").read_text()

@@ -18,7 +18,8 @@ from ..train import fit
 from .errors import CLIError
 from .inputs import (DTYPES, Matrix, describe_indices, device_from, empty_rows, read_input, read_label_mask,
                      read_labels, read_vocabulary, to_torch)
-from .outputs import json_safe, make_out_dir, save_model, topics_markdown, write_figures
+from .outputs import (json_safe, make_out_dir, reference_texts, save_model, topic_report, write_figures,
+                      write_topics)
 
 __all__ = ["run_fit"]
 
@@ -222,6 +223,9 @@ def run_fit(args: argparse.Namespace) -> int:
         print(f"accuracy: learned classifier {fmt(cls['classifier'])}; least squares on the deepest codes "
               f"{fmt(cls['least_squares'][-1])}")
 
+    report = topic_report(model, x, out.codes, vocabulary, reference_texts(source, matrix.text, matrix.documents))
+    metrics.update(report.metrics())
+    print(report.line())
     out_dir = make_out_dir(args.out)
     try:
         training = {"input": source, "loss": args.loss, "epochs": history.epochs, "lr": args.lr, "lam": args.lam,
@@ -230,9 +234,8 @@ def run_fit(args: argparse.Namespace) -> int:
         save_model(out_dir / "model.pt", model, vocabulary=vocabulary if named else None, text=matrix.text,
                    training=training)
         (out_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-        (out_dir / "topics.md").write_text(
-            topics_markdown(model, out.codes, vocabulary, named, source, args.top_words), encoding="utf-8")
-        written = ["model.pt", "topics.md", "metrics.json"]
+        written = ["model.pt", "metrics.json"] + write_topics(out_dir, model, out.codes, vocabulary, named, source,
+                                                              args.top_words, report, matrix.documents)
         written += write_figures(out_dir, model, x, out.codes, history, vocabulary, named)
         if named:
             (out_dir / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")

@@ -1,5 +1,6 @@
 """What `fit` writes and `transform` reads: model.pt (through :func:`neuralnmf.save` / :func:`neuralnmf.load`),
-topics.md, metrics.json and the figures."""
+topics.md, metrics.json, the topic tree (topics.json, topics.html), each document's path (paths.tsv) and the
+figures."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import numpy as np
 import torch
 
 from ..datasets.text import TextModel
+from ..metrics import topic_quality, tree_summary
 from ..plot import plot_hierarchy, plot_layer_heatmaps, plot_loss_curves
 from ..serialization import load, read_checkpoint, save
-from ..topics import format_hierarchy_tree, layer_topics, top_words
+from ..topics import document_paths, format_hierarchy_tree, layer_topics, to_html, to_json, top_words, topic_tree
 from .errors import CLIError
 
 __all__ = ["save_model", "load_model", "text_model", "topics_markdown", "write_figures", "json_safe", "make_out_dir",
-           "HEATMAP_LIMIT"]
+           "HEATMAP_LIMIT", "TopicReport", "topic_report", "write_topics", "reference_texts"]
 
 HEATMAP_LIMIT = 1_000_000
 """layers.png (data and reconstructions as heatmaps) is drawn only when documents x words <= this."""
@@ -58,7 +60,104 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def topics_markdown(model, codes, vocabulary, named_vocabulary: bool, source: str, n_words: int) -> str:
+_NAMES = {"c_npmi": "NPMI", "c_v": "C_V", "u_mass": "UMass"}
+
+
+def _num(v) -> str:
+    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.3f}"
+
+
+def reference_texts(source: str, text: TextModel | None, documents: list[str] | None) -> list[list[str]] | None:
+    """The training documents of a text folder as tokens, cut as the vectorizer cut them (its lowercase, token
+    pattern and stop words), in row order: the reference corpus of the sliding-window coherences. None for a
+    matrix input (no text to slide windows over) or when a file cannot be read again."""
+    if text is None or documents is None:
+        return None
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    p = text.params
+    analyze = CountVectorizer(lowercase=p.get("lowercase", True), token_pattern=p.get("token_pattern"),
+                              stop_words=p.get("stop_words")).build_analyzer()
+    try:
+        return [analyze((Path(source) / name).read_text(encoding="utf-8", errors="replace")) for name in documents]
+    except OSError:
+        return None
+
+
+class TopicReport:
+    """Coherence, diversity and tree measures of every level (:func:`topic_report`)."""
+
+    def __init__(self, quality: list[dict], summary: list[dict], texts: bool):
+        self.quality, self.summary, self.texts = quality, summary, texts
+
+    def metrics(self) -> dict:
+        """For metrics.json: per level, the means and per-topic scores, and the tree measures."""
+        quality = [{k: v for k, v in q.items() if k != "words"} for q in self.quality]
+        return {"topic_quality": quality, "tree": self.summary}
+
+    def line(self) -> str:
+        """One line for the terminal: each level's NPMI (or UMass) and diversity."""
+        m = "c_npmi" if self.quality and "c_npmi" in self.quality[0] else "u_mass"
+        return (f"topic quality per level ({_NAMES[m]}, diversity): "
+                + ", ".join(f"level {q['level']}: {_num(q[m]['mean'])}, {_num(q['diversity'])}" for q in self.quality))
+
+    def markdown(self) -> list[str]:
+        measures = [m for m in _NAMES if self.quality and m in self.quality[0]]
+        lines = ["## Topic quality", "",
+                 "Coherence of each level's top-10 words on the training documents, as gensim's `CoherenceModel` "
+                 "computes it: NPMI (sliding window of 10 words), C_V (window of 110), UMass (documents); diversity "
+                 "is the share of distinct words among the level's top-10 words. *One-child parents* is the share "
+                 "of a level's topics with exactly one child; *largest topic* the largest share of the documents "
+                 "that one topic holds."]
+        if not self.texts:
+            lines += ["", "NPMI and C_V need the documents' text (a folder of .txt files as INPUT); this input is "
+                      "a matrix, so only UMass is given."]
+        lines += ["", "| level | topics |" + "".join(f" {_NAMES[m]} |" for m in measures)
+                  + " diversity | one-child parents | largest topic |",
+                  "|---|---:|" + "---:|" * (len(measures) + 3)]
+        for q, t in zip(self.quality, self.summary):
+            one = f"{t['one_child_share']:.0%}" if "one_child_share" in t else "–"
+            lines.append(f"| {q['level']} | {q['topics']} |" + "".join(f" {_num(q[m]['mean'])} |" for m in measures)
+                         + f" {_num(q['diversity'])} | {one} | {t.get('largest_documents_share', 0):.0%} |")
+        return lines
+
+
+def _per_topic(report: TopicReport | None, level: int) -> dict:
+    if report is None:
+        return {}
+    q = report.quality[level]
+    return {m: q[m]["per_topic"] for m in ("c_npmi", "u_mass") if m in q}
+
+
+def topic_report(model, x, codes, vocabulary, texts: list[list[str]] | None) -> TopicReport:
+    """Coherence of every level (all measures on ``texts``; UMass on ``x`` without them) and the tree measures."""
+    quality = topic_quality(model, vocabulary, texts=texts, x=None if texts is not None else x)
+    return TopicReport(quality, tree_summary(model, codes=codes), texts is not None)
+
+
+def write_topics(out_dir: Path, model, codes, vocabulary, named_vocabulary: bool, source: str, n_words: int,
+                 report: TopicReport | None = None, documents: list[str] | None = None) -> list[str]:
+    """topics.md, topics.json, topics.html and paths.tsv (each document's topic and its share at every level)."""
+    (out_dir / "topics.md").write_text(
+        topics_markdown(model, codes, vocabulary, named_vocabulary, source, n_words, report), encoding="utf-8")
+    tree = topic_tree(model, vocabulary, codes=codes, n_words=n_words, document_names=documents,
+                      summary=None if report is None else report.summary,
+                      quality=None if report is None else report.metrics()["topic_quality"],
+                      metadata={"source": source, "named_vocabulary": named_vocabulary})
+    to_json(tree, path=out_dir / "topics.json")
+    to_html(tree, path=out_dir / "topics.html", title=f"Topic tree of {Path(source).name}")
+    paths = document_paths(codes=codes)
+    levels = range(paths.topics.shape[1])
+    rows = ["document\t" + "\t".join(f"level_{l}\tshare_{l}" for l in levels)]
+    for i, (t, w) in enumerate(zip(paths.topics.tolist(), paths.weights.tolist())):
+        name = documents[i] if documents is not None else str(i)
+        rows.append(name + "\t" + "\t".join(f"{f'L{l}.T{t[l]}' if t[l] >= 0 else '-'}\t{w[l]:.4f}" for l in levels))
+    (out_dir / "paths.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return ["topics.md", "topics.json", "topics.html", "paths.tsv"]
+
+
+def topics_markdown(model, codes, vocabulary, named_vocabulary: bool, source: str, n_words: int,
+                    report: TopicReport | None = None) -> str:
     As = [layer.A.detach().cpu() for layer in model.layers]
     ranks = list(model.ranks)
     lines = ["# Topics", "",
@@ -76,11 +175,16 @@ def topics_markdown(model, codes, vocabulary, named_vocabulary: bool, source: st
         words = top_words(T, vocabulary, n_words, normalize="max")
         mass = c.sum(0) * T.sum(0)  # each topic's part of the reconstruction's total weight
         share = (mass / mass.sum()).tolist() if float(mass.sum()) > 0 else [0.0] * T.shape[1]
-        lines += ["", f"## Level {level}: {T.shape[1]} topics", "", "| topic | share | documents | top words |",
-                  "|---|---:|---:|---|"]
+        scores = _per_topic(report, level)
+        lines += ["", f"## Level {level}: {T.shape[1]} topics", "",
+                  "| topic | share | documents | top words |" + "".join(f" {_NAMES[m]} |" for m in scores),
+                  "|---|---:|---:|---|" + "---:|" * len(scores)]
         for t, ws in enumerate(words):
             text = ", ".join(f"{_md(w)} ({v:.2f})" for w, v in ws) if ws else "(empty topic)"
-            lines.append(f"| L{level}.T{t} | {share[t]:.1%} | {counts[t]} | {text} |")
+            cells = "".join(f" {_num(v[t])} |" for v in scores.values())
+            lines.append(f"| L{level}.T{t} | {share[t]:.1%} | {counts[t]} | {text} |{cells}")
+    if report is not None:
+        lines += ["", *report.markdown()]
     lines += ["", "## Hierarchy", "",
               "Every top-level topic with the topics below it that feed it most; [share] is the part of the "
               "child's weight that goes to this parent.", "", "```text",
