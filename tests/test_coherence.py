@@ -104,6 +104,8 @@ def test_bad_input():
         topic_coherence([["a", "b"]], measure="c_v", x=np.ones((2, 2)), vocabulary=["a", "b"])
     with pytest.raises(ValueError, match="window"):
         topic_coherence([["a"]], [["a"]], window=0)
+    with pytest.raises(ValueError, match="empty"):
+        topic_coherence([["a"]], [])
     with pytest.raises(ValueError, match="vocabulary"):
         topic_coherence([["a"]], measure="u_mass", x=np.ones((2, 2)))
 

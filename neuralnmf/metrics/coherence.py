@@ -72,6 +72,8 @@ class CooccurrenceCounts:
 def _check_texts(texts) -> list:
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
         raise TypeError("texts must be a list of tokenized documents (each a list of str tokens)")
+    if len(texts) == 0:
+        raise ValueError("texts is empty: the reference corpus needs at least one document")
     for i, t in enumerate(texts):
         if isinstance(t, (str, bytes)) or not isinstance(t, Sequence):
             raise TypeError(f"texts[{i}] must be a list of tokens, got {type(t).__name__} (tokenize the text first)")

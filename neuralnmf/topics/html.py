@@ -87,7 +87,8 @@ for (let l = L - 1; l >= 0; l--) {
 }
 document.getElementById('expand').onclick = () => Object.values(nodes).forEach(d => d.open = true);
 document.getElementById('collapse').onclick = () => Object.values(nodes).forEach(d => d.open = false);
-function openUp(d) { for (let p = d; p && p.tagName === 'DETAILS'; p = p.parentElement.closest('details')) p.open = true; }
+function openUp(d) {
+  for (let p = d; p && p.tagName === 'DETAILS'; p = p.parentElement.closest('details')) p.open = true; }
 document.getElementById('find').oninput = e => { const w = e.target.value.trim().toLowerCase(); let n = 0;
   Object.values(nodes).forEach(d => { const hit = w !== '' && d.dataset.words.split(' ').includes(w);
     d.classList.toggle('hit', hit); if (hit) { n++; openUp(d.parentElement.closest('details') || d); } });
