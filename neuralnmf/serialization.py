@@ -48,7 +48,10 @@ def save(model: NeuralNMF, path: str | os.PathLike, *, vocabulary=None, text: di
         "config": {
             "in_features": int(model.in_features),
             "ranks": [int(r) for r in model.ranks],
-            "num_classes": None if model.num_classes is None else int(model.num_classes),
+            "num_classes": (None if model.num_classes is None else
+                            {int(l): int(c) for l, c in model.num_classes.items()} if isinstance(model.num_classes, dict)
+                            else int(model.num_classes)),
+            "classifier": model.classifier,
             "nonnegative_classifier": bool(model.nonnegative_classifier),
             "dtype": str(model.layers[0].A.dtype).removeprefix("torch."),
         },
@@ -94,10 +97,16 @@ def load(path: str | os.PathLike, *, device=None) -> NeuralNMF:
     dtype = _DTYPES.get(cfg.get("dtype"))
     if dtype is None:
         raise ValueError(f"{path}: unknown dtype {cfg.get('dtype')!r}")
-    model = NeuralNMF(cfg["in_features"], cfg["ranks"], cfg["num_classes"], init="uniform", dtype=dtype,
-                      device=device, nonnegative_classifier=cfg.get("nonnegative_classifier", True))
+    # files written before classifiers per level had the papers' classifier as "B"
+    classifier = cfg.get("classifier", "papers")
+    model = NeuralNMF(cfg["in_features"], cfg["ranks"], cfg["num_classes"], classifier=classifier, init="uniform",
+                      dtype=dtype, device=device, nonnegative_classifier=cfg.get("nonnegative_classifier", True))
+    state = dict(ckpt["state_dict"])
+    if "B" in state and model.heads:
+        state[f"heads.{model.labeled_levels[-1]}.weight"] = state.pop("B")
+        state.setdefault(f"heads.{model.labeled_levels[-1]}.scale", model.head().scale.detach().cpu())
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as e:
         raise ValueError(f"{path}: the weights do not match the config: {str(e).splitlines()[0]}") from e
     model.vocabulary = ckpt.get("vocabulary")

@@ -10,28 +10,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from . import sparse_products
-from .losses import LOSS_TERMS, supervision_loss
+from .classifiers import labels_by_level
 from .epochs import EpochEnd
+from .holdout import DEFAULT_VALIDATION, DEFAULT_VALIDATION_PATIENCE, BestEpoch, draw_holdout
+from .losses import LOSS_TERMS, supervision_loss
 from .optim import build_optimizer
 from .projection import NonnegativeProjection
 
-__all__ = ["fit", "History", "check_data", "check_labels", "DEFAULT_LOSS", "DEFAULT_LAM", "DEFAULT_LR",
-           "DEFAULT_EPOCHS"]
+__all__ = ["fit", "History", "check_data", "DEFAULT_LOSS", "DEFAULT_LAM", "DEFAULT_LR", "DEFAULT_EPOCHS"]
 
 DEFAULT_LOSS = "hierarchical"
 """Every level reconstructs the data: the only objective without a scale escape that also keeps every level as good
 as flat NMF at its rank (see :mod:`neuralnmf.losses`)."""
 
-DEFAULT_LAM = 0.3
-"""The label weight of the papers' sums ||X - A S||^2 + lam ||L (Y - B S)||^2. Measured on 20 Newsgroups (unit-length
-tf-idf rows, half or three quarters of the documents labeled; docs/real_corpus.md), 0.3 gave a better held-out
-accuracy than the SSNMF default of 1 and kept every level within 1% of flat NMF; 1 overfits the labeled
-documents."""
+DEFAULT_LAM = {"logistic": 1.0, "papers": 0.3}
+"""The label weight of the papers' sums ||X - A S||^2 + lam (label loss summed over the labeled samples), per
+classifier form. "logistic" (summed cross-entropy): 1.0, the best held-out accuracy on 20 Newsgroups with the
+epoch chosen on held-out labels (docs/supervision.md). "papers" (||L (Y - B S)||^2): 0.3, which classified held-out
+documents better than the SSNMF default of 1 and kept every level within 1% of flat NMF (docs/real_corpus.md)."""
 
 DEFAULT_LR = 1e-2
 """Adam's step, relative to each parameter's RMS when ``relative_lr`` (the default): about 1% per step."""
@@ -47,6 +48,7 @@ class History(dict):
         self.epochs = 0
         self.seconds = 0.0
         self.stopped_early = False
+        self.selected: dict = {}
 
     def append(self, logs: dict[str, float]) -> None:
         for name, value in logs.items():
@@ -74,43 +76,20 @@ def check_data(x, in_features: int, name: str = "x") -> torch.Tensor:
     return x
 
 
-def check_labels(y, label_mask, num_classes: int | None, samples: int, device):
-    """y: (M,) class indices in [0, num_classes); label_mask: (M,) bool, True = labeled (default: all).
-
-    Returns (y, mask) with unlabeled entries of y set to 0 (never read) and mask None when every sample is labeled.
-    """
-    if y is None:
-        if label_mask is not None:
-            raise ValueError("label_mask given without labels y")
-        return None, None
-    if num_classes is None:
-        raise ValueError("labels y were given but the model has no classifier: build it with num_classes")
-    y = torch.as_tensor(y, device=device)
-    if y.dim() != 1 or y.shape[0] != samples or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise ValueError(f"y must be (samples,) = ({samples},) integer class indices, got {tuple(y.shape)} {y.dtype}")
-    y = y.long()
-    mask = torch.ones(samples, dtype=torch.bool, device=device) if label_mask is None else torch.as_tensor(label_mask, device=device)
-    if mask.shape != (samples,):
-        raise ValueError(f"label_mask must have shape ({samples},), got {tuple(mask.shape)}")
-    mask = mask.bool()
-    labeled = y[mask]
-    if labeled.numel() and (int(labeled.min()) < 0 or int(labeled.max()) >= num_classes):
-        raise ValueError(f"labels must be in [0, {num_classes}), got values in [{int(labeled.min())}, {int(labeled.max())}]")
-    y = torch.where(mask, y, 0)
-    return y, (None if bool(mask.all()) else mask)
-
-
 @dataclass
 class Batch:
+    """x (M, N); labels {level: (y (M,), train mask (M,) or None)}; holdout {level: (M,) bool}; data_mask (M, N)."""
+
     x: torch.Tensor
-    y: torch.Tensor | None = None
-    label_mask: torch.Tensor | None = None
+    labels: dict = field(default_factory=dict)
+    holdout: dict = field(default_factory=dict)
     data_mask: torch.Tensor | None = None
 
     def rows(self, idx: torch.Tensor) -> "Batch":
         take = (lambda t: None if t is None else t.index_select(0, idx.to(t.device)))
         x = sparse_products.rows(self.x, idx) if self.x.is_sparse else take(self.x)
-        return Batch(x, take(self.y), take(self.label_mask), take(self.data_mask))
+        return Batch(x, {l: (take(y), take(m)) for l, (y, m) in self.labels.items()},
+                     {l: take(m) for l, m in self.holdout.items()}, take(self.data_mask))
 
 
 class _TensorSource:
@@ -118,6 +97,7 @@ class _TensorSource:
 
     def __init__(self, batch: Batch, batch_size: int | None, shuffle: bool, generator):
         self.batch, self.batch_size, self.shuffle, self.generator = batch, batch_size, shuffle, generator
+        self.holdout: torch.Tensor | None = None  # (M,) bool, the samples held out of the label terms
 
     def __iter__(self):
         M = self.batch.x.shape[0]
@@ -141,15 +121,16 @@ class _IterableSource:
             if not 1 <= len(parts) <= 3:
                 raise ValueError(f"each batch must be x, (x, y) or (x, y, label_mask), got {len(parts)} items")
             x = check_data(parts[0].to(self.device), self.model.in_features)
-            y, mask = check_labels(parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None,
-                                   getattr(self.model, "num_classes", None), x.shape[0], x.device)
-            yield Batch(x, y, mask)
+            labels = labels_by_level(parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None,
+                                     getattr(self.model, "heads", {}), len(self.model.layers), x.shape[0], x.device)
+            yield Batch(x, labels)
 
 
 def _make_optimizer(model, optimizer, lr: float, classifier_lr: float | None, kwargs: dict, relative: bool):
     groups = [{"params": [layer.A for layer in model.layers], "lr": lr}]
-    if getattr(model, "B", None) is not None:
-        groups.append({"params": [model.B], "lr": lr if classifier_lr is None else classifier_lr})
+    heads = list(getattr(model, "heads", {}).parameters()) if hasattr(model, "heads") else []
+    if heads:
+        groups.append({"params": heads, "lr": lr if classifier_lr is None else classifier_lr})
     return build_optimizer(optimizer, groups, lr, kwargs, relative=relative)
 
 
@@ -162,23 +143,33 @@ def _distributed(flag: bool | None):
     return dist if (ready if flag is None else flag) else None
 
 
-def _start_from_data(model, source, dist) -> None:
+def _start_from_data(model, source, dist, holdout) -> dict:
     """The data-driven start a model built without data waits for (see ``NeuralNMF.needs_initialization``):
     from the whole tensor, or from the first batch of a source; under torch.distributed, rank 0's data (the
     other processes receive rank 0's parameters right after)."""
     needs_dict = bool(getattr(model, "needs_initialization", False))
     needs_cls = bool(getattr(model, "needs_classifier_initialization", False))
     if not (needs_dict or needs_cls):
-        return
+        return {}
+    chosen = {}
     if dist is None or dist.get_rank() == 0:
         batch = source.batch if isinstance(source, _TensorSource) else next(iter(source), None)
         if batch is not None:
+            y = {l: y_l for l, (y_l, _) in batch.labels.items()} or None
+            masks = {l: _labeled(m, batch.holdout.get(l), y_l) for l, (y_l, m) in batch.labels.items()} or None
             if needs_dict:
-                model.initialize(batch.x, batch.y, batch.label_mask)
-            elif batch.y is not None:
-                model.initialize_classifier(batch.x, batch.y, batch.label_mask)
+                chosen = model.initialize(batch.x, y, masks, holdout=holdout)
+            elif y is not None:
+                chosen = model.initialize_classifier(batch.x, y, masks, holdout=holdout)
     else:  # the parameters come from rank 0
         model._pending_dictionaries = model._pending_classifier = None
+    return chosen
+
+
+def _labeled(train_mask, held, y) -> torch.Tensor:
+    """Every labeled sample of a level: its training mask (None = all) with its held-out samples put back."""
+    mask = torch.ones_like(y, dtype=torch.bool) if train_mask is None else train_mask
+    return mask if held is None else mask | held
 
 
 def fit(
@@ -189,8 +180,10 @@ def fit(
     label_mask=None,
     data_mask=None,
     loss: str = DEFAULT_LOSS,
-    lam: float = DEFAULT_LAM,
-    classification: str = "l2",
+    lam=None,
+    classification: str | None = None,
+    validation: float | None = DEFAULT_VALIDATION,
+    validation_patience: int = DEFAULT_VALIDATION_PATIENCE,
     epochs: int = DEFAULT_EPOCHS,
     optimizer="adam",
     lr: float = DEFAULT_LR,
@@ -217,10 +210,18 @@ def fit(
     * "reconstruction": the deepest level only; "energy": the papers' energy, whose code-space terms collapse on
       real vocabularies (kept for the papers' reproductions; see :mod:`neuralnmf.losses`).
 
-    The label loss ("l2": ||L (Y - B S_L)||^2 with one-hot Y, or "ce": summed cross-entropy; unlabeled samples,
-    ``label_mask`` False, contribute nothing) is divided by the data loss's normalizer, so ``lam`` means what it
-    means in the papers' ||X - A S||^2 + lam ||L (Y - B S)||^2. ``data_mask`` (samples, features), 1 = observed,
-    restricts the data terms to observed entries.
+    The label loss of each labeled level (its classifier's: summed cross-entropy plus the weight decay its start
+    chose for "logistic", ||L (Y - B S_l)||^2 with one-hot Y for "papers"; unlabeled samples, ``label_mask`` False,
+    contribute nothing) is divided by the data loss's normalizer, so ``lam`` means what it means in the papers'
+    ||X - A S||^2 + lam ||L (Y - B S)||^2. ``data_mask`` (samples, features), 1 = observed, restricts the data
+    terms to observed entries.
+
+    With labels, ``validation`` (default 0.1) of the labeled samples, drawn per class with ``seed``, are held out
+    of the label term: the classifiers' starts choose their weight decay on them, every epoch reads their accuracy
+    from its forward pass (they stay in the data term, like unlabeled samples), training stops after
+    ``validation_patience`` epochs without a better one, and the parameters of the best epoch are restored. What
+    was chosen is in ``history.selected``. ``validation=None`` trains every epoch on all the labels (also when
+    fewer than 10 samples would be held out, and with a source of batches).
 
     A model still waiting for its data-driven start (built without ``data``; see
     :attr:`neuralnmf.NeuralNMF.needs_initialization`) is first initialized from ``x`` (from the first batch of a
@@ -230,6 +231,12 @@ def fit(
         x: (samples, features) tensor, dense or sparse (COO/CSR, never densified); or a re-iterable source of
             batches (e.g. a DataLoader over a memory-mapped array or .npz shards), each x_b, (x_b, y_b) or
             (x_b, y_b, label_mask_b); then y, label_mask, data_mask and batch_size must be None.
+        y: (samples,) class indices of the deepest labeled level, or {level: (samples,) labels} for a model with
+            classifiers at several levels (``NeuralNMF(..., num_classes={level: classes})``).
+        label_mask: (samples,) bool, True = labeled (for every level), or {level: mask}.
+        lam: weight of the label terms (a number, or {level: number}); default per classifier form
+            (:data:`DEFAULT_LAM`: 1.0 for "logistic", 0.3 for "papers").
+        classification: None (default): each classifier's own loss; "l2" or "ce" imposes one on all.
         optimizer: a name ("adam", "sgd", ...), a torch.optim class, or an instance (then lr and relative_lr
             are ignored). The model's nonnegative parameters are projected onto >= 0 after every step.
         lr, classifier_lr: learning rates of the dictionaries and of the classifier (default: lr).
@@ -250,66 +257,118 @@ def fit(
 
     Returns:
         History: per-epoch lists of "loss" (the total) and of each term as it enters the total ("level_0",
-        "level_1", ... for the hierarchical loss; "reconstruction" or "energy"; "supervision", to be multiplied by
-        lam).
+        "level_1", ... for the hierarchical loss; "reconstruction" or "energy"; "supervision" (or
+        "supervision_<level>" with several labeled levels), to be multiplied by lam; "holdout_accuracy" when
+        samples are held out). ``history.selected``: the epoch, weight decays and hold-out size chosen from the
+        data.
     """
     device = model.layers[0].A.device
     if loss not in LOSS_TERMS:
         raise ValueError(f"loss must be one of {sorted(LOSS_TERMS)}, got {loss!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a nonnegative integer, got {epochs!r}")
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 or lam == float("inf"):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-    if classification not in ("l2", "ce"):
-        raise ValueError(f"classification must be 'l2' or 'ce', got {classification!r}")
+    if classification not in (None, "l2", "ce"):
+        raise ValueError(f"classification must be None, 'l2' or 'ce', got {classification!r}")
+    if validation is not None and (isinstance(validation, bool) or not isinstance(validation, (int, float))
+                                   or not 0 <= validation < 1):
+        raise ValueError(f"validation must be a fraction in [0, 1) of the labeled samples, or None, got {validation!r}")
+    if isinstance(validation_patience, bool) or not isinstance(validation_patience, int) or validation_patience < 1:
+        raise ValueError(f"validation_patience must be a positive integer, got {validation_patience!r}")
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    source = _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device)
+    source = _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device, validation)
+    weights = _label_weights(model, lam, source)
     dist = _distributed(distributed)
     if dist is not None and data_mask is not None:
         raise ValueError("data_mask is not supported with distributed training")
-    _start_from_data(model, source, dist)
+    holdout = source.holdout if isinstance(source, _TensorSource) else None
+    chosen = _start_from_data(model, source, dist, holdout)
     if dist is not None:
         with torch.no_grad():
             for p in model.parameters():
                 dist.broadcast(p.data, src=0)
+            for head in getattr(model, "heads", {}).values():
+                dist.broadcast(head.scale, src=0)
+                dist.broadcast(head.decay, src=0)
     data_terms = LOSS_TERMS[loss]
     opt = _make_optimizer(model, optimizer, lr, classifier_lr, optimizer_kwargs or {}, relative_lr)
     sched = scheduler(opt) if callable(scheduler) and not hasattr(scheduler, "step") else scheduler
     params = [p for group in opt.param_groups for p in group["params"]]
+    best = BestEpoch(params, validation_patience) if holdout is not None else None
     projection = NonnegativeProjection(model)
     projection()
     handle = projection.attach(opt)
     history = History()
+    history.selected = {"holdout": 0 if holdout is None else int(holdout.sum()),
+                        "weight_decay": {l: c["weight_decay"] for l, c in chosen.items() if "weight_decay" in c}}
     start = time.perf_counter()
     try:
         with EpochEnd(epochs, progress, "fit", tol, patience, callbacks) as epoch_end:
             for epoch in range(epochs):
-                logs = _epoch(model, source, data_terms, classification, lam, dist, opt, params)
+                logs = _epoch(model, source, data_terms, classification, weights, dist, opt, params, best)
                 history.append(logs)
                 if sched is not None:
                     sched.step()
-                if epoch_end(epoch, logs, model):
+                stop = epoch_end(epoch, logs, model)
+                if best is not None:
+                    stop = best.end_of_epoch(epoch, logs["holdout_accuracy"]) or stop
+                if stop:
                     history.stopped_early = epoch + 1 < epochs
                     break
+        if best is not None and best.best_epoch >= 0:
+            best.restore()
+            history.selected.update(epoch=best.best_epoch, holdout_accuracy=best.best)
     finally:
         handle.remove()
         history.seconds = time.perf_counter() - start
     return history
 
 
-def _epoch(model, source, data_terms, classification: str, lam: float, dist, opt, params) -> dict[str, float]:
+def _label_weights(model, lam, source) -> dict[int, float]:
+    """lam per labeled level: a number for every level, {level: number}, or None (each classifier form's default)."""
+    heads = getattr(model, "heads", {})
+    if lam is None:
+        return {int(l): DEFAULT_LAM[h.form] for l, h in heads.items()}
+    values = lam if isinstance(lam, dict) else {int(l): lam for l in heads}
+    out = {}
+    for level, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+            raise ValueError(f"lam must be a finite number >= 0 (or a dict of them per level), got {value!r}")
+        if str(level) not in heads:
+            raise ValueError(f"lam names level {level}, which has no classifier (labeled levels: "
+                             f"{[int(l) for l in heads]})")
+        out[int(level)] = float(value)
+    return out
+
+
+def _term_name(model, level: int) -> str:
+    return "supervision" if len(model.heads) == 1 else f"supervision_{level}"
+
+
+def _epoch(model, source, data_terms, classification, weights: dict, dist, opt, params, best) -> dict[str, float]:
     """One pass over the batches: a step per batch; returns the epoch's logs (one host read)."""
-    totals, norm_total = {}, 0.0
+    totals, norm_total, held = {}, 0.0, {}
     for batch in source:
         out = model(batch.x)
         sums, normalizer = data_terms(model, batch.x, out, batch.data_mask)
-        if batch.y is not None:
-            sums["supervision"] = supervision_loss(out.logits, batch.y, batch.label_mask, classification,
-                                                   reduction="sum")
+        scale = {}
+        for level, (y, mask) in batch.labels.items():
+            head, name = model.heads[str(level)], _term_name(model, level)
+            logits = out.level_logits[level]
+            kind = classification or head.loss_kind
+            sums[name] = supervision_loss(logits, y, mask, kind, reduction="sum")
+            if head.form == "logistic":  # the head's regulariser, per labeled sample, as in its start's objective
+                count = y.shape[0] if mask is None else mask.to(logits.dtype).sum()
+                sums[name] = sums[name] + count * head.penalty()
+            scale[name] = weights[level]
+            if level in batch.holdout:
+                hold = batch.holdout[level].to(logits.dtype)
+                right = ((logits.detach().argmax(-1) == y).to(logits.dtype) * hold).sum()
+                previous = held.get(level, (0.0, 0.0))
+                held[level] = (previous[0] + right, previous[1] + hold.sum())
         if dist is not None:  # every process divides by the normalizer of all the data of this step
             normalizer = normalizer.detach().clone()
             dist.all_reduce(normalizer)
-        total = sum(v * (lam if name == "supervision" else 1.0) for name, v in sums.items()) / normalizer
+        total = sum(v * scale.get(name, 1.0) for name, v in sums.items()) / normalizer
         opt.zero_grad(set_to_none=True)
         total.backward()
         if dist is not None:
@@ -317,14 +376,17 @@ def _epoch(model, source, data_terms, classification: str, lam: float, dist, opt
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
                 dist.all_reduce(p.grad)
+        if best is not None:
+            best.before_step()
         opt.step()
         for name, value in sums.items():
             totals[name] = totals.get(name, 0.0) + value.detach()
         norm_total = norm_total + normalizer.detach()
-    return _epoch_logs(totals, norm_total, dist, lam)
+    weights_by_name = {_term_name(model, level): w for level, w in weights.items()}
+    return _epoch_logs(totals, norm_total, dist, weights_by_name, held)
 
 
-def _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device):
+def _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device, validation):
     if not isinstance(x, torch.Tensor):
         if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
             raise TypeError(f"x must be a torch.Tensor or a re-iterable source of batches, got {type(x).__name__}")
@@ -335,26 +397,42 @@ def _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, gener
     x = check_data(x, model.in_features)
     if x.device != device:
         raise ValueError(f"x is on {x.device} but the model is on {device}")
-    y, label_mask = check_labels(y, label_mask, getattr(model, "num_classes", None), x.shape[0], x.device)
+    labels = labels_by_level(y, label_mask, getattr(model, "heads", {}), len(model.layers), x.shape[0], x.device)
+    holdout = draw_holdout(labels, validation or 0.0, x.shape[0], generator)
+    held = {}
+    if holdout is not None:
+        for level, (y_l, mask) in list(labels.items()):
+            labeled = torch.ones_like(holdout) if mask is None else mask
+            held[level] = holdout & labeled
+            labels[level] = (y_l, labeled & ~holdout)
     if data_mask is not None:
         data_mask = torch.as_tensor(data_mask, device=x.device)
         if data_mask.shape != x.shape:
             raise ValueError(f"data_mask must have the shape of x {tuple(x.shape)}, got {tuple(data_mask.shape)}")
-    return _TensorSource(Batch(x, y, label_mask, data_mask), batch_size, shuffle, generator)
+    source = _TensorSource(Batch(x, labels, held, data_mask), batch_size, shuffle, generator)
+    source.holdout = holdout
+    return source
 
 
-def _epoch_logs(totals, norm_total, dist, lam) -> dict[str, float]:
+def _epoch_logs(totals, norm_total, dist, weights: dict, held: dict) -> dict[str, float]:
     """Every term's sum over the epoch (all processes together) over the normalizers' sum; "loss" recombined from
-    them. One host read per epoch."""
+    them; the held-out accuracy (mean over labeled levels). One host read per epoch."""
     names = list(totals)
     if not names:
         raise ValueError("the source of batches yielded no batch in this epoch")
     device = totals[names[0]].device
+    counts = [v for pair in held.values() for v in pair]
     packed = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device)
-                          for v in [*(totals[n] for n in names), norm_total]])
+                          for v in [*(totals[n] for n in names), norm_total, *counts]])
     if dist is not None:
         dist.all_reduce(packed)
-    values = (packed[:-1] / packed[-1]).tolist()
-    logs = dict(zip(names, values))
-    total = sum(v * (lam if name == "supervision" else 1.0) for name, v in logs.items())
-    return {"loss": total, **logs}
+    values = packed.tolist()
+    norm = values[len(names)]
+    logs = {name: v / norm for name, v in zip(names, values)}
+    total = sum(v * weights.get(name, 1.0) for name, v in logs.items())
+    logs = {"loss": total, **logs}
+    if held:
+        pairs = values[len(names) + 1:]
+        accuracies = [right / max(count, 1.0) for right, count in zip(pairs[::2], pairs[1::2])]
+        logs["holdout_accuracy"] = sum(accuracies) / len(accuracies)
+    return logs

@@ -144,9 +144,9 @@ def test_pending_start_is_cancelled_by_loading_or_changing_the_dictionaries(corp
     assert not edited.needs_initialization
 
 
-def test_classifier_starts_at_the_least_squares_fit_of_the_labels(corpus):
+def test_papers_classifier_starts_at_the_least_squares_fit_of_the_labels(corpus):
     y, mask = corpus.labels[1], corpus.label_mask(40)
-    model = NeuralNMF(87, (9, 4), num_classes=4, data=corpus.x, dtype=torch.float64)
+    model = NeuralNMF(87, (9, 4), num_classes=4, classifier="papers", data=corpus.x, dtype=torch.float64)
     assert model.needs_classifier_initialization  # data without labels: B waits for them
     fit(model, corpus.x, y=y, label_mask=mask, epochs=0, progress=False)
     codes = model.transform(corpus.x)[mask]
@@ -158,7 +158,8 @@ def test_classifier_starts_at_the_least_squares_fit_of_the_labels(corpus):
     scale = codes.norm() ** 2 * B.abs().max()
     assert grad.min().item() >= -1e-8 * scale
     assert (grad * B).abs().max().item() <= 1e-8 * scale
-    free = NeuralNMF(87, (9, 4), num_classes=4, data=corpus.x, dtype=torch.float64, nonnegative_classifier=False)
+    free = NeuralNMF(87, (9, 4), num_classes=4, classifier="papers", data=corpus.x, dtype=torch.float64,
+                     nonnegative_classifier=False)
     free.initialize_classifier(corpus.x, y, mask)
     expected = torch.linalg.lstsq(codes, Y).solution.T
     torch.testing.assert_close(free.B.detach(), expected)
@@ -201,10 +202,12 @@ def test_losses_and_masks(corpus, gen):
 
 
 def test_projection_hook_with_any_optimizer(gen):
-    model = NeuralNMF(10, (4, 2), num_classes=3, dtype=torch.float64, generator=gen)
+    model = NeuralNMF(10, (4, 2), num_classes=3, classifier="papers", dtype=torch.float64, generator=gen)
     params = nonnegative_parameters(model)
     assert {id(p) for p in params} == {id(model.layers[0].A), id(model.layers[1].A), id(model.B)}
-    free = NeuralNMF(10, (4,), num_classes=3, nonnegative_classifier=False)
+    logistic = NeuralNMF(10, (4, 2), num_classes=3)  # free-signed weights and bias
+    assert {id(p) for p in nonnegative_parameters(logistic)} == {id(layer.A) for layer in logistic.layers}
+    free = NeuralNMF(10, (4,), num_classes=3, classifier="papers", nonnegative_classifier=False)
     assert id(free.B) not in {id(p) for p in nonnegative_parameters(free)}
     projection = NonnegativeProjection(model)
     for opt_cls in (torch.optim.SGD, torch.optim.Adam, torch.optim.RMSprop):

@@ -13,8 +13,8 @@ def corpus():
     return make_hierarchical_corpus(seed=0)
 
 
-def _model(ranks=(9, 4), num_classes=None, seed=0, corpus=None, init="uniform"):
-    return NeuralNMF(87, ranks, num_classes=num_classes, dtype=torch.float64, init=init,
+def _model(ranks=(9, 4), num_classes=None, seed=0, corpus=None, init="uniform", classifier="logistic"):
+    return NeuralNMF(87, ranks, num_classes=num_classes, dtype=torch.float64, init=init, classifier=classifier,
                      data=None if corpus is None else corpus.x, generator=torch.Generator().manual_seed(seed))
 
 
@@ -30,16 +30,18 @@ def test_unsupervised_fit_decreases_the_loss_and_keeps_dictionaries_nonnegative(
     assert all(bool((layer.A >= 0).all()) for layer in model.layers)
 
 
+@pytest.mark.parametrize("classifier", ["logistic", "papers"])
 @pytest.mark.parametrize("labeled", [90, 40])
-def test_supervised_and_semi_supervised_fit_learn_the_labels(corpus, labeled):
+def test_supervised_and_semi_supervised_fit_learn_the_labels(corpus, labeled, classifier):
     y = corpus.labels[1]
     mask = corpus.label_mask(labeled)
-    model = _model(num_classes=4, corpus=corpus, init="nndsvda")
+    model = _model(num_classes=4, corpus=corpus, init="nndsvda", classifier=classifier)
     history = fit(model, corpus.x, y=y, label_mask=mask, loss="energy", lam=1.0, epochs=400, lr=0.02, progress=False)
-    assert set(history) == {"loss", "energy", "supervision"}
+    assert set(history) == {"loss", "energy", "supervision"}  # 90 or 40 labels: too few to hold any out
     out = model(corpus.x)
     assert accuracy(out.logits, y).item() >= 0.95  # includes the unlabeled samples when labeled = 40
-    assert bool((model.B >= 0).all())
+    if classifier == "papers":
+        assert bool((model.B >= 0).all())
 
 
 def test_cross_entropy_supervision(corpus):
@@ -83,6 +85,7 @@ def test_state_dict_round_trip_after_fit(corpus, tmp_path):
     torch.save(model.state_dict(), tmp_path / "model.pt")
     clone = _model(num_classes=4, seed=99)
     clone.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    model.warm_start = False  # both solve from scratch: a warm start gives the same codes up to rounding (1e-15)
     torch.testing.assert_close(clone(corpus.x).logits, model(corpus.x).logits, rtol=0, atol=0)
 
 

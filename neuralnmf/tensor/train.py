@@ -17,7 +17,8 @@ from ..losses import supervision_loss
 from ..epochs import EpochEnd
 from ..optim import build_optimizer
 from ..projection import NonnegativeProjection
-from ..train import History, check_labels
+from ..classifiers import check_class_labels
+from ..train import History
 from . import _checks
 from .losses import default_levels, energy_loss
 
@@ -107,7 +108,13 @@ def fit_tensor(
     levels = _check_levels(levels, model.num_levels)
     num_classes = getattr(model, "num_classes", None)
     label_size = model.shape[model.label_mode] if num_classes is not None else 0
-    y, label_mask = check_labels(y, label_mask, num_classes, label_size, X.device)
+    if y is None:
+        if label_mask is not None:
+            raise ValueError(f"{fn}: label_mask given without labels y")
+    elif num_classes is None:
+        raise ValueError(f"{fn}: labels y were given but the model has no classifier: build it with num_classes")
+    else:
+        y, label_mask = check_class_labels(y, label_mask, num_classes, label_size, X.device, f"{fn}: ")
     epochs = _checks.check_int(epochs, fn, "epochs", minimum=0)
     lam = _checks.check_real(lam, fn, "lam")
     if classification not in ("l2", "ce"):
