@@ -70,3 +70,48 @@ def test_real_corpus_walkthrough_runs_on_a_slice(tmp_path):
     for text in ("documents of 10 newsgroups", "topic tree of the unsupervised run", "| unsupervised | 2 (5) |",
                  "| semi-supervised | 1 (10) |", "held-out accuracy"):
         assert text in out.stdout, text
+
+
+def test_supervised_benchmark_runs_on_a_slice(tmp_path):
+    """Issue 21's benchmark script on a small stratified slice: its tables, its JSON, and numbers it must get right
+    (the ratio column recomputed from the errors beside it, accuracies better than chance)."""
+    import json
+
+    import pytest
+
+    from neuralnmf.datasets import find_data_file
+
+    archive = find_data_file("20news-bydate.tar.gz")
+    if archive is None:
+        pytest.skip("../shared/data/20news-bydate.tar.gz absent")
+    pytest.importorskip("sklearn")
+    out_json = tmp_path / "results.json"
+    out = _run(os.path.join("examples", "supervised_benchmark.py"), "--archive", str(archive), "--max-docs", "400",
+               "--ranks", "6,3", "--settings", "semi-0.5", "--epochs", "20", "--nmf-iter", "50",
+               "--ssnmf-iters", "50", "--cv-folds", "3", "--out", str(out_json))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "400 train / 400 test documents" in out.stdout
+    for text in ("**semi-0.5** (200 labeled training documents), ranks (6, 3)", "| Neural NMF, defaults | 6,3 |",
+                 "| scikit-learn NMF + LR (C=1) | 6 |", "| SSNMF (MU, lam 1,", "| LR on tf-idf (ceiling) | — |",
+                 "| method | rank | test accuracy | rel. training error | time (s) |",
+                 "| level | rank | Neural NMF rel. training error | scikit-learn NMF | ratio |"):
+        assert text in out.stdout, text
+    res = json.loads(out_json.read_text())
+    s = res["settings"]["semi-0.5"]
+    assert s["labeled"] == 200 and res["train_docs"] == 400 and res["threads"] == 1
+    ours = s["hierarchies"]["6,3"]
+    assert len(ours["level_errors"]) == 2 and all(0.5 < e < 1.0 for e in ours["level_errors"])
+    # 20 classes: the tf-idf ceiling and ours beat chance (0.05) clearly even on 200 labeled documents
+    assert s["tfidf_lr"]["accuracy"] > 0.2 and ours["accuracy"] > 0.1
+    for k in ("6", "3"):
+        for key in ("default_C", "cv_C"):
+            assert 0.0 <= s["per_rank"][k]["nmf_lr"][key]["accuracy"] <= 1.0
+        assert s["per_rank"][k]["ssnmf"]["iterations"] <= 50
+    line = next(l for l in out.stdout.splitlines() if l.startswith("| 0 | 6 |"))
+    err, ref, ratio = (float(v) for v in line.strip("|").split("|")[2:5])
+    assert abs(ratio - err / ref) < 2e-4
+    assert abs(err - ours["level_errors"][0]) < 1e-4 and abs(ref - res["nmf"]["6"]["train_error"]) < 1e-4
+    again = _run(os.path.join("examples", "supervised_benchmark.py"), "--tables-from", str(out_json))
+    assert again.returncode == 0, again.stderr[-3000:]
+    rows = [l for l in out.stdout.splitlines() if l.startswith("|")]
+    assert len(rows) == 16 and [l for l in again.stdout.splitlines() if l.startswith("|")] == rows
