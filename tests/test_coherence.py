@@ -177,3 +177,16 @@ def test_equals_gensim_on_news20_slice(news_slice):
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(topic_coherence(topics, measure="u_mass", x=x, vocabulary=vocab),
                                _gensim(topics, news_slice, "u_mass", None), rtol=1e-9, atol=1e-9)
+
+
+def test_counts_in_chunks_equal_counts_at_once(monkeypatch):
+    import neuralnmf.metrics.coherence as coherence
+
+    topics, texts = _toy()
+    words = sorted({w for t in topics for w in t})
+    whole = window_counts(texts, words, 5)
+    monkeypatch.setattr(coherence, "_CHUNK_NNZ", 7)  # many chunks, each cut at a document boundary
+    chunked = window_counts(texts, words, 5)
+    assert chunked.total == whole.total
+    assert (chunked.occurrences == whole.occurrences).all() and (chunked.cooccurrences == whole.cooccurrences).all()
+    assert (whole.cooccurrences.diagonal() == whole.occurrences).all() and whole.occurrences.sum() > 0
