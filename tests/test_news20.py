@@ -220,6 +220,45 @@ def test_published_data_from_the_whole_archive(request, tmp_path_factory):
 PUBLISHED_ORDER = "0268ce721f1c7c10"  # sha256 of the 1000 doc_ids, numpy 1.x order (see docs/news20_table.md)
 
 
+@needs_archive
+def test_reproduction_script_runs_our_rows(request, tmp_path_factory):
+    """examples/reproduce_20news_table.py --rows ours on one trial with few epochs: the Neural NMF row (unsupervised
+    and supervised) and the two-level row, the supervised cells with the classifier's own held-out accuracy, and the
+    issue-21 target lines."""
+    import re
+    import subprocess
+    import sys
+
+    pytest.importorskip("sklearn")
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("news20-sklearn-home") if cache is not None else tmp_path_factory.mktemp("news20-home")
+    home = sklearn_data_home(ARCHIVE, folder)
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "examples" / "reproduce_20news_table.py"), "--archive",
+                          str(ARCHIVE), "--data-home", str(home), "--rows", "ours", "--trials", "1",
+                          "--epochs-scale", "0.01"], cwd=root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| method | recon, unsup. | recon, sup. | accuracy, unsup. | accuracy, sup. | classifier accuracy, sup. |" \
+        in out.stdout
+    assert "| Multi-HNTF |" not in out.stdout  # --rows ours runs no published fit
+    rows = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("| Neural NMF"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0]] = [None if c == "-" else float(c.split(" ± ")[0]) for c in cells[1:]]
+    assert set(rows) == {"Neural NMF (ours, library defaults)",
+                         "Neural NMF, two-level labels (ours, library defaults)"}
+    one, two = rows["Neural NMF (ours, library defaults)"], rows["Neural NMF, two-level labels (ours, library defaults)"]
+    assert two[0] is None and two[2] is None and None not in one
+    for recon in (one[0], one[1], two[1]):  # NNLS codes fit no worse than zero codes: ||X||_F = sqrt(975)
+        assert 30.0 < recon <= 975 ** 0.5 + 1e-9
+    for own in (one[4], two[4]):  # 6 superclasses, the largest 20% of the held-out documents
+        assert 0.4 < own <= 1.0
+    for key in ("nnmf_sup", "nnmf_two"):
+        line = next(l for l in out.stdout.splitlines() if l.startswith(f"target {key}:"))
+        assert re.search(r"(holds|does not hold)$", line)
+
+
 # --- metrics and the Multi-HNTF layer, by hand ---------------------------------------------------------------------
 
 
