@@ -167,7 +167,8 @@ def _logistic(f: torch.Tensor, y: torch.Tensor, num_classes: int, wd: float, max
     return W.detach().to(f.dtype), b.detach().to(f.dtype)
 
 
-def labels_by_level(y, label_mask, heads, depth: int, samples: int, device, fn: str = "fit") -> dict:
+def labels_by_level(y, label_mask, heads, depth: int, samples: int, device, fn: str = "fit", *,
+                    warn: bool = True) -> dict:
     """Labels as {level: (y (M,) long, mask (M,) bool or None)}, checked against the classifiers ``heads``.
 
     ``y``: (M,) class indices for the deepest labeled level, or a dict {level: (M,) labels} (a level may be
@@ -196,11 +197,12 @@ def labels_by_level(y, label_mask, heads, depth: int, samples: int, device, fn: 
     out = {}
     for l, labels in ys.items():
         where = f"level {l}: " if per_level else ""
-        out[l] = check_class_labels(labels, masks.get(l), heads[str(l)].num_classes, samples, device, f"{fn}: {where}")
+        out[l] = check_class_labels(labels, masks.get(l), heads[str(l)].num_classes, samples, device, f"{fn}: {where}",
+                                    warn=warn)
     return dict(sorted(out.items()))
 
 
-def check_class_labels(y, label_mask, num_classes: int, samples: int, device, prefix: str = ""):
+def check_class_labels(y, label_mask, num_classes: int, samples: int, device, prefix: str = "", *, warn: bool = True):
     """One level's labels: y (M,) integer class indices in [0, num_classes), label_mask (M,) bool (True = labeled,
     default all). Returns (y long with unlabeled entries 0, mask or None when all are labeled); a class without a
     labeled sample gets a warning that names it."""
@@ -223,7 +225,7 @@ def check_class_labels(y, label_mask, num_classes: int, samples: int, device, pr
         raise ValueError(f"{prefix}labels must be in [0, {num_classes}) (the classifier's num_classes), got values "
                          f"in [{lo}, {hi}]")
     present = torch.unique(labeled).tolist()
-    if len(present) < num_classes:
+    if warn and len(present) < num_classes:
         absent = sorted(set(range(num_classes)) - set(present))
         warnings.warn(f"{prefix}{len(absent)} of {num_classes} classes have no labeled sample (classes "
                       f"{absent[:10]}{' ...' if len(absent) > 10 else ''}): the classifier will not learn them",

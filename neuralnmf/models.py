@@ -186,7 +186,7 @@ class NeuralNMF(nn.Module):
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor, y=None, label_mask=None, *, method: str | None = None,
-                   generator=None, holdout=None) -> dict:
+                   generator=None, holdout=None, warn: bool = True) -> dict:
         """Start the dictionaries from data, and the classifiers from labels when ``y`` is given.
 
         Args:
@@ -220,23 +220,24 @@ class NeuralNMF(nn.Module):
         self._cache.clear()
         self._pending_dictionaries = None
         if y is not None and self.heads and self.classifier_from_labels:
-            return self.initialize_classifier(x, y, label_mask, holdout=holdout)
+            return self.initialize_classifier(x, y, label_mask, holdout=holdout, warn=warn)
         return {}
 
     @torch.no_grad()
-    def initialize_classifier(self, x: torch.Tensor, y, label_mask=None, *, holdout=None) -> dict:
+    def initialize_classifier(self, x: torch.Tensor, y, label_mask=None, *, holdout=None, warn: bool = True) -> dict:
         """Every labeled level's classifier from its labels, the dictionaries fixed: the regularised logistic
         regression of the codes ("logistic"; its weight decay chosen on ``holdout``), or argmin ||Y - S_l B^T||_F
         ("papers"; B >= 0 when B is nonnegative).
 
         x: (samples, in_features); y: (samples,) class indices of the deepest labeled level, or {level: labels};
         label_mask: (samples,) bool or {level: mask}, True = labeled; holdout: (samples,) bool, labeled samples
-        left out of the fit to choose the weight decay. Returns {level: what was chosen}.
+        left out of the fit to choose the weight decay; warn: warn of classes without a labeled sample. Returns
+        {level: what was chosen}.
         """
         if not self.heads:
             raise ValueError("NeuralNMF.initialize_classifier: the model has no classifier (num_classes=None)")
         labels = labels_by_level(y, label_mask, self.heads, len(self.layers), x.shape[0], self.layers[0].A.device,
-                                 "NeuralNMF.initialize_classifier")
+                                 "NeuralNMF.initialize_classifier", warn=warn)
         codes = self._codes(x, max(labels) if labels else 0)
         chosen = {}
         for level, (y_l, mask) in labels.items():

@@ -104,7 +104,8 @@ def load(path: str | os.PathLike, *, device=None) -> NeuralNMF:
     state = dict(ckpt["state_dict"])
     if "B" in state and model.heads:
         state[f"heads.{model.labeled_levels[-1]}.weight"] = state.pop("B")
-        state.setdefault(f"heads.{model.labeled_levels[-1]}.scale", model.head().scale.detach().cpu())
+        for name, buffer in model.head().named_buffers():  # scale 1 and no weight decay: the papers' form
+            state.setdefault(f"heads.{model.labeled_levels[-1]}.{name}", buffer.detach().cpu())
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

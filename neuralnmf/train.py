@@ -18,7 +18,8 @@ from . import sparse_products
 from .classifiers import labels_by_level
 from .epochs import EpochEnd
 from .holdout import DEFAULT_VALIDATION, DEFAULT_VALIDATION_PATIENCE, BestEpoch, draw_holdout
-from .losses import LOSS_TERMS, supervision_loss
+from .losses import LOSS_TERMS
+from .supervision import DEFAULT_LAM, label_terms, label_weights, term_name
 from .optim import build_optimizer
 from .projection import NonnegativeProjection
 
@@ -28,11 +29,6 @@ DEFAULT_LOSS = "hierarchical"
 """Every level reconstructs the data: the only objective without a scale escape that also keeps every level as good
 as flat NMF at its rank (see :mod:`neuralnmf.losses`)."""
 
-DEFAULT_LAM = {"logistic": 1.0, "papers": 0.3}
-"""The label weight of the papers' sums ||X - A S||^2 + lam (label loss summed over the labeled samples), per
-classifier form. "logistic" (summed cross-entropy): 1.0, the best held-out accuracy on 20 Newsgroups with the
-epoch chosen on held-out labels (docs/supervision.md). "papers" (||L (Y - B S)||^2): 0.3, which classified held-out
-documents better than the SSNMF default of 1 and kept every level within 1% of flat NMF (docs/real_corpus.md)."""
 
 DEFAULT_LR = 1e-2
 """Adam's step, relative to each parameter's RMS when ``relative_lr`` (the default): about 1% per step."""
@@ -158,9 +154,9 @@ def _start_from_data(model, source, dist, holdout) -> dict:
             y = {l: y_l for l, (y_l, _) in batch.labels.items()} or None
             masks = {l: _labeled(m, batch.holdout.get(l), y_l) for l, (y_l, m) in batch.labels.items()} or None
             if needs_dict:
-                chosen = model.initialize(batch.x, y, masks, holdout=holdout)
+                chosen = model.initialize(batch.x, y, masks, holdout=holdout, warn=False)  # fit's check warned
             elif y is not None:
-                chosen = model.initialize_classifier(batch.x, y, masks, holdout=holdout)
+                chosen = model.initialize_classifier(batch.x, y, masks, holdout=holdout, warn=False)
     else:  # the parameters come from rank 0
         model._pending_dictionaries = model._pending_classifier = None
     return chosen
@@ -276,7 +272,7 @@ def fit(
         raise ValueError(f"validation_patience must be a positive integer, got {validation_patience!r}")
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     source = _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device, validation)
-    weights = _label_weights(model, lam, source)
+    weights = label_weights(model, lam)
     dist = _distributed(distributed)
     if dist is not None and data_mask is not None:
         raise ValueError("data_mask is not supported with distributed training")
@@ -323,48 +319,13 @@ def fit(
     return history
 
 
-def _label_weights(model, lam, source) -> dict[int, float]:
-    """lam per labeled level: a number for every level, {level: number}, or None (each classifier form's default)."""
-    heads = getattr(model, "heads", {})
-    if lam is None:
-        return {int(l): DEFAULT_LAM[h.form] for l, h in heads.items()}
-    values = lam if isinstance(lam, dict) else {int(l): lam for l in heads}
-    out = {}
-    for level, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-            raise ValueError(f"lam must be a finite number >= 0 (or a dict of them per level), got {value!r}")
-        if str(level) not in heads:
-            raise ValueError(f"lam names level {level}, which has no classifier (labeled levels: "
-                             f"{[int(l) for l in heads]})")
-        out[int(level)] = float(value)
-    return out
-
-
-def _term_name(model, level: int) -> str:
-    return "supervision" if len(model.heads) == 1 else f"supervision_{level}"
-
-
 def _epoch(model, source, data_terms, classification, weights: dict, dist, opt, params, best) -> dict[str, float]:
     """One pass over the batches: a step per batch; returns the epoch's logs (one host read)."""
     totals, norm_total, held = {}, 0.0, {}
     for batch in source:
         out = model(batch.x)
         sums, normalizer = data_terms(model, batch.x, out, batch.data_mask)
-        scale = {}
-        for level, (y, mask) in batch.labels.items():
-            head, name = model.heads[str(level)], _term_name(model, level)
-            logits = out.level_logits[level]
-            kind = classification or head.loss_kind
-            sums[name] = supervision_loss(logits, y, mask, kind, reduction="sum")
-            if head.form == "logistic":  # the head's regulariser, per labeled sample, as in its start's objective
-                count = y.shape[0] if mask is None else mask.to(logits.dtype).sum()
-                sums[name] = sums[name] + count * head.penalty()
-            scale[name] = weights[level]
-            if level in batch.holdout:
-                hold = batch.holdout[level].to(logits.dtype)
-                right = ((logits.detach().argmax(-1) == y).to(logits.dtype) * hold).sum()
-                previous = held.get(level, (0.0, 0.0))
-                held[level] = (previous[0] + right, previous[1] + hold.sum())
+        scale = label_terms(model, out, batch.labels, batch.holdout, classification, weights, sums, held)
         if dist is not None:  # every process divides by the normalizer of all the data of this step
             normalizer = normalizer.detach().clone()
             dist.all_reduce(normalizer)
@@ -382,7 +343,7 @@ def _epoch(model, source, data_terms, classification, weights: dict, dist, opt, 
         for name, value in sums.items():
             totals[name] = totals.get(name, 0.0) + value.detach()
         norm_total = norm_total + normalizer.detach()
-    weights_by_name = {_term_name(model, level): w for level, w in weights.items()}
+    weights_by_name = {term_name(model, level): w for level, w in weights.items()}
     return _epoch_logs(totals, norm_total, dist, weights_by_name, held)
 
 

@@ -70,7 +70,8 @@ def test_help_describes_inputs_and_outputs(capsys):
     assert fit_help.returncode == 0
     for text in ("documents are ROWS", ".npz", ".mat", ".npy", ".txt", "neuralnmf[text]", "model.pt", "topics.md",
                  "metrics.json", "--labeled-fraction", "--ranks", "--drop-empty", "never densified",
-                 "--init nmf", "--loss hierarchical", "--lam 0.3", "--lr 0.01", "--dtype float32"):
+                 "--init nmf", "--loss hierarchical", "--lam 1 (logistic)", "--classifier logistic", "--validation 0.1",
+                 "--lr 0.01", "--dtype float32", "LEVEL=FILE"):
         assert text in fit_help.stdout, text
     with pytest.raises(SystemExit) as e:
         main(["transform", "--help"])
@@ -86,9 +87,10 @@ def test_fit_writes_every_output(fitted):
     for png in ("loss.png", "hierarchy.png", "layers.png"):
         assert (out / png).read_bytes()[:8] == PNG
     ckpt = torch.load(out / "model.pt", weights_only=True)
-    assert ckpt["config"] == {"in_features": 87, "ranks": [9, 4, 2], "num_classes": 4,
+    assert ckpt["config"] == {"in_features": 87, "ranks": [9, 4, 2], "num_classes": 4, "classifier": "logistic",
                               "nonnegative_classifier": True, "dtype": "float32"}
-    assert ckpt["state_dict"]["layers.0.A"].shape == (87, 9) and ckpt["state_dict"]["B"].shape == (4, 2)
+    # the logistic classifier of the deepest level reads the codes of every level: 9 + 4 + 2 features
+    assert ckpt["state_dict"]["layers.0.A"].shape == (87, 9) and ckpt["state_dict"]["heads.2.weight"].shape == (4, 15)
     assert len(ckpt["vocabulary"]) == 87 and ckpt["text"] is None
 
     m = json.loads((out / "metrics.json").read_text())
@@ -100,10 +102,12 @@ def test_fit_writes_every_output(fitted):
     assert start[0] <= 1.02 * 0.0235 and len(start) == 3, start
     assert all(e <= 1.05 * b for e, b in zip(err, (0.0235, 0.2816, 0.4676))), err
     cls = m["classification"]
-    assert cls["labeled_documents"] == 45 and cls["unlabeled_documents"] == 45 and cls["num_classes"] == 4
-    assert len(cls["least_squares"]) == 3
-    for acc in (cls["classifier"], *cls["least_squares"]):
+    assert cls["labeled_documents"] == 45 and cls["unlabeled_documents"] == 45 and list(cls["levels"]) == ["2"]
+    deepest = cls["levels"]["2"]
+    assert deepest["num_classes"] == 4 and deepest["labeled_documents"] == 45
+    for acc in (deepest["classifier"], deepest["least_squares"]):
         assert 0 <= acc["labeled"] <= 1 and 0 <= acc["unlabeled"] <= 1
+    assert m["chosen_from_data"]["holdout"] == 0 and "too few labeled documents" in stdout  # 45 labels: none held out
 
     md = (out / "topics.md").read_text()
     for text in ("## Level 0: 9 topics", "## Level 2: 2 topics", "## Hierarchy", "L2.T0", "L0.T8", "_g"):
@@ -137,6 +141,38 @@ def test_transform_after_fit(fitted, corpus, tmp_path, capsys):
     assert main(["transform", str(out), str(d / "x.npz"), "--out", str(tmp_path / "c0.npy"), "--depth", "0"]) == 0
     c0 = np.load(tmp_path / "c0.npy")
     assert c0.shape == (90, 9) and np.allclose(c0, model.transform(c.x.float(), 0).numpy(), rtol=1e-4, atol=1e-6)
+    # the model has a classifier: transform also writes each document's predicted class and the probabilities
+    predicted = np.loadtxt(tmp_path / "codes_labels.txt", dtype=int)
+    proba = np.load(tmp_path / "codes_labels.proba.npy")
+    assert "predicted class of each document at level 2" in done.stdout
+    assert np.array_equal(predicted, model.predict(c.x.float()).numpy())
+    assert proba.shape == (90, 4) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert np.array_equal(proba.argmax(1), predicted)
+
+
+def test_labels_at_two_levels(corpus, tmp_path, capsys):
+    d, c = corpus
+    for level in (0, 1):
+        np.savetxt(tmp_path / f"y{level}.txt", c.labels[level].numpy(), fmt="%d")
+    out = tmp_path / "run"
+    assert main(["fit", str(d / "x.npz"), "--ranks", "9", "4", "--labels", f"0={tmp_path / 'y0.txt'}",
+                 f"--labels=-1={tmp_path / 'y1.txt'}", "--epochs", "30", "--out", str(out), "--no-progress"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    levels = m["classification"]["levels"]
+    assert {k: v["num_classes"] for k, v in levels.items()} == {"0": 9, "1": 4}
+    assert all(v["classifier"]["labeled"] >= 0.9 for v in levels.values())  # the toy corpus's classes are clean
+    model, _ = outputs.load_model(out)
+    assert model.labeled_levels == [0, 1] and model.num_classes == {0: 9, 1: 4}
+    assert main(["transform", str(out), str(d / "x.npz"), "--out", str(tmp_path / "codes.npy")]) == 0
+    for level in (0, 1):
+        predicted = np.loadtxt(tmp_path / f"codes_labels_level{level}.txt", dtype=int)
+        assert np.array_equal(predicted, model.predict(c.x.float(), level).numpy())
+    for bad, message in ((f"2={tmp_path / 'y0.txt'}", "level 2 does not exist"),
+                         (f"1={tmp_path / 'y0.txt'}", "labeled twice")):
+        capsys.readouterr()
+        assert main(["fit", str(d / "x.npz"), "--ranks", "9", "4", f"--labels=-1={tmp_path / 'y1.txt'}", "--labels",
+                     bad, "--epochs", "1", "--out", str(out), "--no-progress"]) == 1
+        assert message in capsys.readouterr().err
 
 
 def test_dense_npy_with_label_mask_float64_minibatches(corpus, tmp_path):
@@ -149,7 +185,7 @@ def test_dense_npy_with_label_mask_float64_minibatches(corpus, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["sparse"] is False and m["dtype"] == "float64" and m["init"] == "nndsvda"
     assert m["classification"]["labeled_documents"] == 30
-    assert m["classification"]["least_squares"][0]["unlabeled"] is not None
+    assert m["classification"]["levels"]["1"]["least_squares"]["unlabeled"] is not None
     ckpt = torch.load(out / "model.pt", weights_only=True)
     assert ckpt["config"]["dtype"] == "float64" and ckpt["vocabulary"] is None
     assert "w0" in (out / "topics.md").read_text() and not (out / "vocabulary.txt").exists()
@@ -327,7 +363,7 @@ def test_labels_numbered_from_one_are_shifted_with_a_message(corpus, tmp_path, c
                  "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "run from 1 to 4 and none is 0" in err and "read as 0 to 3" in err
-    assert json.loads((out / "metrics.json").read_text())["classification"]["num_classes"] == 4
+    assert json.loads((out / "metrics.json").read_text())["classification"]["levels"]["0"]["num_classes"] == 4
     gap = tmp_path / "gap.txt"
     np.savetxt(gap, np.where(c.labels[1].numpy() == 2, 3, c.labels[1].numpy()), fmt="%d")  # class 2 unused
     assert main(["fit", str(d / "x.npz"), "--ranks", "4", "--labels", str(gap), "--epochs", "2", "--out", str(out),

@@ -14,7 +14,7 @@ import torch
 from .. import __version__
 from ..metrics import accuracy, least_squares_accuracy, level_errors
 from ..models import NeuralNMF
-from ..train import fit
+from ..train import DEFAULT_LAM, fit
 from .errors import CLIError
 from .inputs import (DTYPES, Matrix, describe_indices, device_from, empty_rows, read_input, read_label_mask,
                      read_labels, read_vocabulary, to_torch)
@@ -34,41 +34,71 @@ def _drop_documents(matrix: Matrix, keep: np.ndarray) -> None:
         matrix.documents = [d for d, k in zip(matrix.documents, keep) if k]
 
 
+def _label_files(args, levels: int) -> dict[int, str]:
+    """--labels as {level: file}: FILE labels the deepest level, LEVEL=FILE that level (negative: from the deepest)."""
+    files = {}
+    for item in args.labels or ():
+        level, sep, name = item.partition("=")
+        if sep and level.strip().lstrip("-").isdigit():
+            l = int(level)
+            if not -levels <= l < levels:
+                raise CLIError(f"--labels {item}: level {l} does not exist; the model has levels 0..{levels - 1} "
+                               f"(--ranks gives {levels})")
+            l %= levels
+        else:
+            l, name = levels - 1, item
+        if l in files:
+            raise CLIError(f"--labels: level {l} is labeled twice ({files[l]} and {name})")
+        files[l] = name
+    return dict(sorted(files.items()))
+
+
 def _labels_and_mask(args, matrix: Matrix, n: int):
-    """(y, train_mask, known) as numpy: labels (-1 = unknown), True = used for training, True = label known."""
-    if args.labels is None:
+    """({level: y}, train_mask, {level: known}) as numpy: labels (-1 = unknown), True = used for training (every
+    level), True = label known; (None, None, None) without --labels."""
+    files = _label_files(args, len(args.ranks))
+    if not files:
         if args.labeled_fraction is not None or args.label_mask is not None:
             raise CLIError("--labeled-fraction and --label-mask need --labels")
         return None, None, None
-    y = read_labels(args.labels, n, matrix.arrays)
-    known = y >= 0
-    classes = np.unique(y[known])
-    if classes[0] == 1:  # MATLAB numbering: class 0 would be an empty class the classifier must still learn
-        warn(f"--labels {args.labels}: the classes run from 1 to {classes[-1]} and none is 0 (numbered from 1, "
-              f"as in MATLAB?): they are read as 0 to {classes[-1] - 1}")
-        y = np.where(known, y - 1, y)
-        classes = classes - 1
-    empty = np.setdiff1d(np.arange(classes[-1] + 1), classes)
-    if empty.size:
-        warn(f"--labels {args.labels}: classes {describe_indices(empty)} have no document; the classifier still "
-              f"has {classes[-1] + 1} classes")
+    ys, knowns = {}, {}
+    for level, name in files.items():
+        y = read_labels(name, n, matrix.arrays)
+        known = y >= 0
+        if not known.any():
+            raise CLIError(f"--labels {name}: no document has a label (all are -1)")
+        classes = np.unique(y[known])
+        if classes[0] == 1:  # MATLAB numbering: class 0 would be an empty class the classifier must still learn
+            warn(f"--labels {name}: the classes run from 1 to {classes[-1]} and none is 0 (numbered from 1, "
+                 f"as in MATLAB?): they are read as 0 to {classes[-1] - 1}")
+            y = np.where(known, y - 1, y)
+            classes = classes - 1
+        if classes[-1] < 1:
+            raise CLIError(f"--labels {name}: every labeled document is in class {classes[-1]}; a classifier needs at "
+                           "least two classes")
+        empty = np.setdiff1d(np.arange(classes[-1] + 1), classes)
+        if empty.size:
+            warn(f"--labels {name}: classes {describe_indices(empty)} have no document; the classifier still "
+                 f"has {classes[-1] + 1} classes")
+        ys[level], knowns[level] = y, known
+    known_any = np.logical_or.reduce(list(knowns.values()))
     if args.label_mask is not None:
-        train = read_label_mask(args.label_mask, n, matrix.arrays) & known
+        train = read_label_mask(args.label_mask, n, matrix.arrays) & known_any
     elif args.labeled_fraction is not None:
         f = args.labeled_fraction
         if not 0 < f <= 1:
             raise CLIError(f"--labeled-fraction must be in (0, 1], got {f}")
-        candidates = np.flatnonzero(known)
+        candidates = np.flatnonzero(known_any)
         n_train = max(1, int(round(f * candidates.size)))
         gen = torch.Generator().manual_seed(args.seed)
         chosen = candidates[torch.randperm(candidates.size, generator=gen)[:n_train].numpy()]
         train = np.zeros(n, dtype=bool)
         train[chosen] = True
     else:
-        train = known.copy()
+        train = known_any.copy()
     if not train.any():
         raise CLIError("no document is labeled for training: check --labels / --label-mask")
-    return y, train, known
+    return ys, train, knowns
 
 
 def _drop_documents(matrix: Matrix, keep: np.ndarray) -> None:
@@ -77,37 +107,37 @@ def _drop_documents(matrix: Matrix, keep: np.ndarray) -> None:
         matrix.documents = [d for d, k in zip(matrix.documents, keep) if k]
 
 
-def _classification_metrics(model, out, y, train, known, lstsq_levels) -> dict:
-    """Accuracies of the learned classifier and of the papers' least-squares classifier (fit on the training labels),
-    on the labeled documents and on the held-out ("unlabeled") documents whose label is known."""
+def _classification_metrics(model, out, y: dict, train, known: dict) -> dict:
+    """Per labeled level: accuracies of the learned classifier and of the papers' least-squares classifier on that
+    level's codes (fit on the training labels), on the labeled documents and on the held-out ("unlabeled") documents
+    whose label is known."""
     dev = out.codes[0].device
-    known_t = torch.from_numpy(known).to(dev)
-    yk = torch.from_numpy(y).to(dev)[known_t]
-    train_k = torch.from_numpy(train).to(dev)[known_t]
-    held_k = ~train_k
-    has_held = bool(held_k.any())
-    c = model.num_classes
+    levels = {}
+    for level, y_l in y.items():
+        known_t = torch.from_numpy(known[level]).to(dev)
+        yk = torch.from_numpy(y_l).to(dev)[known_t]
+        train_k = torch.from_numpy(train).to(dev)[known_t]
+        held_k = ~train_k
+        has_held = bool(held_k.any())
+        c = model.head(level).num_classes
 
-    def acc(scores, mask):
-        return float(accuracy(scores, yk, mask))
+        def acc(scores, mask):
+            return float(accuracy(scores, yk, mask))
 
-    res = {
-        "num_classes": c,
-        "labeled_documents": int(train.sum()),
-        "unlabeled_documents": int((~train).sum()),
-        "unlabeled_with_known_label": int(held_k.sum()),
-        "classifier": {"labeled": acc(out.logits[known_t], train_k),
-                       "unlabeled": acc(out.logits[known_t], held_k) if has_held else None},
-        "least_squares": [],
-    }
-    for codes in out.codes[: lstsq_levels]:
-        ck = codes[known_t]
-        res["least_squares"].append({
-            "labeled": float(least_squares_accuracy(ck, yk, num_classes=c, fit_mask=train_k, eval_mask=train_k)),
-            "unlabeled": float(least_squares_accuracy(ck, yk, num_classes=c, fit_mask=train_k, eval_mask=held_k))
-            if has_held else None,
-        })
-    return res
+        ck = out.codes[level][known_t]
+        levels[level] = {
+            "num_classes": c,
+            "labeled_documents": int(train_k.sum()),
+            "unlabeled_with_known_label": int(held_k.sum()),
+            "classifier": {"labeled": acc(out.level_logits[level][known_t], train_k),
+                           "unlabeled": acc(out.level_logits[level][known_t], held_k) if has_held else None},
+            "least_squares": {
+                "labeled": float(least_squares_accuracy(ck, yk, num_classes=c, fit_mask=train_k, eval_mask=train_k)),
+                "unlabeled": float(least_squares_accuracy(ck, yk, num_classes=c, fit_mask=train_k, eval_mask=held_k))
+                if has_held else None,
+            },
+        }
+    return {"labeled_documents": int(train.sum()), "unlabeled_documents": int((~train).sum()), "levels": levels}
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -115,8 +145,10 @@ def run_fit(args: argparse.Namespace) -> int:
     dtype, device = DTYPES[args.dtype], device_from(args.device)
     if args.lr <= 0 or not math.isfinite(args.lr):
         raise CLIError(f"--lr must be a positive number, got {args.lr}")
-    if args.lam < 0 or not math.isfinite(args.lam):
+    if args.lam is not None and (args.lam < 0 or not math.isfinite(args.lam)):
         raise CLIError(f"--lam must be a number >= 0, got {args.lam}")
+    if not 0 <= args.validation < 1:
+        raise CLIError(f"--validation must be a fraction in [0, 1) of the labeled documents, got {args.validation}")
     source = str(args.input)
     matrix = read_input(source, args)
     n_docs, n_words = matrix.shape
@@ -149,7 +181,9 @@ def run_fit(args: argparse.Namespace) -> int:
         keep[empty] = False
         _drop_documents(matrix, keep)
         if y is not None:
-            y, train, known = y[keep], train[keep], known[keep]
+            y = {l: v[keep] for l, v in y.items()}
+            known = {l: v[keep] for l, v in known.items()}
+            train = train[keep]
             if not train.any():
                 raise CLIError("no labeled document is left after dropping the empty ones")
         dropped = empty.tolist()
@@ -165,37 +199,51 @@ def run_fit(args: argparse.Namespace) -> int:
                        f"--ranks {' '.join(map(str, sorted(ranks, reverse=True)))}")
     if ranks[0] > min(n_docs, n_words):
         warn(f"{ranks[0]} topics exceed min(documents, words) = {min(n_docs, n_words)}: some topics will be redundant")
-    num_classes = None if y is None else int(y.max()) + 1
+    num_classes = None
+    if y is not None:  # an int for labels of the deepest level only (the usual case), else one count per level
+        counts = {l: int(v.max()) + 1 for l, v in y.items()}
+        num_classes = counts[len(ranks) - 1] if list(counts) == [len(ranks) - 1] else counts
 
     x = to_torch(matrix, dtype, device)
     sparse = matrix.sparse
     generator = torch.Generator().manual_seed(args.seed)
     init = args.init
     # built without data: fit starts it from x (and its classifier from the labels), never densifying x
-    model = NeuralNMF(n_words, ranks, num_classes, init=init, generator=generator, dtype=dtype, device=device)
+    model = NeuralNMF(n_words, ranks, num_classes, classifier=args.classifier, init=init, generator=generator,
+                      dtype=dtype, device=device)
 
     kind = (f"sparse, {matrix.nnz} nonzeros ({matrix.nnz / (n_docs * n_words):.2%})" if sparse else "dense")
     print(f"neuralnmf fit: {n_docs} documents x {n_words} words ({kind}) from {source}")
     print(f"model: ranks {' -> '.join(map(str, ranks))}"
-          + (f", classifier over {num_classes} classes ({int(train.sum())} of {n_docs} documents labeled)"
-             if y is not None else "")
-          + f"; init {init}; {args.loss} loss" + (f", lam {args.lam}" if y is not None else "")
+          + (f", {args.classifier} classifier over " + ", ".join(f"{c} classes at level {l}" for l, c in counts.items())
+             + f" ({int(train.sum())} of {n_docs} documents labeled)" if y is not None else "")
+          + f"; init {init}; {args.loss} loss"
+          + (f", lam {args.lam if args.lam is not None else DEFAULT_LAM[args.classifier]}" if y is not None else "")
           + f", {args.epochs} epochs, Adam lr {args.lr} (relative)"
           + (f", batches of {args.batch_size}" if args.batch_size else ", full batch") + f"; {args.dtype} on {device}")
     y_t = mask_t = None
     if y is not None:
-        y_t = torch.from_numpy(np.where(train, y, 0)).to(device)
-        mask_t = torch.from_numpy(train).to(device)
+        y_t = {l: torch.from_numpy(np.where(train & known[l], v, 0)).to(device) for l, v in y.items()}
+        mask_t = {l: torch.from_numpy(train & known[l]).to(device) for l in y}
     t0 = time.perf_counter()
     if model.needs_initialization:  # start here rather than inside fit, to report the fit of the start
-        model.initialize(x, y_t, mask_t)
+        model.initialize(x)  # the classifiers start inside fit, which holds out labels to choose their weight decay
     with torch.no_grad():
         start_errors = level_errors(model, x, model(x).codes)
     history = fit(model, x, y=y_t, label_mask=mask_t, loss=args.loss, lam=args.lam, classification=args.classification,
+                  validation=args.validation or None,
                   epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                   progress=False if args.no_progress else None)
     seconds = time.perf_counter() - t0
     final = {k: v[-1] for k, v in history.items()}
+    chosen = history.selected
+    if chosen.get("holdout"):
+        print(f"chosen from the data: {chosen['holdout']} labeled documents held out of the label term (--validation "
+              f"{args.validation:g}); the parameters of epoch {chosen.get('epoch', 0) + 1} (held-out accuracy "
+              f"{chosen.get('holdout_accuracy', float('nan')):.3f}) are kept; classifier weight decay "
+              + ", ".join(f"{wd:g} at level {l}" for l, wd in chosen.get("weight_decay", {}).items()))
+    elif y is not None and args.validation:
+        print("too few labeled documents to hold some out (< 10): every epoch trains on all the labels")
     print(f"trained {history.epochs} epochs in {seconds:.1f} s; final " + ", ".join(f"{k} {v:.4g}"
                                                                                 for k, v in final.items()))
 
@@ -209,19 +257,21 @@ def run_fit(args: argparse.Namespace) -> int:
         "epochs": history.epochs, "learning_rate": args.lr, "batch_size": args.batch_size, "seed": args.seed,
         "dtype": args.dtype, "device": str(device), "seconds": seconds, "final_loss": final,
         "relative_error": errors, "relative_error_at_start": start_errors, "lam": args.lam,
-        "classification_loss": args.classification,
+        "classifier": args.classifier, "classification_loss": args.classification, "validation": args.validation,
     }
     print("relative error ||X - A_0..A_l S_l|| / ||X|| per level: "
           + ", ".join(f"level {d}: {e:.4f} (start {s0:.4f})" for d, (e, s0) in enumerate(zip(errors, start_errors))))
     if y is not None:
-        cls = _classification_metrics(model, out, y, train, known, len(ranks))
+        cls = _classification_metrics(model, out, y, train, known)
         metrics["classification"] = cls
+        metrics["chosen_from_data"] = json_safe(history.selected)
 
         def fmt(d):
             return f"{d['labeled']:.3f} labeled" + (f", {d['unlabeled']:.3f} unlabeled" if d["unlabeled"] is not None
                                                     else "")
-        print(f"accuracy: learned classifier {fmt(cls['classifier'])}; least squares on the deepest codes "
-              f"{fmt(cls['least_squares'][-1])}")
+        for level, c in cls["levels"].items():
+            print(f"accuracy at level {level}: learned classifier {fmt(c['classifier'])}; least squares on the "
+                  f"level's codes {fmt(c['least_squares'])}")
 
     report = topic_report(model, x, out.codes, vocabulary, reference_texts(source, matrix.text, matrix.documents))
     metrics.update(report.metrics())

@@ -49,6 +49,17 @@ def run_transform(args: argparse.Namespace) -> int:
         np.save(out, codes.cpu().numpy())
     except OSError as e:
         raise CLIError(f"cannot write {str(out)!r}: {e.strerror or e}") from e
+    predicted = []
+    for level in model.labeled_levels:  # a model with classifiers: each labeled level's predicted classes
+        suffix = "_labels" if len(model.labeled_levels) == 1 else f"_labels_level{level}"
+        path = out.with_name(out.name.removesuffix(".npy") + suffix + ".txt")
+        proba = model.predict_proba(x, level)
+        try:
+            np.savetxt(path, proba.argmax(-1).cpu().numpy(), fmt="%d")
+            np.save(path.with_suffix(".proba.npy"), proba.cpu().numpy())
+        except OSError as e:
+            raise CLIError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
+        predicted.append((level, path, proba.argmax(-1).cpu()))
     c = codes.cpu()
     dominant = c.argmax(1)[(c > 0).any(1)]
     counts = torch.bincount(dominant, minlength=c.shape[1])
@@ -62,4 +73,8 @@ def run_transform(args: argparse.Namespace) -> int:
     print("documents per dominant topic: " + ", ".join(f"L{depth}.T{t} {int(counts[t])}" for t in busiest
                                                        if counts[t] > 0)
           + (f" (the {len(busiest)} largest of {c.shape[1]})" if c.shape[1] > len(busiest) else ""))
+    for level, path, classes in predicted:
+        counts = torch.bincount(classes, minlength=model.head(level).num_classes)
+        print(f"wrote {path} (and {path.with_suffix('.proba.npy').name}): the predicted class of each document at "
+              f"level {level} (documents per class: {', '.join(str(int(n)) for n in counts)})")
     return 0
