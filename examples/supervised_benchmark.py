@@ -269,13 +269,13 @@ def main(argv=None):
         args.archive = find_data_file("20news-bydate.tar.gz")
         if args.archive is None:
             raise SystemExit("20news-bydate.tar.gz not found (pass --archive; see shared/data/README.md)")
-    with Timer() as t:
-        results = run(args)
-    try:
+    try:  # read before the run: the code that produced the numbers is the code at the start
         rev = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
     except OSError:
         rev = "unknown"
+    with Timer() as t:
+        results = run(args)
     results.update(command=" ".join([os.path.basename(sys.executable), *sys.argv]), git=rev, seconds=t.s,
                    date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     print(f"\ntotal {t.s:.0f} s, git {rev}, {args.threads} thread(s)")
