@@ -17,8 +17,8 @@ import torch
 from . import sparse_products
 from .ops import nnls, nnls_from_products
 
-__all__ = ["nndsvd", "nndsvd_factors", "uniform", "flat_nmf", "FlatNMF", "hierarchical_nmf_init", "INIT_METHODS",
-           "LAYER_INIT_METHODS"]
+__all__ = ["nndsvd", "nndsvd_factors", "uniform", "flat_nmf", "semi_supervised_nmf", "FlatNMF", "hierarchical_nmf_init",
+           "INIT_METHODS", "LAYER_INIT_METHODS"]
 
 LAYER_INIT_METHODS = ("uniform", "nndsvd", "nndsvda", "nndsvdar")
 """Initializations of a single :class:`neuralnmf.NNLSLayer`."""
@@ -197,6 +197,63 @@ def flat_nmf(x: torch.Tensor, rank: int, *, max_iter: int = 200, tol: float = 1e
     return FlatNMF(W, H, error, steps)
 
 
+@torch.no_grad()
+def semi_supervised_nmf(x: torch.Tensor, rank: int, y: torch.Tensor, label_mask: torch.Tensor | None = None, *,
+                        num_classes: int | None = None, lam: float = 1.0, max_iter: int = 200, tol: float = 1e-5,
+                        generator=None) -> FlatNMF:
+    """(Semi-)supervised NMF by exact alternating NNLS, from :func:`flat_nmf`: the SSNMF objective
+
+        min_{W, H, B >= 0} ||x - H W^T||^2 + lam ||L (Y - H B^T)||^2
+
+    (Y one-hot labels, L the labeled rows), the papers' SSNMF solved by exact steps: B given H, then each
+    document's codes given W and B (labeled documents against the stacked [W; sqrt(lam) B]), then W given H. The
+    labels pull each topic towards documents of one class, which is what the published supervised models owe
+    their accuracy to (docs/supervision.md).
+
+    Args:
+        x: (samples, features) >= 0, dense or sparse (never densified).
+        rank: number of topics.
+        y: (samples,) class indices (entries of unlabeled samples are not read).
+        label_mask: (samples,) bool, True = labeled (default: all).
+        num_classes: default 1 + the largest labeled class.
+        lam: weight of the label term, in the papers' units (ssnmf's default 1).
+        max_iter, tol, generator: as in :func:`flat_nmf` (``tol`` on the objective's relative decrease).
+
+    Returns:
+        :class:`FlatNMF` with the dictionary W (features, rank), the codes H (samples, rank) of the samples by
+        exact NNLS against W alone (what the documents get once the labels are gone), ``classifier`` B
+        (num_classes, rank) and ``labeled_codes`` (samples, rank), the codes of the objective's last step (with
+        the label term for labeled samples).
+    """
+    start = flat_nmf(x, rank, max_iter=max_iter, tol=tol, generator=generator)
+    W, H = start.dictionary, start.codes
+    lab = torch.ones(x.shape[0], dtype=torch.bool, device=W.device) if label_mask is None else label_mask.bool()
+    c = int(y[lab].max()) + 1 if num_classes is None else int(num_classes)
+    Y = torch.nn.functional.one_hot(y[lab].long(), c).to(W.dtype)  # (labeled, c)
+    energy = _squared_norm(x).clamp_min(torch.finfo(x.dtype).tiny)
+    previous, steps = None, 0
+    for steps in range(1, max_iter + 1):
+        B = nnls(Y, H[lab]).mT  # (c, k): the labels by the labeled codes
+        XW = _matmul(x, W)  # (M, k)
+        H = nnls_from_products(XW.mT, W).mT
+        stacked = torch.cat([W, lam ** 0.5 * B], 0)  # Gram W^T W + lam B^T B
+        H[lab] = nnls_from_products((XW[lab] + lam * Y @ B).mT, stacked).mT
+        xtH = _matmul_t(x, H)
+        W = nnls_from_products(xtH.mT, H).mT
+        data = (energy - 2 * (W * xtH).sum() + ((H.mT @ H) * (W.mT @ W)).sum()).clamp_min(0)
+        objective = float(data + lam * ((Y - H[lab] @ B.mT) ** 2).sum())
+        if previous is not None and previous - objective <= tol * previous:
+            break
+        previous = objective
+    labeled_codes = H
+    H = nnls_from_products(_matmul(x, W).mT, W).mT
+    gram = ((H.mT @ H) * (W.mT @ W)).sum()
+    error = float(((energy - 2 * (W * _matmul_t(x, H)).sum() + gram).clamp_min(0) / energy).sqrt())
+    result = FlatNMF(W, H, error, steps)
+    result.classifier, result.labeled_codes = B, labeled_codes
+    return result
+
+
 def _unit_columns(D: torch.Tensor) -> torch.Tensor:
     """Column norms of D, with 1 for zero columns (so that dividing by them leaves those columns alone)."""
     norms = torch.linalg.vector_norm(D, dim=0)
@@ -205,7 +262,7 @@ def _unit_columns(D: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def hierarchical_nmf_init(x: torch.Tensor, ranks, *, max_iter: int = 200, tol: float = 1e-5,
-                          generator=None) -> list[torch.Tensor]:
+                          generator=None, labels: dict | None = None) -> list[torch.Tensor]:
     """Dictionaries [A_0 (features, k_0), A_1 (k_0, k_1), ...] that start every level at the flat NMF of its rank.
 
     W_l is the flat NMF dictionary of x at rank k_l (:func:`flat_nmf`). Then A_0 = W_0 and
@@ -217,12 +274,22 @@ def hierarchical_nmf_init(x: torch.Tensor, ranks, *, max_iter: int = 200, tol: f
         x: (samples, features) >= 0, dense or sparse (never densified).
         ranks: topics per level, e.g. (64, 16, 4).
         max_iter, tol, generator: as in :func:`flat_nmf`.
+        labels: {level: (y (samples,), label_mask (samples,) bool or None, num_classes)}: W_l is then the
+            :func:`semi_supervised_nmf` of x at rank k_l with the labels of the nearest labeled level at or above l
+            (the deepest level's labels shape every level beneath it), so that supervised levels start at the
+            supervised NMF of their rank.
     """
     ranks = [int(r) for r in ranks]
     As: list[torch.Tensor] = []
     D = None
-    for k in ranks:
-        W = flat_nmf(x, k, max_iter=max_iter, tol=tol, generator=generator).dictionary
+    for l, k in enumerate(ranks):
+        above = [level for level in (labels or {}) if level >= l]
+        if above:
+            y, mask, c = labels[min(above)]
+            W = semi_supervised_nmf(x, k, y, mask, num_classes=c, max_iter=max_iter, tol=tol,
+                                    generator=generator).dictionary
+        else:
+            W = flat_nmf(x, k, max_iter=max_iter, tol=tol, generator=generator).dictionary
         if D is None:
             A = W / _unit_columns(W)
             D = A

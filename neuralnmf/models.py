@@ -82,6 +82,11 @@ class NeuralNMF(nn.Module):
         generator: torch.Generator for the random draws (uniform starts, randomized SVD).
         dtype, device: of the parameters. Without ``dtype``, the model takes the dtype of ``data``, or of the
             data of its data-driven start (torch's default until then).
+        supervised_start: with labels at the data-driven "nmf" start (the first :func:`neuralnmf.fit` with labels,
+            or :meth:`initialize` with ``y``), every level at or beneath a labeled level starts at the supervised
+            NMF of its rank (:func:`neuralnmf.initialization.semi_supervised_nmf`, the SSNMF objective solved
+            exactly) instead of the flat NMF: topics that already separate the classes, which documents never
+            seen keep (docs/supervision.md). A model built with ``data=`` has started before seeing labels.
         classifier_from_labels: the classifiers start from the labels (the logistic regression, or B's
             least-squares fit) when the first :func:`neuralnmf.fit` (or :meth:`initialize`) sees labels; False
             keeps their first values (zeros for "logistic", the papers' U[0, 1) draw for "papers").
@@ -95,7 +100,7 @@ class NeuralNMF(nn.Module):
 
     def __init__(self, in_features: int, ranks, num_classes=None, *, classifier: str = "logistic", init="nmf",
                  data=None, generator=None, nonnegative_classifier: bool = True, classifier_from_labels: bool = True,
-                 warm_start: bool = True, dtype=None, device=None):
+                 supervised_start: bool = True, warm_start: bool = True, dtype=None, device=None):
         super().__init__()
         ranks = (ranks,) if isinstance(ranks, int) else tuple(ranks)
         if not ranks:
@@ -127,6 +132,7 @@ class NeuralNMF(nn.Module):
             for i in range(len(ranks))
         )
         self.nonnegative_classifier, self.classifier_from_labels = nonnegative_classifier, classifier_from_labels
+        self.supervised_start = supervised_start
         self.heads = nn.ModuleDict({
             str(level): LabelHead(level, ranks, c, form=classifier, nonnegative=nonnegative_classifier,
                                   generator=generator, dtype=dtype, device=device)
@@ -211,7 +217,17 @@ class NeuralNMF(nn.Module):
         dtype = self.layers[0].A.dtype
         h = x.detach().to(dtype)
         if method == "nmf":
-            for layer, A in zip(self.layers, hierarchical_nmf_init(h, self.ranks, generator=generator)):
+            start_labels = None
+            if y is not None and self.heads and self.supervised_start:  # labels of the held-out samples stay out
+                labels = labels_by_level(y, label_mask, self.heads, len(self.layers), x.shape[0], self.layers[0].A.device,
+                                         "NeuralNMF.initialize", warn=False)
+                hold = None if holdout is None else torch.as_tensor(holdout, device=self.layers[0].A.device).bool()
+                start_labels = {}
+                for level, (y_l, mask) in labels.items():
+                    keep = torch.ones_like(y_l, dtype=torch.bool) if mask is None else mask
+                    start_labels[level] = (y_l, keep if hold is None else keep & ~hold, self.head(level).num_classes)
+            for layer, A in zip(self.layers, hierarchical_nmf_init(h, self.ranks, generator=generator,
+                                                                   labels=start_labels)):
                 layer.reset_parameters(A.to(layer.A.device))
         else:
             for layer in self.layers:

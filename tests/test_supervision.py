@@ -216,3 +216,27 @@ def test_supervised_beats_nmf_then_logistic_regression_on_unseen_newsgroups():
     ours_err = (sq / float(torch.sparse.sum(xtr * xtr))) ** 0.5
     flat = nmf.reconstruction_err_ / float(np.sqrt(Xtr.multiply(Xtr).sum()))
     assert ours_err <= 1.02 * flat, (ours_err, flat)
+
+
+def test_semi_supervised_nmf_is_a_stationary_point_of_the_ssnmf_objective(corpus):
+    """Exact ANLS on ||X - H W^T||^2 + lam ||L (Y - H B^T)||^2: ssnmf's own multiplicative updates (the baseline,
+    an independent implementation), started from our solution, find almost nothing left to decrease, while from
+    the flat NMF start (no labels) they do."""
+    from neuralnmf.baselines import ssnmf_mu
+    from neuralnmf.initialization import flat_nmf, semi_supervised_nmf
+
+    x, y, mask = corpus.x, corpus.labels[0], corpus.label_mask(60)
+    res = semi_supervised_nmf(x, 9, y, mask, num_classes=9, max_iter=2000, tol=0)  # ANLS is slow to settle here
+    assert res.classifier.shape == (9, 9) and bool((res.classifier >= 0).all()) and bool((res.dictionary >= 0).all())
+
+    def objective(W, H, B):
+        Y = torch.nn.functional.one_hot(y, 9).double() * mask[:, None]
+        return float(((x - H @ W.T) ** 2).sum() + (((Y - H @ B.T) * mask[:, None]) ** 2).sum())
+
+    ours = objective(res.dictionary, res.labeled_codes, res.classifier)
+    mu = ssnmf_mu(x, 9, y, label_mask=mask, num_classes=9, iters=300,
+                  init=(res.dictionary.clone(), res.labeled_codes.T.contiguous(), res.classifier.clone()))
+    assert float(mu.history[-1]) >= (1 - 1e-4) * ours
+    flat = flat_nmf(x, 9)
+    start = ssnmf_mu(x, 9, y, label_mask=mask, num_classes=9, iters=1, init=(flat.dictionary, flat.codes.T.contiguous()))
+    assert float(start.history[0]) > 1.05 * ours  # the labels' term was far from its minimum at the flat start
