@@ -114,4 +114,4 @@ def test_supervised_benchmark_runs_on_a_slice(tmp_path):
     again = _run(os.path.join("examples", "supervised_benchmark.py"), "--tables-from", str(out_json))
     assert again.returncode == 0, again.stderr[-3000:]
     rows = [l for l in out.stdout.splitlines() if l.startswith("|")]
-    assert len(rows) == 16 and [l for l in again.stdout.splitlines() if l.startswith("|")] == rows
+    assert len(rows) == 14 and [l for l in again.stdout.splitlines() if l.startswith("|")] == rows
