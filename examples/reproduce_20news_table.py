@@ -21,11 +21,11 @@ Corrected versions of those two (§5.5), for a fair comparison:
   Multi-HNTF, sup., masked labels     held-out documents masked out of the label term, as SSNMF does
 Ours, on the same data, split and metrics:
   Neural NMF                 unsupervised: ``NeuralNMF(n_words, (10, 6), data=x)`` and ``fit(model, x,
-                             epochs=300)``; supervised: ``NeuralNMF(n_words, (10, 6), 6, data=x)`` and
+                             epochs=300)``; supervised: ``NeuralNMF(n_words, (10, 6), 6)`` and
                              ``fit(model, x, y=superclass, label_mask=mask, seed=i)``, everything else the library's
                              defaults (loss, start, logistic classifier, lam, epochs, the 10% hold-out of the labeled
                              documents that picks the epoch); the seed of trial i drives the library's random draws
-  Neural NMF, two-level      ``NeuralNMF(n_words, (10, 6), {0: 10, 1: 6}, data=x)`` and ``fit(model, x,
+  Neural NMF, two-level      ``NeuralNMF(n_words, (10, 6), {0: 10, 1: 6})`` and ``fit(model, x,
   labels                     y={0: newsgroup, 1: superclass}, label_mask=mask, seed=i)``, all else default
   Neural Multi-HNTF          the Multi-HNTF model trained end to end by backpropagation, its first layer included:
                              started from the paper's solution above (the masked one when supervised, with its
@@ -203,7 +203,8 @@ def neural_nmf(i, scale, labels):
         else:  # the 10 newsgroups at level 0, the 6 superclasses at level 1
             num_classes = {0: data.num_fine_classes, 1: data.num_classes}
             y = {0: data.y_fine, 1: data.y}
-        model = NeuralNMF(x.shape[1], RANKS, num_classes, data=x, generator=g)
+        # built without data: the first fit starts it from the data and the labels (the supervised NMF of each rank)
+        model = NeuralNMF(x.shape[1], RANKS, num_classes, generator=g)
         kwargs = {} if scale == 1 else dict(epochs=max(1, round(DEFAULT_EPOCHS * scale)))
         fit(model, x, y=y, label_mask=data.label_mask, seed=i, **kwargs)  # all else the library's defaults
     with torch.no_grad():

@@ -63,7 +63,7 @@ def run_neural_nmf(data, layers, setting, seed, init, epochs):
     else:  # the earlier setup: the label loss was a mean over the labeled entries (labeled documents x classes),
         # the data loss a mean over all N x M entries; lam below puts the same weight on the label sum
         model = NeuralNMF(87, ranks, num_classes=c, init=init, data=data.x, dtype=torch.float64, generator=generator,
-                          classifier_from_labels=False)
+                          classifier="papers", classifier_from_labels=False)  # the papers' B, its U[0, 1) draw
         labeled = 90 if mask is None else int(mask.sum())
         lam = 87 * 90 / (labeled * c) if c is not None else 1.0
         fit(model, data.x, loss="reconstruction", lam=lam, epochs=epochs, lr=0.01, relative_lr=False, progress=False,

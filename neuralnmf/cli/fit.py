@@ -226,16 +226,24 @@ def run_fit(args: argparse.Namespace) -> int:
         y_t = {l: torch.from_numpy(np.where(train & known[l], v, 0)).to(device) for l, v in y.items()}
         mask_t = {l: torch.from_numpy(train & known[l]).to(device) for l in y}
     t0 = time.perf_counter()
-    if model.needs_initialization:  # start here rather than inside fit, to report the fit of the start
-        model.initialize(x)  # the classifiers start inside fit, which holds out labels to choose their weight decay
-    with torch.no_grad():
-        start_errors = level_errors(model, x, model(x).codes)
+    start_errors = None
+    if y is None and model.needs_initialization:  # start here rather than inside fit, to report the fit of the start
+        model.initialize(x)
+        with torch.no_grad():
+            start_errors = level_errors(model, x, model(x).codes)
+    # with labels, fit starts the model: the supervised NMF of each labeled rank and the classifiers, with the
+    # labels it holds out left aside; the first epoch's terms are then the start's errors
     history = fit(model, x, y=y_t, label_mask=mask_t, loss=args.loss, lam=args.lam, classification=args.classification,
                   validation=args.validation or None,
                   epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                   progress=False if args.no_progress else None)
     seconds = time.perf_counter() - t0
     final = {k: v[-1] for k, v in history.items()}
+    if start_errors is None:
+        if args.loss == "hierarchical" and history.epochs:  # each level's squared relative error at epoch 0
+            start_errors = [max(history[f"level_{d}"][0], 0.0) ** 0.5 for d in range(len(ranks))]
+        else:
+            start_errors = [float("nan")] * len(ranks)
     chosen = history.selected
     if chosen.get("holdout"):
         print(f"chosen from the data: {chosen['holdout']} labeled documents held out of the label term (--validation "
