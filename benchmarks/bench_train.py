@@ -2,6 +2,10 @@
 authors' NeuralNMF==1.0.0 (whose demo notebook needed 7 h 08 min for this run).
 
     python benchmarks/bench_train.py [--epochs 10000] [--repeats 3] [--peer-epochs 3] [--peer-dir DIR] [--data PATH]
+    python benchmarks/bench_train.py --supervision-cost [--epochs 50] [--documents 20000] [--words 20000]
+
+The second form times what supervision costs per epoch against unsupervised training of the same model on a sparse
+planted corpus (labels at the deepest level, at two levels, on half the documents).
 
 Ours: NeuralNMF(87, (9, 4, 2), num_classes=2), float64, projection A >= 0 after every step, every epoch timed
 end to end by neuralnmf.fit, with the library's defaults and with the earlier setup (NNDSVDa, energy loss + L2
@@ -45,7 +49,7 @@ def ours(data, epochs: int, repeats: int, setup: str) -> tuple[float, float]:
             return NeuralNMF(87, (9, 4, 2), num_classes=2, dtype=torch.float64,
                              generator=torch.Generator().manual_seed(0))
         return NeuralNMF(87, (9, 4, 2), num_classes=2, init="nndsvda", data=data.x, dtype=torch.float64,
-                         generator=torch.Generator().manual_seed(0))
+                         classifier="papers", generator=torch.Generator().manual_seed(0))
 
     def train(model, n):
         if setup == "defaults":
@@ -89,6 +93,40 @@ def theirs(data, epochs: int, peer_dir: str) -> float | None:
     return seconds / epochs
 
 
+SUPERVISION_SETUPS = ("unsupervised", "labels at the deepest level", "labels at two levels", "half the labels")
+
+
+def supervision_cost(epochs: int, documents: int, words: int, ranks=(50, 20, 6)) -> list[list]:
+    """Seconds per epoch of the same model trained without labels, with labels at the deepest level, at two levels
+    and on half the documents (the default 10% hold-out included), on a sparse planted corpus; the start is made
+    before the clock starts (history.seconds times the epochs only)."""
+    from neuralnmf.datasets import make_planted_corpus
+
+    corpus = make_planted_corpus(documents=documents, words=words, ranks=ranks, sparse=True, zipf=1.0, seed=0,
+                                 dtype=torch.float32)
+    x, fine, coarse = corpus.x, corpus.labels[0], corpus.labels[-1]
+    half = torch.rand(documents, generator=torch.Generator().manual_seed(0)) < 0.5
+    runs = {
+        "unsupervised": (None, {}),
+        "labels at the deepest level": (ranks[-1], {"y": coarse}),
+        "labels at two levels": ({0: ranks[0], len(ranks) - 1: ranks[-1]}, {"y": {0: fine, len(ranks) - 1: coarse}}),
+        "half the labels": (ranks[-1], {"y": coarse, "label_mask": half}),
+    }
+    rows, base = [], None
+    for name in SUPERVISION_SETUPS:
+        num_classes, labels = runs[name]
+        model = NeuralNMF(words, ranks, num_classes, supervised_start=False, generator=torch.Generator().manual_seed(0))
+        model.initialize(x)  # the same flat start for every row: only the epochs are compared
+        fit(model, x, epochs=2, progress=False, **labels)  # warm-up (the classifiers start here when labeled)
+        history = fit(model, x, epochs=epochs, validation_patience=epochs + 1, progress=False, **labels)
+        per_epoch = history.seconds / history.epochs
+        base = per_epoch if base is None else base
+        rows.append([name, history.epochs, f"{per_epoch * 1e3:.1f}", f"{per_epoch / base:.2f}x",
+                     history.selected.get("holdout", 0)])
+        print(f"{name}: {per_epoch * 1e3:.1f} ms/epoch", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=10000)
@@ -96,7 +134,19 @@ def main(argv=None) -> int:
     parser.add_argument("--peer-epochs", type=int, default=3)
     parser.add_argument("--peer-dir", default=DEFAULT_PEER_DIR)
     parser.add_argument("--data", default=None, help="synthetic_noise.mat (default: ../shared/data)")
+    parser.add_argument("--supervision-cost", action="store_true",
+                        help="only the cost of supervision per epoch against unsupervised training, on a sparse "
+                        "planted corpus (--documents x --words, ranks 50-20-6, --epochs)")
+    parser.add_argument("--documents", type=int, default=20000)
+    parser.add_argument("--words", type=int, default=20000)
     args = parser.parse_args(argv)
+    if args.supervision_cost:
+        say(f"machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
+            f"threads; 1-minute load average {os.getloadavg()[0]:.2f}\n")
+        rows = supervision_cost(args.epochs, args.documents, args.words)
+        say(md_table(["training", "epochs", "ms per epoch", "vs unsupervised", "labels held out"], rows))
+        say(f"\n1-minute load average at the end: {os.getloadavg()[0]:.2f}")
+        return 0
     path = args.data or find_data_file("synthetic_noise.mat")
     if path is None:
         print("synthetic_noise.mat not found; pass --data")
