@@ -48,8 +48,8 @@ def term_name(model, level: int) -> str:
 
 def label_terms(model, out, labels: dict, holdout: dict, classification, weights: dict, sums: dict,
                 held: dict) -> dict[str, float]:
-    """Add each labeled level's term to ``sums`` and its held-out (right, count) to ``held``; returns the weight of
-    each term by name. labels: {level: (y (M,), training mask (M,) or None)}; holdout: {level: (M,) bool}."""
+    """Add each labeled level's term to ``sums`` and its held-out (right, summed loss, count) to ``held``; returns
+    the weight of each term by name. labels: {level: (y (M,), training mask (M,) or None)}; holdout: {level: (M,) bool}."""
     scale = {}
     for level, (y, mask) in labels.items():
         head, name = model.heads[str(level)], term_name(model, level)
@@ -59,9 +59,10 @@ def label_terms(model, out, labels: dict, holdout: dict, classification, weights
             count = y.shape[0] if mask is None else mask.to(logits.dtype).sum()
             sums[name] = sums[name] + count * head.penalty()
         scale[name] = weights[level]
-        if level in holdout:
+        if level in holdout:  # held-out: correct predictions, summed label loss, count
             hold = holdout[level].to(logits.dtype)
             right = ((logits.detach().argmax(-1) == y).to(logits.dtype) * hold).sum()
-            previous = held.get(level, (0.0, 0.0))
-            held[level] = (previous[0] + right, previous[1] + hold.sum())
+            loss = supervision_loss(logits.detach(), y, holdout[level], head.loss_kind, reduction="sum")
+            previous = held.get(level, (0.0, 0.0, 0.0))
+            held[level] = (previous[0] + right, previous[1] + loss, previous[2] + hold.sum())
     return scale

@@ -213,9 +213,9 @@ def fit(
     terms to observed entries.
 
     With labels, ``validation`` (default 0.1) of the labeled samples, drawn per class with ``seed``, are held out
-    of the label term: the classifiers' starts choose their weight decay on them, every epoch reads their accuracy
-    from its forward pass (they stay in the data term, like unlabeled samples), training stops after
-    ``validation_patience`` epochs without a better one, and the parameters of the best epoch are restored. What
+    of the label term: the classifiers' starts choose their weight decay on them, every epoch reads their label loss
+    (and accuracy) from its forward pass (they stay in the data term, like unlabeled samples), training stops after
+    ``validation_patience`` epochs without a lower loss, and the parameters of the best epoch are restored. What
     was chosen is in ``history.selected``. ``validation=None`` trains every epoch on all the labels (also when
     fewer than 10 samples would be held out, and with a source of batches).
 
@@ -254,8 +254,8 @@ def fit(
     Returns:
         History: per-epoch lists of "loss" (the total) and of each term as it enters the total ("level_0",
         "level_1", ... for the hierarchical loss; "reconstruction" or "energy"; "supervision" (or
-        "supervision_<level>" with several labeled levels), to be multiplied by lam; "holdout_accuracy" when
-        samples are held out). ``history.selected``: the epoch, weight decays and hold-out size chosen from the
+        "supervision_<level>" with several labeled levels), to be multiplied by lam; "holdout_accuracy" and
+        "holdout_loss" when samples are held out). ``history.selected``: the epoch, weight decays and hold-out size chosen from the
         data.
     """
     device = model.layers[0].A.device
@@ -305,14 +305,15 @@ def fit(
                 if sched is not None:
                     sched.step()
                 stop = epoch_end(epoch, logs, model)
-                if best is not None:
-                    stop = best.end_of_epoch(epoch, logs["holdout_accuracy"]) or stop
+                if best is not None:  # the label loss of held-out samples: far less noisy than their accuracy
+                    stop = best.end_of_epoch(epoch, -logs["holdout_loss"]) or stop
                 if stop:
                     history.stopped_early = epoch + 1 < epochs
                     break
         if best is not None and best.best_epoch >= 0:
             best.restore()
-            history.selected.update(epoch=best.best_epoch, holdout_accuracy=best.best)
+            history.selected.update(epoch=best.best_epoch, holdout_loss=-best.best,
+                                    holdout_accuracy=history["holdout_accuracy"][best.best_epoch])
     finally:
         handle.remove()
         history.seconds = time.perf_counter() - start
@@ -382,7 +383,7 @@ def _epoch_logs(totals, norm_total, dist, weights: dict, held: dict) -> dict[str
     if not names:
         raise ValueError("the source of batches yielded no batch in this epoch")
     device = totals[names[0]].device
-    counts = [v for pair in held.values() for v in pair]
+    counts = [v for entry in held.values() for v in entry]
     packed = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device)
                           for v in [*(totals[n] for n in names), norm_total, *counts]])
     if dist is not None:
@@ -392,8 +393,9 @@ def _epoch_logs(totals, norm_total, dist, weights: dict, held: dict) -> dict[str
     logs = {name: v / norm for name, v in zip(names, values)}
     total = sum(v * weights.get(name, 1.0) for name, v in logs.items())
     logs = {"loss": total, **logs}
-    if held:
-        pairs = values[len(names) + 1:]
-        accuracies = [right / max(count, 1.0) for right, count in zip(pairs[::2], pairs[1::2])]
-        logs["holdout_accuracy"] = sum(accuracies) / len(accuracies)
+    if held:  # per level (right, loss, count): mean accuracy and mean label loss over the labeled levels
+        triples = values[len(names) + 1:]
+        counts = [max(c, 1.0) for c in triples[2::3]]
+        logs["holdout_accuracy"] = sum(r / c for r, c in zip(triples[0::3], counts)) / len(counts)
+        logs["holdout_loss"] = sum(v / c for v, c in zip(triples[1::3], counts)) / len(counts)
     return logs

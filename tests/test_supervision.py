@@ -79,15 +79,17 @@ def test_the_best_epoch_is_restored(planted):
     model = NeuralNMF(x.shape[1], (8, 4), num_classes=8, data=x, dtype=torch.float64)
     history = fit(model, x, y=y, epochs=60, lr=0.05, seed=5, validation=0.2, validation_patience=15, progress=False)
     sel = history.selected
-    accuracies = history["holdout_accuracy"]
+    losses = history["holdout_loss"]
     held = draw_holdout({1: (y, None)}, 0.2, 600, torch.Generator().manual_seed(5))  # fit's draw: the seed's first
-    assert sel["holdout"] == int(held.sum()) and sel["epoch"] == int(np.argmax(accuracies))
-    assert sel["holdout_accuracy"] == max(accuracies)
+    assert sel["holdout"] == int(held.sum()) and sel["epoch"] == int(np.argmin(losses))
+    assert sel["holdout_loss"] == min(losses) and sel["holdout_accuracy"] == history["holdout_accuracy"][sel["epoch"]]
     assert history.epochs == 60 or history.epochs == sel["epoch"] + 16  # stops 15 epochs after the best
-    # the restored parameters give the recorded held-out accuracy
+    # the restored parameters give the recorded held-out loss and accuracy
     model.warm_start = False
-    predicted = model(x).logits.argmax(-1)
-    assert float((predicted == y)[held].double().mean()) == pytest.approx(sel["holdout_accuracy"], abs=1e-12)
+    logits = model(x).logits
+    loss = torch.nn.functional.cross_entropy(logits[held], y[held])
+    assert float(loss) == pytest.approx(sel["holdout_loss"], rel=1e-10)
+    assert float((logits.argmax(-1) == y)[held].double().mean()) == pytest.approx(sel["holdout_accuracy"], abs=1e-12)
 
 
 def test_labels_at_two_levels_train_a_classifier_each(planted):
@@ -96,7 +98,7 @@ def test_labels_at_two_levels_train_a_classifier_each(planted):
     assert model.labeled_levels == [0, 1] and model.head(0).reads == (0,) and model.head(1).reads == (0, 1)
     mask = torch.rand(600, generator=torch.Generator().manual_seed(0)) < 0.5
     history = fit(model, x, y={0: fine, 1: coarse}, label_mask={0: mask, 1: mask}, epochs=40, seed=0, progress=False)
-    assert {"supervision_0", "supervision_1", "holdout_accuracy"} <= set(history)
+    assert {"supervision_0", "supervision_1", "holdout_accuracy", "holdout_loss"} <= set(history)
     out = model(x)
     assert set(out.level_logits) == {0, 1} and out.logits is out.level_logits[1]
     assert out.level_logits[0].shape == (600, 8) and out.level_logits[1].shape == (600, 4)

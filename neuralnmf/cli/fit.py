@@ -247,7 +247,8 @@ def run_fit(args: argparse.Namespace) -> int:
     chosen = history.selected
     if chosen.get("holdout"):
         print(f"chosen from the data: {chosen['holdout']} labeled documents held out of the label term (--validation "
-              f"{args.validation:g}); the parameters of epoch {chosen.get('epoch', 0) + 1} (held-out accuracy "
+              f"{args.validation:g}); the parameters of epoch {chosen.get('epoch', 0) + 1} (lowest held-out label loss, "
+              f"{chosen.get('holdout_loss', float('nan')):.4g}; held-out accuracy "
               f"{chosen.get('holdout_accuracy', float('nan')):.3f}) are kept; classifier weight decay "
               + ", ".join(f"{wd:g} at level {l}" for l, wd in chosen.get("weight_decay", {}).items()))
     elif y is not None and args.validation:
