@@ -126,7 +126,8 @@ def main(argv=None) -> int:
         for level, k in enumerate(ranks):
             e, s = m["relative_error"][level], m["relative_error_at_start"][level]
             rows.append(f"| {name} | {level} ({k}) | {s:.4f} | {e:.4f} | {flat[k]:.4f} | {e / flat[k]:.4f} |")
-    acc = semi["classification"]["classifier"]["unlabeled"]
+    levels = semi["classification"]["levels"]  # one entry per labeled level; the labels here are the deepest's
+    acc = levels[max(levels, key=int)]["classifier"]["unlabeled"]
     print(f"\n{shape[0]} documents x {shape[1]} words, {nnz} nonzeros ({nnz / (shape[0] * shape[1]):.2%}); "
           f"fit {t_unsup:.0f} s (unsupervised) and {t_semi:.0f} s (semi-supervised) end to end, scikit-learn "
           f"references {t_flat:.0f} s\n")
