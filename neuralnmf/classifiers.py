@@ -31,8 +31,9 @@ __all__ = ["LabelHead", "HEAD_FORMS", "WEIGHT_DECAYS", "labels_by_level", "check
 
 HEAD_FORMS = ("logistic", "papers")
 
-WEIGHT_DECAYS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-"""The weight decays a logistic head's start chooses from, on held-out labeled documents (features have unit RMS)."""
+WEIGHT_DECAYS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+"""The weight decays a logistic head's start chooses from, by the cross-entropy of held-out labeled documents
+(features have unit RMS)."""
 
 
 class LabelHead(nn.Module):
@@ -110,8 +111,9 @@ class LabelHead(nn.Module):
         """Fit the head alone to the codes of the labeled samples (the dictionaries stay as they are).
 
         codes: list of (M, k_l); y: (M,) class indices; mask: (M,) bool, True = labeled; holdout: (M,) bool, labeled
-        samples to choose the weight decay on (a logistic head; without it, the middle of ``weight_decays``).
-        Returns what was chosen: {"weight_decay": ..., "holdout_accuracy": {wd: accuracy}}.
+        samples to choose the weight decay on, by their cross-entropy (a logistic head; without it, the middle of
+        ``weight_decays``). Returns what was chosen: {"weight_decay": ..., "holdout_loss": {wd: mean
+        cross-entropy}, "holdout_accuracy": {wd: accuracy}}.
         """
         f = self.features(codes).detach()
         keep = torch.ones(f.shape[0], dtype=torch.bool, device=f.device) if mask is None else mask.bool()
@@ -129,20 +131,21 @@ class LabelHead(nn.Module):
         y = y.long()
         holdout = None if holdout is None else holdout & keep
         train = keep if holdout is None else keep & ~holdout
-        scores = {}
+        losses, accuracies = {}, {}
         if holdout is not None and bool(holdout.any()) and len(weight_decays) > 1:
-            for wd in weight_decays:
+            for wd in weight_decays:  # scored by the held-out cross-entropy: far less noisy than the accuracy
                 W, b = _logistic(f[train], y[train], self.num_classes, wd)
-                scores[wd] = float((F.linear(f[holdout], W, b).argmax(-1) == y[holdout]).double().mean())
-            best = max(scores.values())
-            wd = max(w for w, s in scores.items() if s >= best)  # ties: the stronger regulariser
+                logits = F.linear(f[holdout], W, b)
+                losses[wd] = float(F.cross_entropy(logits.double(), y[holdout]))
+                accuracies[wd] = float((logits.argmax(-1) == y[holdout]).double().mean())
+            wd = min(losses, key=losses.get)
         else:
             wd = weight_decays[len(weight_decays) // 2]
         W, b = _logistic(f[train], y[train], self.num_classes, wd)
         self.weight.copy_(W)
         self.bias.copy_(b)
         self.decay.fill_(wd)
-        return {"weight_decay": float(wd), "holdout_accuracy": scores}
+        return {"weight_decay": float(wd), "holdout_loss": losses, "holdout_accuracy": accuracies}
 
     def extra_repr(self) -> str:
         return f"level={self.level}, reads={self.reads}, num_classes={self.num_classes}, form={self.form!r}"

@@ -52,11 +52,15 @@ def test_weight_decay_is_chosen_on_the_held_out_samples(planted):
     model = NeuralNMF(x.shape[1], (8, 4), num_classes=8, data=x)
     holdout = draw_holdout({1: (y, None)}, 0.2, x.shape[0], torch.Generator().manual_seed(0))
     chosen = model.initialize_classifier(x, y, holdout=holdout)[1]
-    scores = chosen["holdout_accuracy"]
-    assert set(scores) == set(neuralnmf.classifiers.WEIGHT_DECAYS)
-    best = max(scores.values())
-    assert scores[chosen["weight_decay"]] == best and chosen["weight_decay"] == max(w for w, s in scores.items()
-                                                                                   if s == best)
+    losses = chosen["holdout_loss"]
+    assert set(losses) == set(chosen["holdout_accuracy"]) == set(neuralnmf.classifiers.WEIGHT_DECAYS)
+    assert losses[chosen["weight_decay"]] == min(losses.values())
+    # the score is the held-out cross-entropy of the logistic regression fit without the held-out samples
+    wd = chosen["weight_decay"]
+    f = torch.cat([model.transform(x, d) for d in (0, 1)], 1) / model.head().scale
+    logits = f[holdout] @ model.head().weight.T + model.head().bias
+    expected = torch.nn.functional.cross_entropy(logits.double(), y[holdout].long())
+    assert losses[wd] == pytest.approx(float(expected), rel=1e-6)
 
 
 def test_holdout_is_stratified_and_labels_of_held_out_samples_never_train(planted):
