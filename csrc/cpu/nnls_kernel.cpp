@@ -1,8 +1,7 @@
 // CPU kernel of neuralnmf::nnls: one GEMM for the right-hand sides, then an exact per-column solve,
 // parallel over columns with ATen's thread pool. Columns are processed in chunks so that the extra memory
 // stays O(k * chunk) whatever M is. Everything between the GEMMs is plain loops over strided memory: on the
-// small problems of deep Neural NMF layers, ATen calls would cost more than the arithmetic. From rank 16 on, a
-// second GEMM per block of columns forms the unconstrained solutions H b that the pivoting starts from.
+// small problems of deep Neural NMF layers, ATen calls would cost more than the arithmetic.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -55,86 +54,56 @@ struct RhsView {
 
 // Solves every column of the chunk and writes S (k, len) and info (len). Returns false, leaving the chunk
 // unfinished, when a right-hand side is not finite (NaN/Inf data, or overflow to be rescaled by the caller).
-// Columns go by sub-chunks of at most kSubBytes of scratch: (1) each right-hand side is read, checked and
-// scaled into a row of Bs; (2) from rank kBatchRhsRank on, U = Bs H, the unconstrained solutions u = H b that
-// the solver would otherwise form column by column (k^2 multiply-adds each, at the speed of a GEMM here);
-// (3) the per-column solves.
-constexpr int64_t kSubBytes = 8ll << 20;
-constexpr int64_t kBatchRhsRank = 16;
-
+// u = H b is left to the solver, which forms it only for a column whose support covers most of the rank.
 template <typename scalar_t, typename rhs_t>
 bool solve_chunk(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const bool> init, int64_t len,
                  int64_t max_iter, double x_scale, Strided<scalar_t> S, int32_t* info) {
   const int64_t kr = g.kr;
   const double* H = g.H.empty() ? nullptr : g.H.data();
-  const bool batch_u = H != nullptr && kr >= kBatchRhsRank;
-  const at::TensorOptions f64 = at::TensorOptions().dtype(at::kDouble);
-  // H is symmetric: Bs H has the rows (H b_j)^T. from_blob does not copy; H is only read.
-  const at::Tensor Ht = batch_u ? at::from_blob(const_cast<double*>(H), {kr, kr}, f64) : at::Tensor();
-  const int64_t sub = std::max<int64_t>(1, kSubBytes / (8 * kr * (batch_u ? 2 : 1)));
+  std::atomic<bool> all_finite{true};
   const int64_t grain = std::max<int64_t>(1, kTaskFlops / (kr * kr + 1));
-  std::vector<double> cmax(std::min(sub, len));
-  for (int64_t s0 = 0; s0 < len; s0 += sub) {
-    const int64_t sl = std::min(sub, len - s0);
-    std::vector<double> bsbuf(sl * kr);
-    double* bs = bsbuf.data();
-    std::atomic<bool> all_finite{true};
-    at::parallel_for(0, sl, std::max<int64_t>(1, grain * 8), [&](int64_t j0, int64_t j1) {
-      for (int64_t j = j0; j < j1; ++j) {
-        double* b = bs + j * kr;
-        double c = 0.0, probe = 0.0;  // probe: v * 0 is NaN exactly when v is NaN or Inf (max() skips NaN)
+  at::parallel_for(0, len, grain, [&](int64_t j0, int64_t j1) {
+    HostWorkspace ws(kr);
+    ColumnSolver solver(static_cast<int>(kr), g.G.data(), H, ws.view(kr));
+    std::vector<double> b(kr), x(kr);
+    std::vector<uint8_t> passive(kr);
+    for (int64_t j = j0; j < j1; ++j) {
+      double c = 0.0, probe = 0.0;  // probe: v * 0 is NaN exactly when v is NaN or Inf (max() skips NaN)
+      for (int64_t i = 0; i < kr; ++i) {
+        const double v = B.at(i, j);
+        b[i] = v;
+        const double a = std::abs(v);
+        c = a > c ? a : c;
+        probe += v * 0.0;
+      }
+      if (probe != 0.0 || !std::isfinite(c)) {
+        all_finite = false;
+        return;
+      }
+      if (c == 0.0) {  // A^T x = 0: S = 0 is optimal
+        for (int64_t i = 0; i < kr; ++i) S.at(g.idx[i], j) = scalar_t(0);
+        info[j] = kConverged;
+        continue;
+      }
+      const double inv = 1.0 / c;
+      for (int64_t i = 0; i < kr; ++i) b[i] *= inv;
+      if (init.data != nullptr) {
+        for (int64_t i = 0; i < kr; ++i) passive[i] = init.at(g.idx[i], j) ? 1 : 0;
+      }
+      info[j] = solver.solve(b.data(), nullptr, init.data ? passive.data() : nullptr, max_iter, x.data());
+      const double back = c * g.a_scale;  // divided by x_scale last: the product may not fit in between
+      if (x_scale == 1.0) {  // (a division per entry costs more than the rest of this loop)
         for (int64_t i = 0; i < kr; ++i) {
-          const double v = B.at(i, s0 + j);
-          b[i] = v;
-          const double a = std::abs(v);
-          c = a > c ? a : c;
-          probe += v * 0.0;
+          S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back);
         }
-        if (probe != 0.0 || !std::isfinite(c)) {
-          all_finite = false;
-          return;
-        }
-        cmax[j] = c;
-        if (c == 0.0) continue;
-        const double inv = 1.0 / c;
-        for (int64_t i = 0; i < kr; ++i) b[i] *= inv;
-      }
-    });
-    if (!all_finite) return false;
-    const at::Tensor Us = batch_u ? at::mm(at::from_blob(bs, {sl, kr}, f64), Ht) : at::Tensor();
-    const double* us = batch_u ? Us.data_ptr<double>() : nullptr;
-    at::parallel_for(0, sl, grain, [&](int64_t j0, int64_t j1) {
-      HostWorkspace ws(kr);
-      ColumnSolver solver(static_cast<int>(kr), g.G.data(), H, ws.view(kr));
-      std::vector<double> x(kr);
-      std::vector<uint8_t> passive(kr);
-      for (int64_t jl = j0; jl < j1; ++jl) {
-        const int64_t j = s0 + jl;
-        const double c = cmax[jl];
-        if (c == 0.0) {  // A^T x = 0: S = 0 is optimal
-          for (int64_t i = 0; i < kr; ++i) S.at(g.idx[i], j) = scalar_t(0);
-          info[j] = kConverged;
-          continue;
-        }
-        if (init.data != nullptr) {
-          for (int64_t i = 0; i < kr; ++i) passive[i] = init.at(g.idx[i], j) ? 1 : 0;
-        }
-        info[j] = solver.solve(bs + jl * kr, batch_u ? us + jl * kr : nullptr,
-                               init.data ? passive.data() : nullptr, max_iter, x.data());
-        const double back = c * g.a_scale;  // divided by x_scale last: the product may not fit in between
-        if (x_scale == 1.0) {  // (a division per entry costs more than the rest of this loop)
-          for (int64_t i = 0; i < kr; ++i) {
-            S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back);
-          }
-        } else {
-          for (int64_t i = 0; i < kr; ++i) {
-            S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back / x_scale);
-          }
+      } else {
+        for (int64_t i = 0; i < kr; ++i) {
+          S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back / x_scale);
         }
       }
-    });
-  }
-  return true;
+    }
+  });
+  return all_finite;
 }
 
 // Where the right-hand sides of a chunk of columns come from: the data X (b = Ad^T x), or products A^T X that
