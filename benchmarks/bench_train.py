@@ -112,11 +112,15 @@ def supervision_cost(epochs: int, documents: int, words: int, ranks=(50, 20, 6))
         "labels at two levels": ({0: ranks[0], len(ranks) - 1: ranks[-1]}, {"y": {0: fine, len(ranks) - 1: coarse}}),
         "half the labels": (ranks[-1], {"y": coarse, "label_mask": half}),
     }
+    start = NeuralNMF(words, ranks)
+    start.initialize(x)  # one flat start, copied into every row: only the epochs are compared
     rows, base = [], None
     for name in SUPERVISION_SETUPS:
         num_classes, labels = runs[name]
         model = NeuralNMF(words, ranks, num_classes, supervised_start=False, generator=torch.Generator().manual_seed(0))
-        model.initialize(x)  # the same flat start for every row: only the epochs are compared
+        with torch.no_grad():
+            for layer, source in zip(model.layers, start.layers):
+                layer.A.copy_(source.A)
         fit(model, x, epochs=2, progress=False, **labels)  # warm-up (the classifiers start here when labeled)
         history = fit(model, x, epochs=epochs, validation_patience=epochs + 1, progress=False, **labels)
         per_epoch = history.seconds / history.epochs
