@@ -91,9 +91,9 @@ class Batch:
 class _TensorSource:
     """Batches of one validated in-memory tensor: the full batch, or shuffled minibatches."""
 
-    def __init__(self, batch: Batch, batch_size: int | None, shuffle: bool, generator):
+    def __init__(self, batch: Batch, batch_size: int | None, shuffle: bool, generator, holdout=None):
         self.batch, self.batch_size, self.shuffle, self.generator = batch, batch_size, shuffle, generator
-        self.holdout: torch.Tensor | None = None  # (M,) bool, the samples held out of the label terms
+        self.holdout: torch.Tensor | None = holdout  # (M,) bool, the samples held out of the label terms
 
     def __iter__(self):
         M = self.batch.x.shape[0]
@@ -371,9 +371,7 @@ def _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, gener
         data_mask = torch.as_tensor(data_mask, device=x.device)
         if data_mask.shape != x.shape:
             raise ValueError(f"data_mask must have the shape of x {tuple(x.shape)}, got {tuple(data_mask.shape)}")
-    source = _TensorSource(Batch(x, labels, held, data_mask), batch_size, shuffle, generator)
-    source.holdout = holdout
-    return source
+    return _TensorSource(Batch(x, labels, held, data_mask), batch_size, shuffle, generator, holdout)
 
 
 def _epoch_logs(totals, norm_total, dist, weights: dict, held: dict) -> dict[str, float]:
