@@ -17,7 +17,6 @@ docs/supervision.md has the measurements behind the default.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Mapping
 
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_level
 from .ops import nnls
 
 __all__ = ["LabelHead", "HEAD_FORMS", "WEIGHT_DECAYS", "labels_by_level", "check_class_labels"]
@@ -237,9 +237,7 @@ def check_class_labels(y, label_mask, num_classes: int, samples: int, device, pr
 
 
 def _resolve_level(level, levels: list[int], depth: int, fn: str) -> int:
-    if isinstance(level, bool) or not isinstance(level, numbers.Integral):
-        raise ValueError(f"{fn}: label levels must be integers, got {level!r}")
-    l = int(level) + depth if int(level) < 0 else int(level)
+    l = check_level(level, depth, fn, "label level")  # 0..depth-1, or negative from the deepest
     if l not in levels:
         raise ValueError(f"{fn}: labels for level {level}, but the model has classifiers at levels {levels} only "
                          "(build it with num_classes={level: classes, ...})")

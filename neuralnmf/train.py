@@ -124,7 +124,7 @@ class _IterableSource:
 
 def _make_optimizer(model, optimizer, lr: float, classifier_lr: float | None, kwargs: dict, relative: bool):
     groups = [{"params": [layer.A for layer in model.layers], "lr": lr}]
-    heads = list(getattr(model, "heads", {}).parameters()) if hasattr(model, "heads") else []
+    heads = list(model.heads.parameters()) if hasattr(model, "heads") else []
     if heads:
         groups.append({"params": heads, "lr": lr if classifier_lr is None else classifier_lr})
     return build_optimizer(optimizer, groups, lr, kwargs, relative=relative)
