@@ -38,7 +38,7 @@ inline void check_nnls_inputs(const at::Tensor& X, const at::Tensor& A, const st
     TORCH_CHECK_TYPE(init->scalar_type() == at::kBool, "nnls: init must be a bool support mask, got ",
                      init->scalar_type());
     TORCH_CHECK_VALUE(init->device() == X.device(), "nnls: init is on ", init->device(), " but X is on ",
-                      X.device());
+                      X.device(), "; move init to ", X.device());
     std::vector<int64_t> expect(X.sizes().begin(), X.sizes().end());
     expect[expect.size() - 2] = A.size(-1);
     TORCH_CHECK_VALUE(init->sizes().vec() == expect, "nnls: init must have the shape of S ", at::IntArrayRef(expect),
@@ -57,6 +57,9 @@ inline void check_nnls_rhs_inputs(const at::Tensor& AtX, const at::Tensor& A, co
   if (init.has_value()) {
     TORCH_CHECK_TYPE(init->scalar_type() == at::kBool, "nnls_rhs: init must be a bool support mask, got ",
                      init->scalar_type());
+    // A CUDA kernel would read a host init as device memory: the device is checked as in check_nnls_inputs.
+    TORCH_CHECK_VALUE(init->device() == AtX.device(), "nnls_rhs: init is on ", init->device(), " but AtX is on ",
+                      AtX.device(), "; move init to ", AtX.device());
     TORCH_CHECK_VALUE(init->sizes() == AtX.sizes(), "nnls_rhs: init must have the shape of S ", AtX.sizes(),
                       ", got ", init->sizes());
   }

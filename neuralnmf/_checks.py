@@ -1,8 +1,17 @@
-"""The argument checks every part of the library shares: integers, ranks, real numbers, random generators and
-levels of a hierarchy. Clear errors that name the function, the argument and the problem.
+"""The argument checks every part of the library shares: integers, ranks, real numbers, random generators, levels
+of a hierarchy, data tensors and class labels. Clear errors that name the function, the argument and the fix.
 
-The data checks of each model family live with it (``baselines/_checks.py`` for matrices, ``tensor/_checks.py`` for
-tensors); both build on these.
+One error type per kind of mistake, everywhere (ops, layers, models, ``fit``, ``fit_tensor``, the baselines, the
+CLI):
+
+* ``TypeError``: the argument has the wrong type: not a tensor (a numpy array, a list, a string), a dtype the
+  operation cannot take (integers, float16/bfloat16, complex), a layout it cannot take, a float where an integer is
+  needed.
+* ``ValueError``: the type is right but the value is not: a shape, an empty dimension, a negative, NaN or Inf
+  entry, a number out of range, a device that does not match (or ``meta``, which holds no values).
+
+This module imports nothing from the package, so every layer may use it, the ops included. The data checks of each
+model family build on it (``baselines/_checks.py`` for matrices, ``tensor/_checks.py`` for tensors).
 """
 
 from __future__ import annotations
@@ -13,7 +22,14 @@ import numbers
 import torch
 
 __all__ = ["check_int", "check_rank", "check_ranks", "check_real", "check_generator", "check_level", "check_shape",
-           "int_sequence"]
+           "int_sequence", "check_max_iter", "check_batch_size", "check_tensor", "check_float", "check_data",
+           "check_has_values", "check_labels", "FLOAT_DTYPES", "UNLABELED"]
+
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+UNLABELED = -1
+"""The class index of an unlabeled sample, in ``y`` of every function that takes labels and in the CLI's label
+files (scikit-learn's convention for semi-supervised labels). ``label_mask`` says the same thing explicitly."""
 
 
 def check_int(value, fn: str, name: str, *, minimum: int) -> int:
@@ -108,3 +124,151 @@ def int_sequence(value, name: str, *, positive: bool = False) -> list[int]:
             raise ValueError(f"{name} must contain positive ints, got {v}")
         out.append(int(v))
     return out
+
+
+def check_max_iter(max_iter, fn: str) -> int:
+    """None (the solver's default bound) or a positive integer; returned as the kernels take it (0 = default)."""
+    if max_iter is None:
+        return 0
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
+        raise TypeError(f"{fn}: max_iter must be a positive integer or None (the default bound), got {max_iter!r} "
+                        f"({type(max_iter).__name__})")
+    if max_iter <= 0:
+        raise ValueError(f"{fn}: max_iter must be a positive integer or None (the default bound), got {max_iter}")
+    return int(max_iter)
+
+
+def check_batch_size(batch_size, fn: str) -> int | None:
+    """None (full batch) or a positive integer."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"{fn}: batch_size must be a positive integer or None (full batch), got {batch_size!r} "
+                        f"({type(batch_size).__name__})")
+    if batch_size <= 0:
+        raise ValueError(f"{fn}: batch_size must be a positive integer or None (full batch), got {batch_size}")
+    return int(batch_size)
+
+
+def check_tensor(value, fn: str, name: str) -> torch.Tensor:
+    """A torch.Tensor; anything else is a TypeError that says how to convert it."""
+    if isinstance(value, torch.Tensor):
+        return value
+    kind = type(value).__name__
+    if type(value).__module__ == "numpy" or hasattr(value, "__array__"):
+        how = f"convert it with torch.from_numpy({name}) (or torch.as_tensor({name}))"
+    elif isinstance(value, (list, tuple)):
+        how = f"convert it with torch.tensor({name})"
+    else:
+        how = "pass a torch.Tensor"
+    raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {kind}; {how}")
+
+
+def check_float(t: torch.Tensor, fn: str, name: str) -> torch.Tensor:
+    """A float32/float64 tensor; the TypeError says how to convert."""
+    if t.dtype not in FLOAT_DTYPES:
+        if t.is_complex():
+            how = "NMF needs real data"
+        else:
+            how = f"convert it with {name}.float() or {name}.double()"
+            if torch.is_autocast_enabled() and t.dtype in (torch.float16, torch.bfloat16):
+                how += " (or run outside torch.autocast, which turns the products into low precision)"
+        raise TypeError(f"{fn}: {name} must be float32 or float64, got {t.dtype}; {how}")
+    return t
+
+
+def check_has_values(t: torch.Tensor, fn: str, name: str) -> torch.Tensor:
+    """Not on the meta device, where nothing can be read (the ops themselves trace meta tensors' shapes)."""
+    if t.device.type == "meta":
+        raise ValueError(f"{fn}: {name} is on the meta device, which holds no values; pass a tensor with data "
+                         "(meta tensors only trace shapes)")
+    return t
+
+
+def check_data(x, fn: str, name: str = "x", *, features: int | None = None, sparse: bool = True,
+               values: bool = True) -> torch.Tensor:
+    """Data (samples, features): a 2-D float32/float64 tensor, dense or (with ``sparse``) COO/CSR, with at least
+    one sample and one feature (``features`` of them when given), finite and nonnegative (with ``values``; a sparse
+    x is checked on its stored values). Returns x, a sparse x as it came."""
+    x = check_float(check_tensor(x, fn, name), fn, name)
+    if x.layout != torch.strided and not (sparse and x.layout in (torch.sparse_coo, torch.sparse_csr)):
+        allowed = "a dense (strided) or sparse COO/CSR" if sparse else "a dense (strided)"
+        raise TypeError(f"{fn}: {name} must be {allowed} tensor, got layout {x.layout}"
+                        + ("; pass x.to_dense()" if not sparse else "; pass x.to_sparse_csr()"))
+    expect = f"(samples, {features})" if features is not None else "(samples, features)"
+    if x.dim() != 2 or (features is not None and x.shape[1] != features):
+        raise ValueError(f"{fn}: {name} must have shape {expect}, got {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{fn}: {name} is empty, shape {tuple(x.shape)}: it needs at least one sample and one "
+                         "feature")
+    check_has_values(x, fn, name)
+    if values:
+        stored = x if x.layout == torch.strided else (x.coalesce().values() if x.layout == torch.sparse_coo
+                                                      else x.values())
+        if not bool(torch.isfinite(stored).all()):
+            raise ValueError(f"{fn}: {name} contains NaN or Inf")
+        if bool((stored < 0).any()):
+            raise ValueError(f"{fn}: {name} has negative entries (min {float(stored.min()):.4g}); NMF requires "
+                             "nonnegative data")
+    return x
+
+
+def check_labels(y, label_mask, num_classes, samples: int, device, fn: str, *, name: str = "y"):
+    """The one check of class labels: ``y`` (samples,) integer class indices in [0, num_classes), with -1
+    (:data:`UNLABELED`) for an unlabeled sample; ``label_mask`` (samples,) bool or {0, 1}, True = labeled (None:
+    every sample whose label is not -1). A tensor, numpy array or list is taken, moved to ``device``.
+
+    ``num_classes`` None: 1 + the largest label. Returns (y long on ``device`` with unlabeled entries 0, mask
+    (samples,) bool, num_classes).
+    """
+    if isinstance(y, torch.Tensor):
+        y = y.to(device)
+    else:
+        try:
+            y = torch.as_tensor(y, device=device) if not isinstance(y, (str, bytes)) else None
+        except (TypeError, ValueError, RuntimeError):
+            y = None
+        if y is None:
+            raise TypeError(f"{fn}: {name} must be integer class indices (a tensor, array or list of ints 0..c-1, -1 "
+                            "= unlabeled); map class names to indices first, e.g. "
+                            "names, y = numpy.unique(labels, return_inverse=True)")
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise TypeError(f"{fn}: {name} must hold integer class indices (e.g. torch.long), got {y.dtype}; "
+                        f"convert it with {name}.long()")
+    if y.dim() != 1 or y.shape[0] != samples:
+        raise ValueError(f"{fn}: {name} must have shape ({samples},), one class index per sample, got "
+                         f"{tuple(y.shape)}")
+    y = y.long()
+    if label_mask is None:
+        mask = y != UNLABELED
+    else:
+        mask = label_mask.to(device) if isinstance(label_mask, torch.Tensor) else torch.as_tensor(label_mask,
+                                                                                                  device=device)
+        if mask.shape != (samples,):
+            raise ValueError(f"{fn}: label_mask must have shape ({samples},), one flag per sample (True = labeled), "
+                             f"got {tuple(mask.shape)}")
+        if mask.dtype != torch.bool:
+            if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
+                raise ValueError(f"{fn}: label_mask must be bool (True = labeled) or hold only 0 and 1")
+            mask = mask != 0
+        both = mask & (y == UNLABELED)
+        if bool(both.any()):
+            raise ValueError(f"{fn}: {name} is -1 (unlabeled) at {int(both.sum())} samples that label_mask marks "
+                             "as labeled; give their class or set label_mask False there")
+    labeled = y[mask]
+    if labeled.numel() == 0:
+        raise ValueError(f"{fn}: no sample is labeled (label_mask or y = -1 marks every sample unlabeled); pass "
+                         "y=None to train without labels")
+    lo, hi = int(labeled.min()), int(labeled.max())
+    if num_classes is None:
+        num_classes = hi + 1
+    num_classes = check_int(num_classes, fn, "num_classes", minimum=1)
+    if lo < 0 or hi >= num_classes:
+        hint = ""
+        if lo < 0:
+            hint = "; mark unlabeled samples with -1 or with label_mask=False"
+        elif hi == num_classes and lo >= 1:
+            hint = f"; numbered from 1? pass {name} - 1"
+        raise ValueError(f"{fn}: labels must be in [0, {num_classes}) (num_classes={num_classes}), got values in "
+                         f"[{lo}, {hi}]{hint}")
+    return torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device)), mask, num_classes

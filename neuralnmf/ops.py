@@ -16,6 +16,7 @@ import math
 import torch
 
 from . import _autograd, _fake, _library, sparse_products  # noqa: F401  (importing them registers the ops)
+from ._checks import check_float, check_max_iter, check_tensor
 from ._autograd import transforms_active
 from ._validation import (
     INFO_NON_FINITE,
@@ -34,11 +35,8 @@ __all__ = ["nnls", "nnls_from_products", "nnls_sparse_rows", "NNLSConvergenceWar
 # --- public function ----------------------------------------------------------------------------------------
 
 
-def _check_tensor(t, name: str) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"nnls: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"nnls: {name} must be float32 or float64, got {t.dtype}")
+def _check_tensor(t, name: str, fn: str = "nnls") -> None:
+    check_float(check_tensor(t, fn, name), fn, name)
     if t.dim() < 2:
         raise ValueError(f"nnls: {name} must have at least 2 dimensions, got shape {tuple(t.shape)}")
     if t.layout != torch.strided:
@@ -76,7 +74,7 @@ def _prepare(X: torch.Tensor, A: torch.Tensor, init):
         if not isinstance(init, torch.Tensor):
             raise TypeError(f"nnls: init must be a torch.Tensor (a previous S or its support), got {type(init).__name__}")
         if init.device != X.device:
-            raise ValueError(f"nnls: init is on {init.device} but X is on {X.device}")
+            raise ValueError(f"nnls: init is on {init.device} but X is on {X.device}; move it with init.to(X.device)")
         try:
             mask = init if init.dtype == torch.bool else init > 0
             mask = mask.expand(*batch, k, M)
@@ -130,13 +128,14 @@ def nnls(
     their compositions (``vmap(grad(...))``, ``functional_call`` over stacked models) work; the checks above run
     on the plain tensors under the transforms. Second derivatives are refused (``NotImplementedError``).
     """
+    bound = check_max_iter(max_iter, "nnls")
     if isinstance(X, torch.Tensor) and X.layout in _SPARSE_LAYOUTS:
         return _nnls_sparse(X, A, init, max_iter, return_info)
     X_op, A_op, init_op, out_shape = _prepare(X, A, init)
     if transforms_active():  # torch.func: the Function path, checks at the bottom of the transforms
-        S, info = _autograd.nnls(X_op, A_op, init_op, 0 if max_iter is None else int(max_iter))
+        S, info = _autograd.nnls(X_op, A_op, init_op, bound)
     else:
-        S, info = torch.ops.neuralnmf.nnls(X_op, A_op, init_op, 0 if max_iter is None else int(max_iter))
+        S, info = torch.ops.neuralnmf.nnls(X_op, A_op, init_op, bound)
         check_info(A, info, max_iter)
     if S.shape != out_shape:
         S, info = S.reshape(out_shape), info.reshape(out_shape[:-2] + out_shape[-1:])
@@ -153,8 +152,7 @@ def _check_sparse(X: torch.Tensor, A: torch.Tensor, name: str, feature_dim: int)
                                   f"...); pass {name}.to_dense()")
     if X.dim() != 2:
         raise ValueError(f"nnls: a sparse {name} must be 2-D, got shape {tuple(X.shape)}")
-    if X.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"nnls: {name} must be float32 or float64, got {X.dtype}")
+    check_float(X, "nnls", name)
     _check_tensor(A, "A")
     if A.dim() != 2:
         raise ValueError(f"nnls: with a sparse {name}, A must be 2-D (N, k), got shape {tuple(A.shape)}")
@@ -208,20 +206,28 @@ def nnls_from_products(
     Gradients: dL/dAtX = V and, through the Gram matrix, dL/dA = -A (S V^T + V S^T); autograd adds the part
     that flows through however AtX was formed (X V^T for AtX = A^T X).
     """
-    _check_tensor(AtX, "AtX")
-    _check_tensor(A, "A")
+    fn = "nnls_from_products"
+    bound = check_max_iter(max_iter, fn)
+    _check_tensor(AtX, "AtX", fn)
+    _check_tensor(A, "A", fn)
     if AtX.dtype != A.dtype:
-        raise TypeError(f"nnls_from_products: A has dtype {A.dtype} but AtX has dtype {AtX.dtype}; they must match")
+        raise TypeError(f"{fn}: A has dtype {A.dtype} but AtX has dtype {AtX.dtype}; they must match")
     if AtX.device != A.device:
-        raise ValueError(f"nnls_from_products: A is on {A.device} but AtX is on {AtX.device}")
+        raise ValueError(f"{fn}: A is on {A.device} but AtX is on {AtX.device}; they must be on the same device")
     init_op = None
     if init is not None:
-        if not isinstance(init, torch.Tensor) or init.shape != AtX.shape:
-            raise ValueError(f"nnls: init must be a tensor of the shape of S {tuple(AtX.shape)}")
+        if not isinstance(init, torch.Tensor):
+            raise TypeError(f"{fn}: init must be a torch.Tensor (a previous S or its support), got "
+                            f"{type(init).__name__}")
+        if init.device != AtX.device:  # a CUDA kernel would read a host init as device memory
+            raise ValueError(f"{fn}: init is on {init.device} but AtX is on {AtX.device}; move it with "
+                             "init.to(AtX.device)")
+        if init.shape != AtX.shape:
+            raise ValueError(f"{fn}: init must have the shape of S {tuple(AtX.shape)}, got {tuple(init.shape)}")
         init_op = init if init.dtype == torch.bool else init > 0
     if transforms_active():
-        S, info = _autograd.nnls_rhs(AtX, A, init_op, 0 if max_iter is None else int(max_iter))
+        S, info = _autograd.nnls_rhs(AtX, A, init_op, bound)
     else:
-        S, info = torch.ops.neuralnmf.nnls_rhs(AtX, A, init_op, 0 if max_iter is None else int(max_iter))
+        S, info = torch.ops.neuralnmf.nnls_rhs(AtX, A, init_op, bound)
         check_info(A, info, max_iter, "AtX")
     return (S, info) if return_info else S

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import neuralnmf
+import neuralnmf.ops
 from neuralnmf import nnls
 
 
@@ -134,3 +135,76 @@ def test_error_messages_do_not_depend_on_the_backend():
     X[0, 0] = float("nan")
     with pytest.raises(ValueError, match="X contains NaN or Inf"):
         neuralnmf._reference.nnls_reference(X, A)
+
+
+def _rhs():
+    X, A = _ok()
+    return A.mT @ X, A
+
+
+def test_init_on_another_device_is_refused_by_both_ops():
+    """nnls_rhs never checked init's device: a CUDA AtX with a host init handed a host pointer to the kernel. The
+    Python wrappers, the fake kernels and the compiled kernels all refuse it; on CPU, ``meta`` is the other device."""
+    X, A = _ok()
+    AtX, _ = _rhs()
+    meta_init = torch.ones(3, 4, dtype=torch.bool, device="meta")
+    with pytest.raises(ValueError, match="init is on meta but X is on cpu"):
+        nnls(X, A, init=meta_init)
+    with pytest.raises(ValueError, match="init is on meta but AtX is on cpu"):
+        neuralnmf.ops.nnls_from_products(AtX, A, init=meta_init)
+    with pytest.raises(ValueError, match="init is on meta but AtX is on cpu"):  # the fake kernel, as dispatched
+        torch.ops.neuralnmf.nnls_rhs(AtX, A, meta_init, 0)
+    cpu = torch._C.DispatchKeySet(torch._C.DispatchKey.CPU)  # the CPU kernel itself (csrc/checks.h)
+    with pytest.raises(ValueError, match="nnls_rhs: init is on meta but AtX is on cpu"):
+        torch.ops.neuralnmf.nnls_rhs.default.redispatch(cpu, AtX, A, meta_init, 0)
+    with pytest.raises(ValueError, match="nnls: init is on meta but X is on cpu"):
+        torch.ops.neuralnmf.nnls.default.redispatch(cpu, X, A, meta_init, 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_init_on_the_host_with_cuda_products_is_refused():
+    X, A = (t.cuda() for t in _ok())
+    AtX = A.mT @ X
+    host = torch.ones(3, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="init is on cpu but AtX is on cuda"):
+        neuralnmf.ops.nnls_from_products(AtX, A, init=host)
+    with pytest.raises(ValueError, match="init is on cpu but AtX is on cuda"):
+        torch.ops.neuralnmf.nnls_rhs(AtX, A, host, 0)
+    with pytest.raises(ValueError, match="init is on cpu but X is on cuda"):
+        torch.ops.neuralnmf.nnls(X, A, host, 0)
+    S = neuralnmf.ops.nnls_from_products(AtX, A, init=host.cuda())  # the same init on the right device works
+    torch.testing.assert_close(S, nnls(X, A))
+
+
+def test_init_errors_are_the_same_in_both_ops():
+    X, A = _ok()
+    AtX, _ = _rhs()
+    for call in (lambda init: nnls(X, A, init=init), lambda init: neuralnmf.ops.nnls_from_products(AtX, A, init=init)):
+        with pytest.raises(TypeError, match="init must be a torch.Tensor"):
+            call([[True] * 4] * 3)
+        with pytest.raises(ValueError, match="init must have the shape of S"):
+            call(torch.ones(2, 2, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-3, ValueError), (2.7, TypeError), ("10", TypeError),
+                                      (True, TypeError)])
+def test_max_iter_is_validated(bad, exc):
+    """max_iter <= 0 silently meant the default bound and 2.7 meant 2: both are errors now."""
+    X, A = _ok()
+    AtX, _ = _rhs()
+    with pytest.raises(exc, match="max_iter must be a positive integer"):
+        nnls(X, A, max_iter=bad)
+    with pytest.raises(exc, match="max_iter must be a positive integer"):
+        neuralnmf.ops.nnls_from_products(AtX, A, max_iter=bad)
+    with pytest.raises(exc, match="max_iter must be a positive integer"):
+        neuralnmf.ops.nnls_sparse_rows(X.mT.to_sparse(), A, max_iter=bad)
+    torch.testing.assert_close(nnls(X, A, max_iter=50), nnls(X, A))
+
+
+def test_dtype_errors_say_how_to_convert():
+    X, A = _ok()
+    for dtype in (torch.int64, torch.float16):
+        with pytest.raises(TypeError, match=r"X must be float32 or float64, got .*X\.float\(\) or X\.double\(\)"):
+            nnls(X.to(dtype), A)
+    with pytest.raises(TypeError, match="torch.from_numpy"):
+        nnls(X.numpy(), A)
