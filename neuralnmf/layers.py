@@ -5,16 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._checks import check_float, check_rank, check_tensor
 from .initialization import LAYER_INIT_METHODS, nndsvd_factors, uniform
 from .ops import nnls, nnls_sparse_rows, transforms_active
 
-__all__ = ["NNLSLayer", "SupportCache", "check_rank"]
-
-
-def check_rank(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+__all__ = ["NNLSLayer", "SupportCache"]
 
 
 class SupportCache:
@@ -75,8 +70,8 @@ class NNLSLayer(nn.Module):
     def __init__(self, in_features: int, rank: int, *, init="uniform", data=None, generator=None,
                  warm_start: bool = True, dtype=None, device=None):
         super().__init__()
-        self.in_features = check_rank(in_features, "in_features")
-        self.rank = check_rank(rank, "rank")
+        self.in_features = check_rank(in_features, "NNLSLayer", "in_features")
+        self.rank = check_rank(rank, "NNLSLayer")
         self.warm_start = warm_start
         self.A = nn.Parameter(torch.empty(in_features, rank, dtype=dtype, device=device))
         self._cache = SupportCache()
@@ -107,13 +102,12 @@ class NNLSLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, *, init: torch.Tensor | None = None) -> torch.Tensor:
         """x: (*, in_features) -> codes (*, rank). ``init``: a previous code tensor (or its support)."""
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"NNLSLayer: input must be a torch.Tensor, got {type(x).__name__}")
+        check_float(check_tensor(x, "NNLSLayer", "x"), "NNLSLayer", "x")
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"NNLSLayer: input must have shape (*, {self.in_features}), got {tuple(x.shape)}")
         if x.dtype != self.A.dtype:
             raise TypeError(f"NNLSLayer: input has dtype {x.dtype} but the layer's dictionary is {self.A.dtype}; "
-                            f"convert one of them (e.g. model.to({x.dtype}))")
+                            f"convert the input (x.to({self.A.dtype})) or the model (model.to({x.dtype}))")
         flat = x.dim() == 2  # (M, in_features): no reshapes, which would add autograd nodes for nothing
         sparse = x.layout != torch.strided
         if sparse and not flat:

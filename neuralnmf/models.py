@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_level
+from ._checks import check_level, check_rank, check_ranks
 from .classifiers import HEAD_FORMS, LabelHead, labels_by_level
 from .initialization import INIT_METHODS, hierarchical_nmf_init
-from .layers import NNLSLayer, SupportCache, check_rank
+from .layers import NNLSLayer, SupportCache
 from .ops import nnls
 
 __all__ = ["NeuralNMF", "NeuralNMFOutput"]
@@ -40,14 +40,14 @@ def _class_counts(num_classes, levels: int) -> dict[int, int]:
     if num_classes is None:
         return {}
     if not isinstance(num_classes, Mapping):
-        out = {levels - 1: check_rank(num_classes, "NeuralNMF: num_classes")}
+        out = {levels - 1: check_rank(num_classes, "NeuralNMF", "num_classes")}
     else:
         out = {}
     for level, c in (num_classes.items() if isinstance(num_classes, Mapping) else ()):
         l = check_level(level, levels, "NeuralNMF", "num_classes level")
         if l in out:
             raise ValueError(f"NeuralNMF: num_classes names level {l} twice")
-        out[l] = check_rank(c, f"NeuralNMF: num_classes[{level}]")
+        out[l] = check_rank(c, "NeuralNMF", f"num_classes[{level}]")
     for l, c in out.items():
         if c < 2:
             raise ValueError(f"NeuralNMF: num_classes must be at least 2 (a classifier needs two classes to tell "
@@ -102,12 +102,8 @@ class NeuralNMF(nn.Module):
                  data=None, generator=None, nonnegative_classifier: bool = True, classifier_from_labels: bool = True,
                  supervised_start: bool = True, warm_start: bool = True, dtype=None, device=None):
         super().__init__()
-        ranks = (ranks,) if isinstance(ranks, int) else tuple(ranks)
-        if not ranks:
-            raise ValueError("NeuralNMF: ranks must hold at least one positive integer")
-        for i, r in enumerate(ranks):
-            check_rank(r, f"NeuralNMF: ranks[{i}]")
-        check_rank(in_features, "NeuralNMF: in_features")
+        ranks = check_ranks(ranks, "NeuralNMF")
+        in_features = check_rank(in_features, "NeuralNMF", "in_features")
         counts = _class_counts(num_classes, len(ranks))
         if classifier not in HEAD_FORMS:
             raise ValueError(f"NeuralNMF: classifier must be one of {HEAD_FORMS}, got {classifier!r}")

@@ -1,5 +1,6 @@
 """NNLSLayer, NeuralNMF, losses and the nonnegativity projection."""
 
+import numpy as np
 import pytest
 import torch
 from conftest import kkt_residual
@@ -7,6 +8,7 @@ from torch import nn
 
 import neuralnmf
 from neuralnmf import NeuralNMF, NNLSLayer, NonnegativeProjection, fit, nnls, nonnegative_parameters
+from neuralnmf.baselines import HierarchicalNMF
 from neuralnmf.datasets import make_hierarchical_corpus
 from neuralnmf.losses import energy_loss, masked_mse, reconstruction_loss, supervision_loss
 
@@ -62,14 +64,29 @@ def test_layer_initializations(gen):
         NNLSLayer(10, 3, init=given.T)
 
 
-@pytest.mark.parametrize("bad", [0, -2, 2.5, True, "3"])
-def test_ranks_must_be_positive_integers(bad):
-    with pytest.raises(ValueError, match="positive integer"):
+@pytest.mark.parametrize("bad, exc, message", [(0, ValueError, "must be positive"), (-2, ValueError, "must be positive"),
+                                                (2.5, TypeError, "must be an integer"),
+                                                (True, TypeError, "must be an integer"),
+                                                ("3", TypeError, "must be an integer")])
+def test_ranks_must_be_positive_integers(bad, exc, message):
+    """One rank check everywhere (_checks.check_rank): a rank of the wrong type is a TypeError, a wrong value a
+    ValueError, in the layers, the model and the baselines alike (this test used to lock in a ValueError for 2.5
+    here and a TypeError in the baselines)."""
+    with pytest.raises(exc, match=f"NNLSLayer: rank {message}"):
         NNLSLayer(10, bad)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(exc, match=rf"NeuralNMF: ranks\[1\] {message}"):
         NeuralNMF(10, (4, bad))
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(exc, match=rf"HierarchicalNMF: ranks\[1\] {message}"):
+        HierarchicalNMF((4, bad))
+    with pytest.raises(exc, match=f"NeuralNMF: in_features {message}"):
         NeuralNMF(bad, (4,))
+    with pytest.raises(exc, match=f"NNLSLayer: in_features {message}"):
+        NNLSLayer(bad, 3)
+
+
+def test_numpy_integer_ranks_are_ranks():
+    model = NeuralNMF(np.int64(10), (np.int64(4), np.int32(2)), init="uniform")
+    assert model.ranks == (4, 2) and type(model.ranks[0]) is int and model.in_features == 10
 
 
 def test_layer_rejects_bad_inputs(gen):
