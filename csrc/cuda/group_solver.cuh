@@ -3,15 +3,16 @@
 // ColumnSolver::solve (csrc/common/column_solver.h, the CPU kernel's solver), and the support solve of
 // ColumnSolver::solve_on_support.
 //
-// Variable i of the column belongs to lane i % L, in register slot i / L (VPL = variables per lane, so k <=
-// VPL * L). Each subproblem is solved on its smaller side (|F| <= |Z|: Cholesky of G_FF; |Z| < |F|: Cholesky
-// of H_ZZ with H = G^{-1}), so the one matrix a group factors has at most ceil(k / 2) rows; row a of it
-// belongs to lane a % L. The same terms are summed in the same order as on the CPU (four at a time with their
-// loads issued together, dot4 below), except the back substitution, which multiplies by reciprocal pivots
-// (rounding only). The factor is built from G or H read in place (no gathered copy), with the right-hand
-// side as one more row, which yields the forward substitution within the factorization's own steps (cholesky
-// below); a lane's several variables or rows share the loads of the index lists and vectors of their dot
-// products (dot4_slots). The device takes each pivot's reciprocal square root in one rsqrt (within an ulp).
+// Variable i of the column belongs to lane i % L, in register slot i / L (VPL = variables per lane, so k <= VPL
+// * L). Each subproblem is solved on its smaller side (|F| <= |Z|: Cholesky of G_FF; |Z| < |F|: Cholesky of
+// H_ZZ with H = G^{-1}), so the one matrix a group factors has at most ceil(k / 2) rows; row a of it belongs to
+// lane a % L. The same terms are summed in the same order as on the CPU (four at a time with their loads issued
+// together, dot4 in group_work.cuh), except the back substitution, which multiplies by reciprocal pivots
+// (rounding only). The factor is built from G or H read in place (no gathered copy), with the right-hand side
+// as one more row, which yields the forward substitution within the factorization's own steps (cholesky in
+// group_cholesky.cuh); a lane's several variables or rows share the loads of the index lists and vectors of
+// their dot products (dot4_slots). The device takes each pivot's reciprocal square root in one rsqrt (within an
+// ulp).
 //
 // Whatever ColumnSolver would hand to Lawson-Hanson or to the side that does not fit (G singular, a singular
 // subproblem, the iteration bound) is not attempted here: the solve returns kDeferred and the caller leaves
@@ -30,167 +31,11 @@
 
 #include "../common/column_solver.h"
 #include "column_device.cuh"
+#include "group_work.cuh"
 #include "lane_group.cuh"
 
 namespace neuralnmf {
 namespace cuda {
-
-// The shared-memory workspace of one group, for a column of n variables (m = ceil(n / 2) rows at most in a
-// factorization).
-struct GroupWork {
-  double* b;    // n   right-hand side (scaled), by index
-  double* u;    // n   u = H b, by index
-  double* x;    // n   x by index (the refinement gathers it); the same memory as u, which nothing reads after
-                //     the last subproblem (refine_dual, the one user of x, comes after it)
-  double* r;    // n   residual of the refinement
-  double* w;    // m   solution of the last subproblem, packed (w[a] belongs to row a of the factor)
-  double* M;    // m (m + 1) / 2   packed strict lower triangle of the last factorization (row a at a (a + 1)
-                //     / 2), and in row p of it, p < m, v of the forward substitution L v = r (see cholesky)
-  double* dinv; // m   reciprocals of its diagonal (the triangular solves multiply by them)
-  int* in;      // n   the passive indices, increasing
-  int* out;     // n   the other indices, increasing
-};
-
-NNLS_HD inline int group_rows(int n) { return (n + 1) / 2; }
-NNLS_HD inline int64_t group_work_doubles(int n) {
-  const int64_t m = group_rows(n);
-  return 3 * static_cast<int64_t>(n) + 2 * m + m * (m + 1) / 2;
-}
-NNLS_HD inline int64_t group_work_ints(int n) { return 2 * static_cast<int64_t>(n); }
-// Bytes of one group's workspace, a multiple of 8 so that consecutive workspaces stay aligned.
-NNLS_HD inline int64_t group_work_bytes(int n) {
-  return group_work_doubles(n) * 8 + (group_work_ints(n) * 4 + 7) / 8 * 8;
-}
-NNLS_HD inline GroupWork group_work(void* base, int n) {
-  double* d = static_cast<double*>(base);
-  const int m = group_rows(n);
-  GroupWork w;
-  w.b = d;
-  w.u = d + n;
-  w.x = w.u;
-  w.r = d + 2 * n;
-  w.w = d + 3 * n;
-  w.M = d + 3 * n + m;
-  w.dinv = w.M + m * (m + 1) / 2;
-  int* i = reinterpret_cast<int*>(d + group_work_doubles(n));
-  w.in = i;
-  w.out = i + n;
-  return w;
-}
-
-NNLS_FI int tri(int a) { return a * (a + 1) / 2; }
-
-// 1 / sqrt(d) for d > 0: the device's double rsqrt (a few instructions; within an ulp of the rounded value)
-// in place of a square root and a division, each a multi-instruction sequence; the host rounds both.
-NNLS_FI double reciprocal_sqrt(double d) {
-#ifdef __CUDA_ARCH__
-  return rsqrt(d);
-#else
-  return 1.0 / sqrt(d);
-#endif
-}
-
-// s + sign * sum_{a < n} x(a) y(a), the terms added in increasing a (the order of the CPU's loops), four at a
-// time with their eight loads issued before the four dependent multiply-adds: the index lists make every
-// term two dependent loads, whose latency would otherwise be paid once per term.
-template <int kSign, class X, class Y>
-NNLS_FI double dot4(double s, int n, const X& x, const Y& y) {
-  int a = 0;
-  for (; a + 4 <= n; a += 4) {
-    const double x0 = x(a), x1 = x(a + 1), x2 = x(a + 2), x3 = x(a + 3);
-    const double y0 = y(a), y1 = y(a + 1), y2 = y(a + 2), y3 = y(a + 3);
-    if (kSign > 0) {
-      s += x0 * y0;
-      s += x1 * y1;
-      s += x2 * y2;
-      s += x3 * y3;
-    } else {
-      s -= x0 * y0;
-      s -= x1 * y1;
-      s -= x2 * y2;
-      s -= x3 * y3;
-    }
-  }
-  for (; a < n; ++a) {
-    if (kSign > 0) {
-      s += x(a) * y(a);
-    } else {
-      s -= x(a) * y(a);
-    }
-  }
-  return s;
-}
-
-// For every slot r < R: s[r] + sign * sum_{a < n} mat(r, c_a) vec(a, c_a) with c_a = col(a), the terms of each
-// slot added in increasing a (dot4's order, so each slot gets dot4's bits), in groups of T terms (4, fewer for
-// many slots) with every load of a group issued before its multiply-adds; col(a) and vec(a, c_a), the same for every
-// slot, are loaded once for all slots (a lane's VPL variables, or its rows, share them).
-template <int kSign, int R, class Col, class Mat, class Vec>
-NNLS_FI void dot4_slots(double (&s)[R], int n, const Col& col, const Mat& mat, const Vec& vec) {
-  constexpr int T = R <= 2 ? 4 : (R <= 4 ? 2 : 1);
-  int a = 0;
-  for (; a + T <= n; a += T) {
-    int c[T];
-    double y[T], x[R][T];
-#pragma unroll
-    for (int q = 0; q < T; ++q) c[q] = col(a + q);
-#pragma unroll
-    for (int q = 0; q < T; ++q) y[q] = vec(a + q, c[q]);
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-      for (int q = 0; q < T; ++q) x[r][q] = mat(r, c[q]);
-    }
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-      for (int q = 0; q < T; ++q) {
-        if (kSign > 0) {
-          s[r] += x[r][q] * y[q];
-        } else {
-          s[r] -= x[r][q] * y[q];
-        }
-      }
-    }
-  }
-  for (; a < n; ++a) {
-    const int c = col(a);
-    const double y = vec(a, c);
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      if (kSign > 0) {
-        s[r] += mat(r, c) * y;
-      } else {
-        s[r] -= mat(r, c) * y;
-      }
-    }
-  }
-}
-
-// The exact maximum over a group of nonnegative doubles (or +0): their bit patterns order as the values do, so
-// two unsigned reductions (high words, then low words among the lanes that hold the top high word) find it.
-template <class Grp>
-NNLS_FI double group_max_abs(const Grp& g, double v) {
-  uint64_t bits;
-  memcpy(&bits, &v, sizeof bits);
-  const unsigned hi = static_cast<unsigned>(bits >> 32), lo = static_cast<unsigned>(bits);
-  const unsigned top = g.umax(hi);
-  const unsigned low = g.umax(hi == top ? lo : 0u);
-  const uint64_t out = (static_cast<uint64_t>(top) << 32) | low;
-  double m;
-  memcpy(&m, &out, sizeof m);
-  return m;
-}
-
-// Whether the refinement step after a dual-side solve can be left out of a float32 answer. Its correction is
-// of the order of cond(G) * DBL_EPSILON relative (the error of going through H = G^{-1}), and cond(G) <= k
-// trace(H) (G has a unit diagonal, so lambda_max(G) <= k, and 1 / lambda_min(G) <= trace(H)). Below 2^20 the
-// correction is under 1e-9 relative, 60 times below float32 rounding, and the float32 result is the same.
-// float64 answers are always refined, as on the CPU.
-constexpr double kRefineFreeCond = 1048576.0;
-NNLS_HD inline bool refine_skippable(bool float32_out, int k, double trace_H) {
-  return float32_out && k * trace_H <= kRefineFreeCond;
-}
 
 template <class Grp, int VPL>
 class GroupSolver {
@@ -361,135 +206,14 @@ class GroupSolver {
     return 4.0 * n_ * DBL_EPSILON * (n_ * xmax + 1.0);
   }
 
-  // One of ROWS register slots, by a run-time index (a select chain: the slots stay in registers).
-  NNLS_FI static double slot(const double (&v)[ROWS], int t) {
-    double out = v[0];
-#pragma unroll
-    for (int s = 1; s < ROWS; ++s) out = s == t ? v[s] : out;
-    return out;
-  }
-  NNLS_FI static void set_slot(double (&v)[ROWS], int t, double value) {
-#pragma unroll
-    for (int s = 0; s < ROWS; ++s) v[s] = s == t ? value : v[s];
-  }
-
-  // Pivot of row i of the factor from its diagonal entry and the sum of squares of its finished part:
-  // 1 / L_ii in ws.dinv[i], or 0 there when the pivot fails kPivotRtol (the test of cholesky_inplace). L_ii
-  // itself is never read (the factorization and the solves multiply by its reciprocal), so the device takes
-  // one reciprocal square root (rsqrt, within an ulp) instead of a square root and a division.
-  NNLS_FI void pivot(int i, double diag, double sq) {
-    const double d = diag - sq;
-    double inv = 0.0;
-    if (d > kPivotRtol * diag && diag > 0.0) inv = reciprocal_sqrt(d);  // false for NaN too
-    ws_.dinv[i] = inv;
-  }
-
-  // Cholesky factor of the m x m matrix S[list[a]][list[c]] (S symmetric: entry (a, c) is read as
-  // S[list[c]][list[a]]) into the packed lower triangle ws.M (row a at tri(a), strictly lower part: the
-  // diagonal is kept as reciprocal pivots in ws.dinv), left-looking like cholesky_inplace: at step j every
-  // lane finishes entry j of its rows below j, starting from S's entry read in place (no gathered copy); the
-  // owner of row j + 1 then takes that row's pivot at once (look-ahead), so that step j + 1 only reads it.
-  // False when a pivot fails (uniform over the group).
-  //
-  // aug: the right-hand side r_a = rhs[list[a]] rides along as row m of the factor (the bordered matrix
-  // [[S_ll, r], [r^T, .]]): its entry j, (r_j - sum_{q<j} v_q L_jq) / L_jj, is v_j of the forward
-  // substitution L v = r, the same terms in the same order as the column-by-column substitution of
-  // cholesky_solve (so the same bits), computed by one more lane within the factorization's steps instead of
-  // m further steps after them. Row m must fit the packed storage: m < group_rows(n).
-  NNLS_FI bool cholesky(const double* S, const int* list, int m, const double* rhs = nullptr) {
-    double* M = ws_.M;
-    const int n = n_;
-    const int last = rhs != nullptr ? m : m - 1;  // the last row worked on
-    double sq[ROWS];
-    const double* Srow[ROWS];  // column list[i] of S for the lane's rows i
-#pragma unroll
-    for (int t = 0; t < ROWS; ++t) {
-      const int i = t * L + g_.lane();
-      sq[t] = 0.0;
-      Srow[t] = S + (i < m ? list[i] : 0);
-    }
-    if (m > 0 && g_.lane() == 0) pivot(0, Srow[0][list[0] * n], 0.0);
-    g_.sync();
-    for (int j = 0; j < m; ++j) {
-      const double* Mj = M + tri(j);
-      const double inv = ws_.dinv[j];
-      if (inv == 0.0) return false;
-      const int lj = list[j];
-#pragma unroll
-      for (int t = 0; t < ROWS; ++t) {
-        const int i = t * L + g_.lane();
-        if (i > j && i <= last) {
-          double* Mi = M + tri(i);
-          const double start = i < m ? Srow[t][lj * n] : rhs[lj];
-          const double s = dot4<-1>(start, j, [&](int q) { return Mi[q]; }, [&](int q) { return Mj[q]; }) * inv;
-          Mi[j] = s;
-          sq[t] += s * s;
-          if (i == j + 1 && i < m) pivot(i, Srow[t][list[i] * n], sq[t]);
-        }
-      }
-      g_.sync();
-    }
-    return true;
-  }
-
-  // w <- (L L^T)^{-1} w for the factor in ws.M (and its reciprocal pivots ws.dinv); w holds the lane's rows
-  // (row a in slot a / L of lane a % L). forward = false: w already holds v of L v = w (cholesky's row m).
-  NNLS_FI void cholesky_solve(int m, double (&w)[ROWS], bool forward = true) const {
-    const double* M = ws_.M;
-    for (int j = 0; forward && j < m; ++j) {  // L v = w, by columns: w_i -= L_ij v_j in increasing j, as the CPU
-      const int owner = j % L;
-      double wj = 0.0;
-      if (g_.lane() == owner) {
-        wj = slot(w, j / L) * ws_.dinv[j];
-        set_slot(w, j / L, wj);
-      }
-      wj = g_.bcast(wj, owner);
-#pragma unroll
-      for (int t = 0; t < ROWS; ++t) {
-        const int i = t * L + g_.lane();
-        if (i > j && i < m) w[t] -= M[tri(i) + j] * wj;
-      }
-    }
-    for (int j = m - 1; j >= 0; --j) {  // L^T w = v, by columns
-      const int owner = j % L;
-      double wj = 0.0;
-      if (g_.lane() == owner) {
-        wj = slot(w, j / L) * ws_.dinv[j];
-        set_slot(w, j / L, wj);
-      }
-      wj = g_.bcast(wj, owner);
-#pragma unroll
-      for (int t = 0; t < ROWS; ++t) {
-        const int i = t * L + g_.lane();
-        if (i < j) w[t] -= M[tri(j) + i] * wj;
-      }
-    }
-  }
-
-  // w = (S_ll)^{-1} rhs_l for the m indices l = list[0..m) (w[a] belongs to list[a]), in the lanes' rows:
-  // the factorization, with the right-hand side as its extra row where that fits (see cholesky), then the
-  // back substitution. False when a pivot fails.
-  NNLS_FI bool factor_solve(const double* S, const int* list, const double* rhs, int m, double (&w)[ROWS]) {
-    const bool aug = m < group_rows(n_);
-    if (!cholesky(S, list, m, aug ? rhs : nullptr)) return false;
-    const double* v = ws_.M + tri(m);  // row m: v of L v = rhs (aug)
-#pragma unroll
-    for (int t = 0; t < ROWS; ++t) {
-      const int a = t * L + g_.lane();
-      w[t] = a < m ? (aug ? v[a] : rhs[list[a]]) : 0.0;
-    }
-    cholesky_solve(m, w, !aug);
-    return true;
-  }
-
-  NNLS_FI void store_w(const double (&w)[ROWS], int m) {
-#pragma unroll
-    for (int t = 0; t < ROWS; ++t) {
-      const int a = t * L + g_.lane();
-      if (a < m) ws_.w[a] = w[t];
-    }
-    g_.sync();
-  }
+  // The factorization and its solves (group_cholesky.cuh).
+  NNLS_FI static double slot(const double (&v)[ROWS], int t);
+  NNLS_FI static void set_slot(double (&v)[ROWS], int t, double value);
+  NNLS_FI void pivot(int i, double diag, double sq);
+  NNLS_FI bool cholesky(const double* S, const int* list, int m, const double* rhs = nullptr);
+  NNLS_FI void cholesky_solve(int m, double (&w)[ROWS], bool forward = true) const;
+  NNLS_FI bool factor_solve(const double* S, const int* list, const double* rhs, int m, double (&w)[ROWS]);
+  NNLS_FI void store_w(const double (&w)[ROWS], int m);
 
   // x = G_FF^{-1} b_F on F, 0 elsewhere; with want_y, the dual y = G x - b off F (0 on F).
   NNLS_FI bool passive_side(bool want_y) {
@@ -638,3 +362,5 @@ class GroupSolver {
 
 }  // namespace cuda
 }  // namespace neuralnmf
+
+#include "group_cholesky.cuh"
