@@ -21,9 +21,9 @@ import numbers
 
 import torch
 
-__all__ = ["check_int", "check_rank", "check_ranks", "check_real", "check_generator", "check_level", "check_shape",
-           "int_sequence", "check_max_iter", "check_batch_size", "check_tensor", "check_float", "check_data",
-           "check_has_values", "check_labels", "FLOAT_DTYPES", "UNLABELED"]
+__all__ = ["check_int", "check_rank", "check_ranks", "check_real", "check_generator", "check_seed_or_generator",
+           "check_level", "check_shape", "int_sequence", "check_max_iter", "check_batch_size", "check_tensor",
+           "check_float", "check_has_values", "check_data", "check_labels", "FLOAT_DTYPES", "UNLABELED"]
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -71,17 +71,20 @@ def check_real(value, fn: str, name: str, *, positive: bool = False) -> float:
     return value
 
 
-def check_generator(seed, generator, fn: str) -> torch.Generator | None:
-    """The generator to draw from: ``generator``, a fresh one seeded with ``seed``, or None (torch's global RNG)."""
+def check_seed_or_generator(seed, generator, fn: str) -> tuple[int | None, torch.Generator | None]:
+    """The one rule for randomness: ``seed`` (an integer >= 0) or ``generator`` (a torch.Generator), not both;
+    returns them checked, for models that draw a fresh generator from the seed at every start."""
     if seed is not None and generator is not None:
         raise ValueError(f"{fn}: pass seed or generator, not both")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"{fn}: generator must be a torch.Generator, got {type(generator).__name__}")
-        return generator
-    if seed is not None:
-        return torch.Generator().manual_seed(check_int(seed, fn, "seed", minimum=0))
-    return None
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{fn}: generator must be a torch.Generator, got {type(generator).__name__}")
+    return (None if seed is None else check_int(seed, fn, "seed", minimum=0)), generator
+
+
+def check_generator(seed, generator, fn: str) -> torch.Generator | None:
+    """The generator to draw from: ``generator``, a fresh one seeded with ``seed``, or None (torch's global RNG)."""
+    seed, generator = check_seed_or_generator(seed, generator, fn)
+    return torch.Generator().manual_seed(seed) if seed is not None else generator
 
 
 def check_level(level, count: int, fn: str, name: str = "depth") -> int:
@@ -197,7 +200,7 @@ def check_data(x, fn: str, name: str = "x", *, features: int | None = None, spar
                         + ("; pass x.to_dense()" if not sparse else "; pass x.to_sparse_csr()"))
     expect = f"(samples, {features})" if features is not None else "(samples, features)"
     if x.dim() != 2 or (features is not None and x.shape[1] != features):
-        raise ValueError(f"{fn}: {name} must have shape {expect}, got {tuple(x.shape)}")
+        raise ValueError(f"{fn}: {name} must be 2-D with shape {expect}, got {tuple(x.shape)}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{fn}: {name} is empty, shape {tuple(x.shape)}: it needs at least one sample and one "
                          "feature")
@@ -213,13 +216,15 @@ def check_data(x, fn: str, name: str = "x", *, features: int | None = None, spar
     return x
 
 
-def check_labels(y, label_mask, num_classes, samples: int, device, fn: str, *, name: str = "y"):
+def check_labels(y, label_mask, num_classes, samples: int, device, fn: str, *, name: str = "y",
+                 require_labeled: bool = True):
     """The one check of class labels: ``y`` (samples,) integer class indices in [0, num_classes), with -1
     (:data:`UNLABELED`) for an unlabeled sample; ``label_mask`` (samples,) bool or {0, 1}, True = labeled (None:
     every sample whose label is not -1). A tensor, numpy array or list is taken, moved to ``device``.
 
     ``num_classes`` None: 1 + the largest label. Returns (y long on ``device`` with unlabeled entries 0, mask
-    (samples,) bool, num_classes).
+    (samples,) bool, num_classes). ``require_labeled``: no labeled sample at all is an error (else it is allowed
+    when ``num_classes`` is given).
     """
     if isinstance(y, torch.Tensor):
         y = y.to(device)
@@ -236,7 +241,7 @@ def check_labels(y, label_mask, num_classes, samples: int, device, fn: str, *, n
         raise TypeError(f"{fn}: {name} must hold integer class indices (e.g. torch.long), got {y.dtype}; "
                         f"convert it with {name}.long()")
     if y.dim() != 1 or y.shape[0] != samples:
-        raise ValueError(f"{fn}: {name} must have shape ({samples},), one class index per sample, got "
+        raise ValueError(f"{fn}: {name} must have shape ({samples},), integer class indices one per sample, got "
                          f"{tuple(y.shape)}")
     y = y.long()
     if label_mask is None:
@@ -256,10 +261,11 @@ def check_labels(y, label_mask, num_classes, samples: int, device, fn: str, *, n
             raise ValueError(f"{fn}: {name} is -1 (unlabeled) at {int(both.sum())} samples that label_mask marks "
                              "as labeled; give their class or set label_mask False there")
     labeled = y[mask]
-    if labeled.numel() == 0:
-        raise ValueError(f"{fn}: no sample is labeled (label_mask or y = -1 marks every sample unlabeled); pass "
-                         "y=None to train without labels")
-    lo, hi = int(labeled.min()), int(labeled.max())
+    if labeled.numel() == 0 and (require_labeled or num_classes is None):
+        why = "so num_classes cannot be inferred; pass num_classes, or " if num_classes is None else ""
+        raise ValueError(f"{fn}: label_mask (or y = -1) marks no sample as labeled; {why}pass y=None to train "
+                         "without labels")
+    lo, hi = (int(labeled.min()), int(labeled.max())) if labeled.numel() else (0, 0)
     if num_classes is None:
         num_classes = hi + 1
     num_classes = check_int(num_classes, fn, "num_classes", minimum=1)

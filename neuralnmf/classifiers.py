@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_level
+from ._checks import check_labels, check_level
 from .ops import nnls
 
 __all__ = ["LabelHead", "HEAD_FORMS", "WEIGHT_DECAYS", "labels_by_level", "check_class_labels"]
@@ -206,34 +206,19 @@ def labels_by_level(y, label_mask, heads, depth: int, samples: int, device, fn: 
 
 
 def check_class_labels(y, label_mask, num_classes: int, samples: int, device, prefix: str = "", *, warn: bool = True):
-    """One level's labels: y (M,) integer class indices in [0, num_classes), label_mask (M,) bool (True = labeled,
-    default all). Returns (y long with unlabeled entries 0, mask or None when all are labeled); a class without a
-    labeled sample gets a warning that names it."""
-    y = torch.as_tensor(y, device=device)
-    if y.dim() != 1 or y.shape[0] != samples or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise ValueError(f"{prefix}labels y must be (samples,) = ({samples},) integer class indices, got "
-                         f"{tuple(y.shape)} {y.dtype}")
-    y = y.long()
-    mask = torch.ones(samples, dtype=torch.bool, device=device) if label_mask is None else torch.as_tensor(
-        label_mask, device=device)
-    if mask.shape != (samples,):
-        raise ValueError(f"{prefix}label_mask must have shape ({samples},) (one entry per sample), got "
-                         f"{tuple(mask.shape)}")
-    mask = mask.bool()
-    labeled = y[mask]
-    if labeled.numel() == 0:
-        raise ValueError(f"{prefix}label_mask marks no sample as labeled; pass y=None to train without labels")
-    lo, hi = int(labeled.min()), int(labeled.max())
-    if lo < 0 or hi >= num_classes:
-        raise ValueError(f"{prefix}labels must be in [0, {num_classes}) (the classifier's num_classes), got values "
-                         f"in [{lo}, {hi}]")
-    present = torch.unique(labeled).tolist()
-    if warn and len(present) < num_classes:
-        absent = sorted(set(range(num_classes)) - set(present))
-        warnings.warn(f"{prefix}{len(absent)} of {num_classes} classes have no labeled sample (classes "
-                      f"{absent[:10]}{' ...' if len(absent) > 10 else ''}): the classifier will not learn them",
-                      UserWarning, stacklevel=3)
-    return torch.where(mask, y, 0), (None if bool(mask.all()) else mask)
+    """One level's labels: y (M,) integer class indices in [0, num_classes), -1 = unlabeled; label_mask (M,) bool
+    (True = labeled; default: every sample whose label is not -1). The checks are
+    :func:`neuralnmf._checks.check_labels`'s. Returns (y long with unlabeled entries 0, mask or None when all are
+    labeled); a class without a labeled sample gets a warning that names it."""
+    y, mask, _ = check_labels(y, label_mask, num_classes, samples, device, prefix.rstrip(": ") or "labels")
+    if warn:
+        present = torch.unique(y[mask]).tolist()
+        if len(present) < num_classes:
+            absent = sorted(set(range(num_classes)) - set(present))
+            warnings.warn(f"{prefix}{len(absent)} of {num_classes} classes have no labeled sample (classes "
+                          f"{absent[:10]}{' ...' if len(absent) > 10 else ''}): the classifier will not learn them",
+                          UserWarning, stacklevel=3)
+    return y, (None if bool(mask.all()) else mask)
 
 
 def _resolve_level(level, levels: list[int], depth: int, fn: str) -> int:

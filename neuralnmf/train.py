@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import sparse_products
+from . import _checks, sparse_products
 from .classifiers import labels_by_level
 from .epochs import EpochEnd
 from .holdout import DEFAULT_VALIDATION, DEFAULT_VALIDATION_PATIENCE, BestEpoch, draw_holdout
@@ -56,19 +56,12 @@ class History(dict):
         return f"History(epochs={self.epochs}, {last})"
 
 
-def check_data(x, in_features: int, name: str = "x") -> torch.Tensor:
-    """x: (samples, in_features), finite and nonnegative, dense or sparse (returned as coalesced COO)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 2 or x.shape[1] != in_features:
-        raise ValueError(f"{name} must have shape (samples, {in_features}), got {tuple(x.shape)}")
+def check_data(x, in_features: int, name: str = "x", fn: str = "fit") -> torch.Tensor:
+    """x: (samples, in_features), finite and nonnegative, dense or sparse (returned as coalesced COO); the checks
+    are :func:`neuralnmf._checks.check_data`'s."""
+    x = _checks.check_data(x, fn, name, features=in_features)
     if x.layout != torch.strided:
         x = (x if x.layout == torch.sparse_coo else x.to_sparse_coo()).coalesce()
-    values = x.values() if x.layout == torch.sparse_coo else x
-    if not bool(torch.isfinite(values).all()):
-        raise ValueError(f"{name} contains NaN or Inf")
-    if bool((values < 0).any()):
-        raise ValueError(f"{name} has negative entries: NMF requires nonnegative data")
     return x
 
 
@@ -116,7 +109,8 @@ class _IterableSource:
             parts = tuple(item) if isinstance(item, (tuple, list)) else (item,)
             if not 1 <= len(parts) <= 3:
                 raise ValueError(f"each batch must be x, (x, y) or (x, y, label_mask), got {len(parts)} items")
-            x = check_data(parts[0].to(self.device), self.model.in_features)
+            x = check_data(_checks.check_tensor(parts[0], "fit", "x of a batch").to(self.device),
+                           self.model.in_features, "x of a batch")
             labels = labels_by_level(parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None,
                                      getattr(self.model, "heads", {}), len(self.model.layers), x.shape[0], x.device)
             yield Batch(x, labels)
@@ -258,19 +252,23 @@ def fit(
         "holdout_loss" when samples are held out). ``history.selected``: the epoch, weight decays and hold-out size chosen from the
         data.
     """
+    if getattr(model, "needs_ranks", False):  # ranks="auto": chosen from the training data before anything else
+        if not isinstance(x, torch.Tensor):
+            raise TypeError("fit: a model with ranks='auto' chooses its ranks from the data as one tensor; call "
+                            "model.choose_ranks(x) on a tensor (or a sample of it) before fitting on a batch source")
+        model.choose_ranks(x, progress=progress)
     device = model.layers[0].A.device
     if loss not in LOSS_TERMS:
         raise ValueError(f"loss must be one of {sorted(LOSS_TERMS)}, got {loss!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be a nonnegative integer, got {epochs!r}")
+    epochs = _checks.check_int(epochs, "fit", "epochs", minimum=0)
+    batch_size = _checks.check_batch_size(batch_size, "fit")
     if classification not in (None, "l2", "ce"):
         raise ValueError(f"classification must be None, 'l2' or 'ce', got {classification!r}")
     if validation is not None and (isinstance(validation, bool) or not isinstance(validation, (int, float))
                                    or not 0 <= validation < 1):
         raise ValueError(f"validation must be a fraction in [0, 1) of the labeled samples, or None, got {validation!r}")
-    if isinstance(validation_patience, bool) or not isinstance(validation_patience, int) or validation_patience < 1:
-        raise ValueError(f"validation_patience must be a positive integer, got {validation_patience!r}")
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    validation_patience = _checks.check_int(validation_patience, "fit", "validation_patience", minimum=1)
+    generator = _checks.check_generator(seed, None, "fit")
     source = _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device, validation)
     weights = label_weights(model, lam)
     dist = _distributed(distributed)
@@ -350,15 +348,18 @@ def _epoch(model, source, data_terms, classification, weights: dict, dist, opt, 
 
 def _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device, validation):
     if not isinstance(x, torch.Tensor):
-        if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
-            raise TypeError(f"x must be a torch.Tensor or a re-iterable source of batches, got {type(x).__name__}")
+        if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__") or hasattr(x, "__array__"):
+            _checks.check_tensor(x, "fit", "x")  # a numpy array is data, not a source of batches: say how to convert
+            raise TypeError(f"fit: x must be a torch.Tensor or a re-iterable source of batches, got "
+                            f"{type(x).__name__}")
         if any(v is not None for v in (y, label_mask, data_mask, batch_size)):
             raise ValueError("with a source of batches, pass labels inside the batches; y, label_mask, data_mask "
                              "and batch_size must be None")
         return _IterableSource(x, model, device)
     x = check_data(x, model.in_features)
     if x.device != device:
-        raise ValueError(f"x is on {x.device} but the model is on {device}")
+        raise ValueError(f"fit: x is on {x.device} but the model is on {device}; move one of them (x.to({device}) "
+                         f"or model.to({x.device}))")
     labels = labels_by_level(y, label_mask, getattr(model, "heads", {}), len(model.layers), x.shape[0], x.device)
     holdout = draw_holdout(labels, validation or 0.0, x.shape[0], generator)
     held = {}

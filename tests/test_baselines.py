@@ -439,12 +439,15 @@ def test_bad_ranks(rank, exc):
 def test_bad_labels_and_masks():
     x = data()
     y, lm = semi_labels()
-    msg = r"labels of labeled samples must lie in \[0, 1\] \(num_classes=2\), found \[0, 2\]"
+    msg = r"labels must be in \[0, 2\) \(num_classes=2\), got values in \[0, 2\]"  # the message fit gives
     with pytest.raises(ValueError, match=msg):
         ssnmf_mu(x, 3, y, num_classes=2, iters=1)
     bad = y.clone()
     bad[lm.nonzero()[0]] = -1
-    with pytest.raises(ValueError, match="must lie in"):
+    with pytest.raises(ValueError, match="y is -1 \\(unlabeled\\) at 1 samples that label_mask marks as labeled"):
+        HierarchicalNMF(3, iters=1).fit(x, bad, lm, num_classes=3)
+    bad[lm.nonzero()[0]] = -2
+    with pytest.raises(ValueError, match="mark unlabeled samples with -1 or with label_mask=False"):
         HierarchicalNMF(3, iters=1).fit(x, bad, lm, num_classes=3)
     with pytest.raises(TypeError, match="integer class indices"):
         ssnmf_mu(x, 3, y.double(), iters=1)

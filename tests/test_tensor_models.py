@@ -320,5 +320,5 @@ def test_bad_input_raises_clear_errors(planted):
     with pytest.raises(ValueError, match="level must be an integer"):
         model.reconstruct(5)
     sup = NeuralMultiHNTF(data.X.shape, (4, 2), factors=cp, num_classes=2, label_mode=0)
-    with pytest.raises(ValueError, match=r"y must be \(samples,\) = \(12,\)"):
+    with pytest.raises(ValueError, match=r"y must have shape \(12,\)"):
         fit_tensor(sup, data.X, y=torch.zeros(5, dtype=torch.long), epochs=1)

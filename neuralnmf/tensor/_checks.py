@@ -10,21 +10,20 @@ import numbers
 
 import torch
 
+from .. import _checks
 from .._checks import (  # noqa: F401 (re-exported for the tensor modules)
-    check_generator, check_int, check_level, check_rank, check_ranks, check_real, check_shape,
+    FLOAT_DTYPES, check_generator, check_int, check_level, check_rank, check_ranks, check_real,
+    check_seed_or_generator, check_shape,
 )
-
-FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
 def check_tensor(X, fn: str, name: str = "tensor", *, min_ndim: int = 2) -> torch.Tensor:
-    """A dense float32/float64 tensor with at least ``min_ndim`` modes, none of them empty (shape and dtype only)."""
-    if not isinstance(X, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(X).__name__}")
-    if X.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{fn}: {name} must be float32 or float64, got {X.dtype}")
+    """A dense float32/float64 tensor with values (not meta) and at least ``min_ndim`` modes, none of them empty
+    (shape and dtype only); the type and dtype checks are :mod:`neuralnmf._checks`'s."""
+    X = _checks.check_has_values(_checks.check_float(_checks.check_tensor(X, fn, name), fn, name), fn, name)
     if X.layout != torch.strided:
-        raise TypeError(f"{fn}: {name} must be a dense (strided) tensor, got layout {X.layout}")
+        raise TypeError(f"{fn}: {name} must be a dense (strided) tensor, got layout {X.layout}; pass "
+                        f"{name}.to_dense()")
     if X.dim() < min_ndim:
         raise ValueError(f"{fn}: {name} must have at least {min_ndim} modes (I_1, ..., I_N), got shape "
                          f"{tuple(X.shape)}")

@@ -103,17 +103,14 @@ class StandardHNCPD(FittedTensorHierarchy):
         self.tol = _checks.check_real(tol, fn, "tol")
         if init is not None and not callable(init):
             raise TypeError(f"{fn}: init must be None or a callable init(mode, layer, X, k) -> (W, H)")
-        if seed is not None and generator is not None:
-            raise ValueError(f"{fn}: pass seed or generator, not both")
-        self.seed = None if seed is None else _checks.check_int(seed, fn, "seed", minimum=0)
-        self.generator = _checks.check_generator(None, generator, fn)
+        self.seed, self.generator = _checks.check_seed_or_generator(seed, generator, fn)
         self.init, self.ncpd, self.ncpd_kwargs = init, ncpd, ncpd_kwargs
         self.factors_ = self.A_ = self.S_ = self.levels_ = None
 
     def _start(self, mode, layer, X, k):
         if self.init is not None:
             return self.init(mode, layer, X, k)
-        gen = torch.Generator().manual_seed(self.seed) if self.seed is not None else self.generator
+        gen = _checks.check_generator(self.seed, self.generator, type(self).__name__)  # a fresh one per start
         return sklearn_random_init(X, k, gen)
 
     def fit(self, tensor: torch.Tensor, factors=None, *, mask: torch.Tensor | None = None) -> "StandardHNCPD":
@@ -206,10 +203,7 @@ class HNTF(FittedTensorHierarchy):
         self.tol = _checks.check_real(tol, fn, "tol")
         if not callable(init) and init not in ("random", "svd"):
             raise ValueError(f"{fn}: init must be 'random', 'svd' or a callable init(layer, shape, rank), got {init!r}")
-        if seed is not None and generator is not None:
-            raise ValueError(f"{fn}: pass seed or generator, not both")
-        self.seed = None if seed is None else _checks.check_int(seed, fn, "seed", minimum=0)
-        self.generator = _checks.check_generator(None, generator, fn)
+        self.seed, self.generator = _checks.check_seed_or_generator(seed, generator, fn)
         self.init, self.ncpd, self.ncpd_kwargs = init, ncpd, ncpd_kwargs
         self.factors_ = self.A_ = self.levels_ = None
 
@@ -218,7 +212,7 @@ class HNTF(FittedTensorHierarchy):
             return self.init(layer, shape, rank)
         if self.init == "svd":
             return "svd"
-        gen = torch.Generator().manual_seed(self.seed) if self.seed is not None else self.generator
+        gen = _checks.check_generator(self.seed, self.generator, type(self).__name__)  # a fresh one per start
         return random_init(shape, rank, generator=gen)
 
     def fit(self, tensor: torch.Tensor, factors=None, *, mask: torch.Tensor | None = None) -> "HNTF":
