@@ -8,6 +8,12 @@ FORCE_CUDA=1. Environment switches:
     FORCE_ONLY_CPU=1   never build the CUDA sources
     DEBUG=1            -O0 -g, assertions on
     NVCC_FLAGS=...     extra flags for nvcc
+    NEURALNMF_CUDA_PACK=1|2            the layout of the k <= 32 CUDA kernels: a 32-lane group per column, or
+                                       two columns per warp (default: 2 for float32 results, 1 for float64)
+    NEURALNMF_CUDA_MIN_BLOCKS=1|3|4|6  their register budget, as launch bounds (default 4)
+
+The last two are compile-time choices for benchmarks (csrc/cuda/group_kernels.cuh, benchmarks/bench_nnls_gpu.py);
+every choice gives the same results.
 
 Build habits taken from pytorch/extension-cpp and pytorch_scatter:
 
@@ -51,6 +57,22 @@ def _cuda_decision():
     return True, f"torch CUDA {torch.version.cuda}, CUDA_HOME={CUDA_HOME}"
 
 
+# Compile-time choices of the CUDA kernels (see the docstring): name -> allowed values.
+CUDA_CHOICES = {"NEURALNMF_CUDA_PACK": ("1", "2"), "NEURALNMF_CUDA_MIN_BLOCKS": ("1", "3", "4", "6")}
+
+
+def _cuda_choices():
+    """-D flags for nvcc from the CUDA_CHOICES set in the environment at build time."""
+    flags = []
+    for name, allowed in CUDA_CHOICES.items():
+        value = os.getenv(name, "")
+        if value and value not in allowed:
+            raise SystemExit(f"{name}={value}: expected one of {', '.join(allowed)} (or unset for the default)")
+        if value:
+            flags.append(f"-D{name}={value}")
+    return flags
+
+
 def _openmp():
     """(cxx flags, link flags, description): -fopenmp where torch runs on OpenMP and the compiler has it."""
     info = torch.__config__.parallel_info()
@@ -71,11 +93,14 @@ def get_extensions():
     if with_cuda and not cuda_sources:
         with_cuda, reason = False, "no CUDA sources in csrc/cuda"
     omp_cxx, omp_link, omp = _openmp()
+    # e.g. "NEURALNMF_CUDA_PACK=1,NEURALNMF_CUDA_MIN_BLOCKS=6" (no spaces: it travels inside a -D flag)
+    choices = ",".join(flag[2:] for flag in _cuda_choices()) if with_cuda else ""
     cxx = ["-O0", "-g"] if debug else ["-O3", "-DNDEBUG"]
     cxx += (["-std=c++17"] if os.name != "nt" else ["/std:c++17"]) + omp_cxx
     # what the build is for, compiled into neuralnmf._C (C++ sources only: nvcc never sees the quotes)
     cxx += [f'-DNEURALNMF_TORCH_VERSION="{torch.__version__}"',
-            f'-DNEURALNMF_CUDA_VERSION="{torch.version.cuda if with_cuda else ""}"']
+            f'-DNEURALNMF_CUDA_VERSION="{torch.version.cuda if with_cuda else ""}"',
+            f'-DNEURALNMF_CUDA_CHOICES="{choices}"']
     extra = {"cxx": cxx}
     define_macros = []
     extension = CppExtension
@@ -87,7 +112,7 @@ def get_extensions():
         nvcc += ["--expt-relaxed-constexpr"]
         if not any(f.startswith("-std=") for f in user):  # the C++ standard of cxx (torch would pick its own)
             nvcc.append("-std=c++17")
-        nvcc += user
+        nvcc += _cuda_choices() + user
         extra["nvcc"] = nvcc
         define_macros.append(("WITH_CUDA", None))
     print(
@@ -95,6 +120,7 @@ def get_extensions():
         f"{'one library for Python >= 3.9 (limited API)' if LIMITED_API else 'per Python version'}; "
         f"{'debug' if debug else 'release'}; torch {torch.__version__}; "
         f"TORCH_CUDA_ARCH_LIST={os.getenv('TORCH_CUDA_ARCH_LIST', '(torch default)')}"
+        + (f"; {choices}" if choices else "")
     )
     return [
         extension(

@@ -1,8 +1,9 @@
 // The neuralnmf operator library: schemas of every op, and the Python module `neuralnmf._C` whose import
 // loads them. Kernels register themselves per device (cpu/, cuda/), the backward of nnls and nnls_rhs in
-// autograd.cpp; fake kernels are attached from Python (neuralnmf/_fake.py). The module holds only two strings,
-// the torch and CUDA versions it was built for (setup.py defines them; neuralnmf/_extension.py checks them), so
-// it needs nothing beyond Python's limited API.
+// autograd.cpp; fake kernels are attached from Python (neuralnmf/_fake.py). The module holds only three strings,
+// the torch and CUDA versions it was built for (setup.py defines them; neuralnmf/_extension.py checks them) and
+// the compile-time choices of the CUDA kernels (setup.py's NEURALNMF_CUDA_PACK, NEURALNMF_CUDA_MIN_BLOCKS; empty
+// for the defaults), so it needs nothing beyond Python's limited API.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -12,6 +13,9 @@
 #ifndef NEURALNMF_CUDA_VERSION
 #define NEURALNMF_CUDA_VERSION ""
 #endif
+#ifndef NEURALNMF_CUDA_CHOICES
+#define NEURALNMF_CUDA_CHOICES ""
+#endif
 
 extern "C" {
 // Importing neuralnmf._C runs the static registrations below.
@@ -20,7 +24,8 @@ PyObject* PyInit__C(void) {
   PyObject* module = PyModule_Create(&module_def);
   if (module == nullptr) return nullptr;
   if (PyModule_AddStringConstant(module, "torch_version", NEURALNMF_TORCH_VERSION) < 0 ||
-      PyModule_AddStringConstant(module, "cuda_version", NEURALNMF_CUDA_VERSION) < 0) {
+      PyModule_AddStringConstant(module, "cuda_version", NEURALNMF_CUDA_VERSION) < 0 ||
+      PyModule_AddStringConstant(module, "cuda_choices", NEURALNMF_CUDA_CHOICES) < 0) {
     Py_DECREF(module);
     return nullptr;
   }

@@ -15,12 +15,8 @@ import torch
 from conftest import kkt_residual, make_generator, matrix_with_condition
 
 from neuralnmf import NNLSConvergenceWarning, _extension, nnls, ops
+from neuralnmf._validation import _check_device_result
 from neuralnmf.ops import nnls_from_products
-
-try:  # the device-result check moved from neuralnmf.ops to neuralnmf._validation in the package refactor
-    from neuralnmf._validation import _check_device_result
-except ImportError:
-    _check_device_result = ops._check_device_result
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DTYPES = [torch.float64, torch.float32]
@@ -421,12 +417,11 @@ def test_gradients_match_cpu(dtype, k, layout):
 
 @gpu
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("pack", ["1", "2"])
 @pytest.mark.parametrize("k", [20, 32])
-def test_both_layouts_of_the_k32_class_match_cpu(dtype, pack, k, monkeypatch):
-    """The k <= 32 class in either layout (NEURALNMF_CUDA_PACK: a 32-lane group per column, or two columns per
-    warp with two variables per lane), batched and warm-started: the CPU's S, info and gradients."""
-    monkeypatch.setenv("NEURALNMF_CUDA_PACK", pack)
+def test_the_k32_class_matches_cpu(dtype, k):
+    """The k <= 32 class in the layout it was built with (setup.py's NEURALNMF_CUDA_PACK: a 32-lane group per
+    column, or two columns per warp with two variables per lane; every layout gives the same bits on the host,
+    tests/test_cuda_compile.py), batched and warm-started: the CPU's S, info and gradients."""
     g = make_generator(50 + k)
     X, A = _problem(3 * k, k, 2001, dtype, g, batch=(2,))
     init = torch.rand(2, k, 2001, generator=g) > 0.4
@@ -448,9 +443,9 @@ def test_both_layouts_of_the_k32_class_match_cpu(dtype, pack, k, monkeypatch):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("M", [65_536, 70_001])
 @pytest.mark.parametrize("layout", ["rows", "columns"])
-def test_split_da_product_over_long_M(dtype, M, layout, monkeypatch):
-    """dA's X V^T split over chunks of M (csrc/autograd.cpp, CUDA only; a tail when no chunk count divides M),
-    X read in place in either memory layout: the one GEMM's dA and the CPU's, and no host synchronisation."""
+def test_da_product_over_long_M(dtype, M, layout):
+    """dA's X V^T over a long M (one GEMM, csrc/autograd.cpp), X in either memory layout: the CPU's dA, and no
+    host synchronisation."""
     g = make_generator(60)
     X, A = _problem(48, 8, M, dtype, g)
     if layout == "columns":
@@ -458,23 +453,15 @@ def test_split_da_product_over_long_M(dtype, M, layout, monkeypatch):
     W = torch.randn(8, M, generator=g, dtype=torch.float64).to(dtype)
     _, _, dA_ref = _grads(X, A, W, "cpu")
     Xg, Ag, Wg = X.cuda(), A.cuda().requires_grad_(True), W.cuda()
-    grads = {}
-    for chunk in ("0", "16384", "4096"):
-        monkeypatch.setenv("NEURALNMF_CUDA_DA_CHUNK", chunk)
-        Ag.grad = None
-        S = nnls(Xg, Ag)
-        torch.cuda.synchronize()
-        with ops.validation(False):
-            torch.cuda.set_sync_debug_mode("error")
-            try:
-                (S * Wg).sum().backward()
-            finally:
-                torch.cuda.set_sync_debug_mode(0)
-        grads[chunk] = Ag.grad.cpu()
-    tol = 1e-8 if dtype == torch.float64 else 1e-3
-    for chunk, dA in grads.items():
-        _close(dA, grads["0"], dtype, tol=1e-10 if dtype == torch.float64 else 1e-4)
-        _close(dA, dA_ref, dtype, tol=tol)
+    S = nnls(Xg, Ag)
+    torch.cuda.synchronize()
+    with ops.validation(False):
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            (S * Wg).sum().backward()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    _close(Ag.grad.cpu(), dA_ref, dtype, tol=1e-8 if dtype == torch.float64 else 1e-3)
 
 
 @gpu

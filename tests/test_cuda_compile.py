@@ -96,6 +96,27 @@ def test_cuda_source_compiles_for_sm90(source, nvcc_results):
     assert rc == 0, f"nvcc failed on {os.path.relpath(source, ROOT)}:\n{log[-8000:]}"
 
 
+# The compile-time choices of the k <= 32 kernels (setup.py's NEURALNMF_CUDA_PACK and NEURALNMF_CUDA_MIN_BLOCKS,
+# csrc/cuda/group_kernels.cuh), which the default build does not instantiate: they compile, and a value outside
+# the choices is refused at compile time.
+K32_SOURCE = os.path.join(CSRC, "cuda", "group_kernels_k32.cu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pack, min_blocks, ok", [("1", "6", True), ("3", "4", False)])
+def test_k32_kernels_compile_with_each_build_choice(pack, min_blocks, ok, tmp_path):
+    nvcc = _nvcc()
+    if nvcc is None:
+        pytest.skip("nvcc not found (PATH, CUDA_HOME, /usr/local/cuda)")
+    command = _nvcc_command(nvcc, K32_SOURCE, str(tmp_path / "k32.o"))
+    command += [f"-DNEURALNMF_CUDA_PACK={pack}", f"-DNEURALNMF_CUDA_MIN_BLOCKS={min_blocks}"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if ok:
+        assert run.returncode == 0, (run.stdout + run.stderr)[-8000:]
+    else:
+        assert run.returncode != 0 and "NEURALNMF_CUDA_PACK is 1, 2" in run.stdout + run.stderr
+
+
 # --- 2. the device code, run on the host ---------------------------------------------------------------------
 
 HARNESS = os.path.join(ROOT, "tests", "cuda_host_harness.cpp")
@@ -136,7 +157,7 @@ I64, INT = ctypes.c_int64, ctypes.c_int
 # The lane-group configuration of the device kernels (csrc/cuda/group_kernels.cuh) for rank k: (lanes per
 # group, variables per lane); k > 256 goes to the one-thread-per-column kernel alone (lanes 0). The k <= 32
 # class defaults to two columns per warp, (16, 2), for float32 results and to (32, 1) for float64 ones
-# (NEURALNMF_CUDA_PACK selects either); both give the same bits.
+# (setup.py's NEURALNMF_CUDA_PACK builds either); both give the same bits.
 DEVICE_CONFIGS = ((8, (8, 1)), (16, (16, 1)), (32, (16, 2)), (64, (32, 2)), (128, (32, 4)), (256, (32, 8)))
 
 

@@ -1,6 +1,7 @@
 // CPU kernel of neuralnmf::support_solve, the per-column part of the NNLS backward pass:
 //   V[P_j, j] = (A_P^T A_P)^{-1} grad[P_j, j],  P_j = {i : S[i, j] > 0},  zero elsewhere.
-// The products dX = A V and dA = X V^T - A (S V^T + V S^T) are GEMMs done by the caller (neuralnmf/ops.py).
+// The products dX = A V and dA = X V^T - A (S V^T + V S^T) are GEMMs done by the caller (csrc/autograd.cpp,
+// or neuralnmf/_autograd.py).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>

@@ -6,7 +6,7 @@
 //
 // Errors cannot be raised from a kernel without a host synchronisation, so they are reported per column:
 // info = kInfoNonFinite and a NaN column of S where the column's data (X, or the products A^T X) hold NaN or
-// Inf, or A does (every column). neuralnmf/ops.py turns that into ValueError.
+// Inf, or A does (every column). neuralnmf/_validation.py turns that into ValueError.
 //
 // Header-only, host+device, free of torch and the standard library: tests run it on the host.
 #pragma once

@@ -10,7 +10,6 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "column_kernels.h"
 #include "group_columns.cuh"
@@ -61,11 +60,16 @@ struct GroupShape<256> {
 // column's instructions; a 16-lane group with two variables per lane keeps every lane busy there and shares
 // each of those instructions between two columns (the loops over variables take twice the steps per lane and
 // cost the same per column). Any L and VPL give the same bits (tests/test_cuda_compile.py), only the speed
-// differs. NEURALNMF_CUDA_PACK=1|2 selects the layout of the k <= 32 class (a switch for benchmarks and a way
-// back to the earlier kernels). Default, as measured on the H200 (benchmarks/RESULTS.md, run 3; N = 1024,
-// k = 32, M = 1e6): 2 for float32 results (group kernel 3.08 ms, forward 5.20-5.32 ms against 5.40-5.50 ms
-// with 1), 1 for float64 results, whose refinement step makes the packed kernel slower (forward 8.21 ms with
-// 1, 9.31-9.37 ms with 2).
+// differs. The layout of the k <= 32 class is a compile-time choice, NEURALNMF_CUDA_PACK=1|2 at build time
+// (setup.py; for benchmarks, and a way back to the earlier kernels). Default (0), as measured on the H200
+// (benchmarks/RESULTS.md, run 3; N = 1024, k = 32, M = 1e6): 2 for float32 results (group kernel 3.08 ms,
+// forward 5.20-5.32 ms against 5.40-5.50 ms with 1), 1 for float64 results, whose refinement step makes the
+// packed kernel slower (forward 8.21 ms with 1, 9.31-9.37 ms with 2).
+#ifndef NEURALNMF_CUDA_PACK
+#define NEURALNMF_CUDA_PACK 0
+#endif
+static_assert(NEURALNMF_CUDA_PACK == 0 || NEURALNMF_CUDA_PACK == 1 || NEURALNMF_CUDA_PACK == 2,
+              "NEURALNMF_CUDA_PACK is 1, 2 or 0 (by the result's dtype)");
 template <int KMAX, int PACK>
 struct PackedShape {
   using Base = GroupShape<KMAX>;
@@ -74,27 +78,25 @@ struct PackedShape {
   static constexpr bool kSharedGram = Base::kSharedGram;
 };
 
+// The layout of the k = 32 class for results of type scalar_t.
 template <typename scalar_t>
-inline int pack_choice() {
-  constexpr int kDefaultPack = sizeof(scalar_t) == 4 ? 2 : 1;
-  const char* v = std::getenv("NEURALNMF_CUDA_PACK");
-  const int choice = v != nullptr ? std::atoi(v) : kDefaultPack;
-  return (choice == 1 || choice == 2) ? choice : kDefaultPack;
-}
+constexpr int kPack = NEURALNMF_CUDA_PACK != 0 ? NEURALNMF_CUDA_PACK : (sizeof(scalar_t) == 4 ? 2 : 1);
 
 // Register budgets of the k <= 32 kernels: __launch_bounds__ minimum blocks per multiprocessor 1 (the
-// compiler's choice: about 80 registers, no spills), 4 (64 registers) or 6 (40 registers, some spills).
-// NEURALNMF_CUDA_MIN_BLOCKS=1|4|6 selects one (1|3|4 for the packed k = 32 kernels: 6 means 4 there, 3 means 4 for
-// the others) (a tuning switch for benchmarks/bench_nnls_gpu.py); kMinBlocks is
-// the default, the fastest measured (benchmarks/RESULTS.md).
-constexpr int kMinBlocks = 4;
+// compiler's choice: about 80 registers, no spills), 4 (64 registers) or 6 (40 registers, some spills); the
+// packed k = 32 kernels take 1, 3 or 4. A compile-time choice, NEURALNMF_CUDA_MIN_BLOCKS=1|3|4|6 at build time
+// (setup.py; 6 means 4 for the packed kernels, 3 means 4 for the others). The default, 4, is the fastest
+// measured (benchmarks/RESULTS.md).
+#ifndef NEURALNMF_CUDA_MIN_BLOCKS
+#define NEURALNMF_CUDA_MIN_BLOCKS 4
+#endif
+constexpr int kMinBlocks = NEURALNMF_CUDA_MIN_BLOCKS;
+static_assert(kMinBlocks == 1 || kMinBlocks == 3 || kMinBlocks == 4 || kMinBlocks == 6,
+              "NEURALNMF_CUDA_MIN_BLOCKS is 1, 3, 4 or 6");
 
-inline int min_blocks_choice() {
-  static const char* name = "NEURALNMF_CUDA_MIN_BLOCKS";
-  const char* v = std::getenv(name);
-  const int choice = v != nullptr ? std::atoi(v) : kMinBlocks;
-  return (choice == 1 || choice == 3 || choice == 4 || choice == 6) ? choice : kMinBlocks;
-}
+// The register budget of a k <= 32 kernel of layout PACK.
+template <int PACK>
+constexpr int kMinBlocksOf = PACK == 2 ? (kMinBlocks == 6 ? 4 : kMinBlocks) : (kMinBlocks == 3 ? 4 : kMinBlocks);
 
 // The columns [first, last) of the flat index e = li * len + lj that block b takes. A shared dictionary:
 // consecutive ranges of per_block columns across items; one dictionary per item: ranges within one item.
@@ -273,25 +275,13 @@ bool launch_group_support_with(const SupportColumns<scalar_t>& a, uint8_t* defer
   return true;
 }
 
-// k <= 32: the packed layout (NEURALNMF_CUDA_PACK, k = 32 class only) and the register budget
-// (NEURALNMF_CUDA_MIN_BLOCKS); above, one configuration.
+// k <= 32: the packed layout (kPack, k = 32 class only) and the register budget (kMinBlocksOf); above, one
+// configuration.
 template <int KMAX, typename rhs_t, typename scalar_t>
 bool launch_group_nnls(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t stream) {
-  if constexpr (KMAX == 32) {
-    if (pack_choice<scalar_t>() == 2) {
-      switch (min_blocks_choice()) {
-        case 1: return launch_group_nnls_with<KMAX, 2, 1>(a, stream);
-        case 3: return launch_group_nnls_with<KMAX, 2, 3>(a, stream);
-        default: return launch_group_nnls_with<KMAX, 2, 4>(a, stream);
-      }
-    }
-  }
   if constexpr (KMAX <= 32) {
-    switch (min_blocks_choice()) {
-      case 1: return launch_group_nnls_with<KMAX, 1, 1>(a, stream);
-      case 6: return launch_group_nnls_with<KMAX, 1, 6>(a, stream);
-      default: return launch_group_nnls_with<KMAX, 1, 4>(a, stream);
-    }
+    constexpr int pack = KMAX == 32 ? kPack<scalar_t> : 1;
+    return launch_group_nnls_with<KMAX, pack, kMinBlocksOf<pack>>(a, stream);
   } else {
     return launch_group_nnls_with<KMAX, 1, 1>(a, stream);
   }
@@ -299,21 +289,9 @@ bool launch_group_nnls(const NnlsColumns<rhs_t, scalar_t>& a, cudaStream_t strea
 
 template <int KMAX, typename scalar_t>
 bool launch_group_support(const SupportColumns<scalar_t>& a, uint8_t* deferred, cudaStream_t stream) {
-  if constexpr (KMAX == 32) {
-    if (pack_choice<scalar_t>() == 2) {
-      switch (min_blocks_choice()) {
-        case 1: return launch_group_support_with<KMAX, 2, 1>(a, deferred, stream);
-        case 3: return launch_group_support_with<KMAX, 2, 3>(a, deferred, stream);
-        default: return launch_group_support_with<KMAX, 2, 4>(a, deferred, stream);
-      }
-    }
-  }
   if constexpr (KMAX <= 32) {
-    switch (min_blocks_choice()) {
-      case 1: return launch_group_support_with<KMAX, 1, 1>(a, deferred, stream);
-      case 6: return launch_group_support_with<KMAX, 1, 6>(a, deferred, stream);
-      default: return launch_group_support_with<KMAX, 1, 4>(a, deferred, stream);
-    }
+    constexpr int pack = KMAX == 32 ? kPack<scalar_t> : 1;
+    return launch_group_support_with<KMAX, pack, kMinBlocksOf<pack>>(a, deferred, stream);
   } else {
     return launch_group_support_with<KMAX, 1, 1>(a, deferred, stream);
   }
