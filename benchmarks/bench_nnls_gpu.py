@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import math
-import os
 import statistics
 import sys
 import time
@@ -195,49 +195,14 @@ def kernel_times(fn, top: int = 8) -> list:
     return rows[:top]
 
 
-# --variants: configurations of the k = 32 class selected by environment variables, timed beside the default
-# in the same run (each applies to the forward and to fwd+bwd; the CUDA code reads them at every call):
-#   NEURALNMF_CUDA_PACK        1: a 32-lane group per column; 2: two columns per warp, 16 lanes with two
-#                              variables each (csrc/cuda/group_kernels.cuh)
-#   NEURALNMF_CUDA_MIN_BLOCKS  register budget (launch bounds: minimum blocks per multiprocessor)
-#   NEURALNMF_CUDA_DA_CHUNK    columns per chunk of the split X V^T of the backward dA (0: one GEMM;
-#                              csrc/autograd.cpp)
-VARIANT_ENVS = ("NEURALNMF_CUDA_PACK", "NEURALNMF_CUDA_MIN_BLOCKS", "NEURALNMF_CUDA_DA_CHUNK")
-VARIANTS = (
-    ("earlier defaults (pack 1, min blocks 4, dA one GEMM)", {"NEURALNMF_CUDA_PACK": "1",
-                                                              "NEURALNMF_CUDA_MIN_BLOCKS": "4",
-                                                              "NEURALNMF_CUDA_DA_CHUNK": "0"}),
-    ("pack 1, min blocks 4", {"NEURALNMF_CUDA_PACK": "1", "NEURALNMF_CUDA_MIN_BLOCKS": "4"}),
-    ("pack 1, min blocks 6", {"NEURALNMF_CUDA_PACK": "1", "NEURALNMF_CUDA_MIN_BLOCKS": "6"}),
-    ("pack 2, min blocks 4", {"NEURALNMF_CUDA_PACK": "2", "NEURALNMF_CUDA_MIN_BLOCKS": "4"}),
-    ("pack 2, min blocks 3", {"NEURALNMF_CUDA_PACK": "2", "NEURALNMF_CUDA_MIN_BLOCKS": "3"}),
-    ("pack 2, min blocks 1", {"NEURALNMF_CUDA_PACK": "2", "NEURALNMF_CUDA_MIN_BLOCKS": "1"}),
-    ("dA one GEMM", {"NEURALNMF_CUDA_DA_CHUNK": "0"}),
-    ("dA chunk 4096", {"NEURALNMF_CUDA_DA_CHUNK": "4096"}),
-    ("dA chunk 65536", {"NEURALNMF_CUDA_DA_CHUNK": "65536"}),
-)
+# The configurations of the k <= 32 kernels are compile-time choices (setup.py: NEURALNMF_CUDA_PACK=1|2, the
+# layout; NEURALNMF_CUDA_MIN_BLOCKS=1|3|4|6, the register budget). To compare them, build once per choice and run
+# this script after each build, e.g.
+#     NEURALNMF_CUDA_PACK=1 NEURALNMF_CUDA_MIN_BLOCKS=6 FORCE_CUDA=1 python setup.py build_ext --inplace
+# The report names the choices the loaded library was built with (neuralnmf._C.cuda_choices).
 
 
-class environment:
-    """Sets the given environment variables for the duration of a with block, restoring them after."""
-
-    def __init__(self, values: dict):
-        self.values, self.saved = values, {}
-
-    def __enter__(self):
-        for name, value in self.values.items():
-            self.saved[name] = os.environ.get(name)
-            os.environ[name] = value
-
-    def __exit__(self, *exc):
-        for name, value in self.saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def bench_one(M: int, k: int, dtype: torch.dtype, peers: bool, profile=(), variants: bool = False) -> dict:
+def bench_one(M: int, k: int, dtype: torch.dtype, peers: bool, profile=()) -> dict:
     A, X, W = make_problem(M, k, dtype)
     r = {"dtype": dtype, "k": k, "M": M}
 
@@ -273,15 +238,6 @@ def bench_one(M: int, k: int, dtype: torch.dtype, peers: bool, profile=(), varia
         r["fwd_bwd_XA"] = cuda_time(fwd_bwd_XA, reps=reps_for(3 * t_f))
         if profile and (k, dtype) in profile:
             r["profile"] = {"forward": kernel_times(forward), "forward+backward (dA)": kernel_times(fwd_bwd_A)}
-        if variants and k == 32:
-            r["variants"] = {}
-            for name, values in VARIANTS:
-                if dtype != torch.float32 and name.startswith("dA"):
-                    continue  # the dA split is measured in float32 only
-                with environment(values):
-                    forward(), fwd_bwd_A()  # a first call of a configuration (shared-memory attribute, handles)
-                    r["variants"][name] = (cuda_time(forward, reps=reps_for(t_f)),
-                                           cuda_time(fwd_bwd_A, reps=reps_for(3 * t_f)))
     r["ref"] = r["cpu"] = float("nan")
     r["ref_cols"] = r["cpu_cols"] = 0
     if peers:
@@ -316,8 +272,6 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="also list the kernels of one call per configuration")
     parser.add_argument("--profile-only", default=None,
                         help="with --profile: only these configurations, e.g. 'float32:32,float64:32'")
-    parser.add_argument("--variants", action="store_true",
-                        help=f"also time the k = 32 configurations of {', '.join(VARIANT_ENVS)} (see VARIANTS)")
     args = parser.parse_args()
 
     if not torch.cuda.is_available():
@@ -362,12 +316,12 @@ def main() -> int:
         profile = {(k, dt) for dt, k, _ in configs}
         if args.profile_only:
             profile = {(int(k), getattr(torch, d)) for d, k in (c.split(":") for c in args.profile_only.split(","))}
-    switches = ", ".join(f"{n}={os.environ[n]}" for n in VARIANT_ENVS if n in os.environ)
-    say(f"- configuration switches set: {switches or 'none (defaults)'}")
+    choices = getattr(importlib.import_module("neuralnmf._C"), "cuda_choices", "")  # built: checked above
+    say(f"- CUDA kernels built with: {choices.replace(',', ', ') or 'the default choices'} (setup.py)")
     say()
     rows, results = [], []
     for dt, k, M in configs:
-        r = bench_one(M, k, dt, peers=not args.skip_peers, profile=profile, variants=args.variants)
+        r = bench_one(M, k, dt, peers=not args.skip_peers, profile=profile)
         torch.cuda.empty_cache()
         results.append(r)
         rows.append([
@@ -395,13 +349,6 @@ def main() -> int:
     say("`*`: timed on a column subset and extrapolated linearly to M. CPU kernel: "
         f"{torch.get_num_threads()} threads.")
     say()
-    vrows = [[dtype_name(r["dtype"]), r["k"], f"{r['M']:.0e}", v, fmt(f), f"{f / r['matmul']:.2f}x", fmt(fb),
-              f"{fb / r['matmul']:.2f}x"] for r in results for v, (f, fb) in r.get("variants", {}).items()]
-    if vrows:
-        say("## Variants of the k = 32 class (environment switches; the tables above use the defaults)")
-        say()
-        say(md_table(["dtype", "k", "M", "variant", "fwd", "fwd/mm", "fwd+bwd dA", "fb/mm"], vrows))
-        say()
     for r in results:
         for what, rows_p in r.get("profile", {}).items():
             say(f"Kernels of one {what}, {dtype_name(r['dtype'])} k = {r['k']}, M = {r['M']:.0e}:")

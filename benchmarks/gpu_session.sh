@@ -36,7 +36,7 @@ timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/te
 echo "tests exit $?"
 
 stamp "bench_nnls_gpu --targets"
-timeout 200 python3 benchmarks/bench_nnls_gpu.py --targets --profile --variants > "$OUT/bench_nnls_gpu.md" 2>&1
+timeout 200 python3 benchmarks/bench_nnls_gpu.py --targets --profile > "$OUT/bench_nnls_gpu.md" 2>&1
 echo "bench_nnls_gpu exit $?"
 
 stamp "bench_train_gpu"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A lean device-tool session (see /work/.library/device/README.md) for a short device budget: build the CUDA
-# extension, run tests/test_cuda.py, then bench_nnls_gpu.py --targets with the k = 32 variants (the earlier
-# defaults beside the new ones, measured in the same run) and the kernels of one float32 k = 32 call. Full logs
-# under $OUT, a short summary last. Run from the repository root on the GPU machine, tensorly's wheel in .whl/:
+# extension, run tests/test_cuda.py, then bench_nnls_gpu.py --targets and the kernels of one float32 k = 32
+# call. Full logs under $OUT, a short summary last. Run from the repository root on the GPU machine, tensorly's
+# wheel in .whl/:
 #     BUDGET=185 bash benchmarks/gpu_session_short.sh
 # BUDGET (seconds) bounds the whole script: each step gets what is left of it, the benchmark last.
-# If a CUDA test fails with the defaults, the failing tests are run again with NEURALNMF_CUDA_PACK=1 (the
-# earlier layout of the k = 32 kernels), so one session tells which layout a failure belongs to.
+# The layout and register budget of the k <= 32 kernels are build choices (setup.py: NEURALNMF_CUDA_PACK=1|2,
+# NEURALNMF_CUDA_MIN_BLOCKS=1|3|4|6); set them in the environment of this script to build and time another one,
+# e.g. NEURALNMF_CUDA_PACK=1 BUDGET=185 bash benchmarks/gpu_session_short.sh (the earlier layout).
 set -o pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_out}
@@ -33,24 +34,18 @@ T=$(( $(left) - 60 )); [ $T -gt 60 ] && T=60
 timeout $T python3 -m pytest -q tests/test_cuda.py > "$OUT/tests.log" 2>&1
 TESTS=$?
 echo "tests exit $TESTS"
-if [ $TESTS -ne 0 ] && [ $TESTS -ne 124 ]; then
-  stamp "failed tests again with NEURALNMF_CUDA_PACK=1"
-  NEURALNMF_CUDA_PACK=1 timeout 30 python3 -m pytest -q --lf tests/test_cuda.py > "$OUT/tests_pack1.log" 2>&1
-  echo "pack 1 rerun exit $?"
-fi
 
-stamp "bench_nnls_gpu --targets --variants"
+stamp "bench_nnls_gpu --targets"
 T=$(( $(left) - 5 ))
-timeout $T python3 benchmarks/bench_nnls_gpu.py --targets --variants --profile --profile-only float32:32 \
+timeout $T python3 benchmarks/bench_nnls_gpu.py --targets --profile --profile-only float32:32 \
   > "$OUT/bench_nnls_gpu.md" 2>&1
 echo "bench exit $?"
 
 stamp "summary"
 echo "=== tests"; grep -E "^(FAILED|ERROR)|passed|failed|error" "$OUT/tests.log" | tail -12
-[ -f "$OUT/tests_pack1.log" ] && { echo "=== pack 1 rerun"; grep -E "passed|failed" "$OUT/tests_pack1.log" | tail -3; }
 echo "=== nnls"
 sed -n '/^## Times/,/^`\*`/p' "$OUT/bench_nnls_gpu.md" | grep "^|" | cut -d'|' -f2-9,17-20
-sed -n '/^## Variants/,/^Kernels/p' "$OUT/bench_nnls_gpu.md" | grep "^|"
+grep "^- CUDA kernels built with" "$OUT/bench_nnls_gpu.md"
 grep -A9 "^Kernels of one" "$OUT/bench_nnls_gpu.md" | grep -E "^Kernels|^\| [a-z]" | cut -c1-110
 sed -n '/^## Targets/,$p' "$OUT/bench_nnls_gpu.md" | grep "^|"
 grep -B2 -A10 "Traceback" "$OUT/bench_nnls_gpu.md" | tail -12
