@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_labels, check_level
+from .initialization import uniform
 from .ops import nnls
 
 __all__ = ["LabelHead", "HEAD_FORMS", "WEIGHT_DECAYS", "labels_by_level", "check_class_labels"]
@@ -61,10 +62,11 @@ class LabelHead(nn.Module):
             self.bias = nn.Parameter(torch.zeros(num_classes, dtype=dtype, device=device))
             self.nonnegative = False
         else:
-            B = torch.rand(num_classes, features, generator=generator, dtype=dtype)
+            # the one uniform draw (float64 on the generator's device, then cast): one seed, one start in every dtype
+            B = uniform(num_classes, features, generator=generator, dtype=dtype, device=device)
             if not nonnegative:
                 B = (2 * B - 1) / features ** 0.5  # nn.Linear's scale
-            self.weight = nn.Parameter(B.to(device))
+            self.weight = nn.Parameter(B)
             self.register_parameter("bias", None)
             self.nonnegative = bool(nonnegative)
         self._nonnegative = ("weight",) if self.nonnegative else ()

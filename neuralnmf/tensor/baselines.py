@@ -11,6 +11,7 @@ All are fitted with ``fit(tensor, factors=None, mask=None)``, keep the tensor's 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -27,14 +28,23 @@ SKLEARN_EPS = float(torch.finfo(torch.float32).eps)  # scikit-learn's EPSILON, n
 
 
 def sklearn_random_init(X: torch.Tensor, k: int, generator: torch.Generator | None = None):
-    """scikit-learn's ``init='random'`` scaling with torch draws: H = |avg N(0,1)| (k, features) first, then
-    W = |avg N(0,1)| (samples, k), avg = sqrt(mean(X) / k). Returns (W, H) on X's dtype and device."""
-    avg = (X.mean() / k).sqrt()
+    """scikit-learn's ``init='random'`` start (:func:`sklearn_scaled_start`) with torch draws from ``generator``.
+    Returns (W (samples, k), H (k, features)) on X's dtype and device."""
     g_dev = generator.device if generator is not None else torch.device("cpu")
-    H = torch.randn(k, X.shape[1], generator=generator, device=g_dev, dtype=torch.float64)
-    W = torch.randn(X.shape[0], k, generator=generator, device=g_dev, dtype=torch.float64)
-    H, W = H.to(dtype=X.dtype, device=X.device), W.to(dtype=X.dtype, device=X.device)
-    return (avg * W).abs(), (avg * H).abs()
+    return sklearn_scaled_start(X, k, lambda shape: torch.randn(shape, generator=generator, device=g_dev,
+                                                                dtype=torch.float64))
+
+
+def sklearn_scaled_start(X: torch.Tensor, k: int, normal: Callable):
+    """scikit-learn's ``init='random'`` formula, the one copy: avg = sqrt(mean(X) / k), H = |avg N(0,1)|
+    (k, features) drawn first, then W = |avg N(0,1)| (samples, k). ``normal(shape)`` gives float64 standard normal
+    draws as a tensor (a torch Generator's, or a numpy RandomState's in
+    :func:`neuralnmf.tensor.numpy_streams.sklearn_nmf_random_init`). Computed in float64, returned as (W, H) in
+    X's dtype and on its device."""
+    avg = math.sqrt(float(X.double().mean()) / k)
+    H = (avg * normal((k, X.shape[1]))).abs()
+    W = (avg * normal((X.shape[0], k))).abs()
+    return W.to(dtype=X.dtype, device=X.device), H.to(dtype=X.dtype, device=X.device)
 
 
 def nmf_sklearn_mu(X: torch.Tensor, k: int, *, init=None, max_iter: int = 200, tol: float = 1e-4,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from ..initialization import uniform
 from ..ops import nnls
 from . import _checks
 from .cp import as_factors, cp_to_tensor, khatri_rao, to_cptensor, unfold
@@ -58,7 +59,7 @@ def svd_init(tensor: torch.Tensor, rank: int, *, generator: torch.Generator | No
         else:
             U = torch.linalg.svd(M, full_matrices=rank > min(I, P))[0][:, :rank]
         if I < rank:
-            extra = _uniform((I, rank - I), generator, tensor)
+            extra = uniform(I, rank - I, generator=generator, dtype=tensor.dtype, device=tensor.device)
             U = torch.cat([U, extra], dim=1)
         factors.append(U.abs().contiguous())
     return factors
@@ -70,13 +71,8 @@ def random_init(shape, rank: int, *, generator: torch.Generator | None = None, d
 
     Draws are float64 on the generator's device, then cast, so a seed gives the same start in every dtype.
     """
-    like = torch.empty(0, dtype=dtype, device=device)
-    return [_uniform((int(s), rank), generator, like) for s in shape]
-
-
-def _uniform(shape, generator, like):
-    device = generator.device if generator is not None else torch.device("cpu")
-    return torch.rand(shape, generator=generator, device=device, dtype=torch.float64).to(like.dtype).to(like.device)
+    device = torch.device("cpu") if device is None else device
+    return [uniform(int(s), rank, generator=generator, dtype=dtype, device=device) for s in shape]
 
 
 def _initial_factors(X, rank, init, generator, fn):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .baselines import sklearn_scaled_start
+
 __all__ = ["numpy_uniform", "tensorly_random_factors", "sklearn_nmf_random_init"]
 
 
@@ -42,7 +44,4 @@ def sklearn_nmf_random_init(X: torch.Tensor, k: int, random_state: int):
     W = |avg * randn(n_samples, k)|, from ``RandomState(s)``. Returns (W, H) on X's dtype and device.
     """
     rng = np.random.RandomState(random_state)
-    avg = float(np.sqrt(float(X.double().mean()) / k))
-    H = np.abs(avg * rng.randn(k, X.shape[1]))
-    W = np.abs(avg * rng.randn(X.shape[0], k))
-    return _tensor(W, X.dtype, X.device), _tensor(H, X.dtype, X.device)
+    return sklearn_scaled_start(X, k, lambda shape: torch.from_numpy(rng.randn(*shape)))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..initialization import uniform
 from . import _checks
 from .cp import CPTensor, as_factors, cp_to_tensor, to_cptensor
 
@@ -42,13 +43,12 @@ class FactorMatrices(nn.ParameterList):
 def draw(shape, kind: str, generator, dtype, device) -> torch.Tensor:
     """"uniform" U[0, 1) or "abs_normal" |N(0, 1)| draws, made in float64 on the generator's device then cast
     (so one seed gives the same start in every dtype and on every device)."""
-    g_dev = generator.device if generator is not None else torch.device("cpu")
     if kind == "uniform":
-        out = torch.rand(shape, generator=generator, device=g_dev, dtype=torch.float64)
-    elif kind == "abs_normal":
-        out = torch.randn(shape, generator=generator, device=g_dev, dtype=torch.float64).abs()
-    else:  # pragma: no cover - callers validate
+        return uniform(*shape, generator=generator, dtype=dtype, device=device)
+    if kind != "abs_normal":  # pragma: no cover - callers validate
         raise ValueError(kind)
+    g_dev = generator.device if generator is not None else torch.device("cpu")
+    out = torch.randn(shape, generator=generator, device=g_dev, dtype=torch.float64).abs()
     return out.to(dtype=dtype, device=device)
 
 
