@@ -39,8 +39,9 @@ import time
 import torch
 
 from neuralnmf.metrics import relative_error
+from neuralnmf.datasets import make_synthetic_tensor
 from neuralnmf.tensor import (HNTF, MultiHNTF, NeuralMultiHNTF, NeuralNCPD, StandardHNCPD, StandardNCPD, numpy_streams,
-                              fit_tensor, fit_tensor_restarts, make_synthetic_tensor, ncpd_als, ncpd_mu)
+                              fit_tensor, fit_tensor_restarts, ncpd_als, ncpd_mu)
 from _parallel import run_jobs  # examples/_parallel.py, beside this script
 
 RANKS = (7, 4, 2)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from neuralnmf.metrics import relative_error
-from neuralnmf.tensor import (HNTF, CPTensor, MultiHNTF, StandardHNCPD, StandardNCPD, numpy_streams, cp_to_tensor,
-                              make_synthetic_tensor, ncpd, ncpd_mu, nmf_sklearn_mu)
+from neuralnmf.datasets import make_synthetic_tensor
+from neuralnmf.tensor import (HNTF, CPTensor, MultiHNTF, StandardHNCPD, StandardNCPD, numpy_streams, cp_to_tensor, ncpd,
+                              ncpd_mu, nmf_sklearn_mu)
 from neuralnmf.tensor.multi_hntf import multi_hntf_layer
 
 
@@ -158,8 +159,8 @@ def test_fits_improve_on_their_starts():
 
 
 def test_standard_hncpd_and_hntf_recover_a_planted_hierarchy():
+    from neuralnmf.datasets import make_hierarchical_tensor
     from neuralnmf.metrics import match_topics
-    from neuralnmf.tensor import make_hierarchical_tensor
 
     data = make_hierarchical_tensor((3, 3, 3, 3), (2, 2), noise=0.05, seed=0)  # 4 topics in 2 supertopics
     cp = ncpd(data.X, 4, method="als")

@@ -4,8 +4,9 @@ Skipped without a GPU."""
 import pytest
 import torch
 
-from neuralnmf.tensor import (HNTF, MultiHNTF, NeuralMultiHNTF, NeuralNCPD, StandardHNCPD, StandardNCPD,
-                              fit_tensor, make_hierarchical_tensor, ncpd)
+from neuralnmf.datasets import make_hierarchical_tensor
+from neuralnmf.tensor import (HNTF, MultiHNTF, NeuralMultiHNTF, NeuralNCPD, StandardHNCPD, StandardNCPD, fit_tensor,
+                              ncpd)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from neuralnmf.metrics import accuracy, match_topics
+from neuralnmf.datasets import make_hierarchical_tensor
 from neuralnmf.tensor import (CPTensor, MultiHNTF, NeuralMultiHNTF, NeuralNCPD, cp_norm_sq, cp_to_tensor, fit_tensor,
-                              fit_tensor_restarts, make_hierarchical_tensor, ncpd)
+                              fit_tensor_restarts, ncpd)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from neuralnmf.tensor import (CPTensor, as_factors, cp_to_tensor, khatri_rao, make_synthetic_tensor, mttkrp, ncpd,
-                              ncpd_als, ncpd_mu, svd_init, unfold)
+from neuralnmf.datasets import make_synthetic_tensor
+from neuralnmf.tensor import (CPTensor, as_factors, cp_to_tensor, khatri_rao, mttkrp, ncpd, ncpd_als, ncpd_mu, svd_init,
+                              unfold)
 from neuralnmf.tensor.cp import fold
 
 
@@ -196,7 +197,8 @@ def test_works_without_tensorly():
 
     code = ("import sys; sys.modules['tensorly'] = None\n"  # makes `import tensorly` fail
             "import torch\n"
-            "from neuralnmf.tensor import CPTensor, ncpd, cp_to_tensor, make_hierarchical_tensor\n"
+            "from neuralnmf.datasets import make_hierarchical_tensor\n"
+            "from neuralnmf.tensor import CPTensor, ncpd, cp_to_tensor\n"
             "d = make_hierarchical_tensor((2, 2), (1, 1))\n"
             "cp = ncpd(d.X, 2, method='als')\n"
             "w, f = cp\n"

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from neuralnmf.datasets import make_hierarchical_tensor
 from neuralnmf.tensor import (HNTF, MultiHNTF, NeuralMultiHNTF, NeuralNCPD, StandardHNCPD, TensorTopics,
-                              format_tensor_hierarchy, make_hierarchical_tensor, ncpd, top_entries)
+                              format_tensor_hierarchy, ncpd, top_entries)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread

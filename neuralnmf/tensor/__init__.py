@@ -1,12 +1,14 @@
 """Hierarchical nonnegative tensor models: NCPD, Neural NCPD, Multi-HNTF (multiplicative and backpropagation),
-the published tensor baselines, the papers' synthetic tensor, and topics across modes.
+the published tensor baselines, and topics across modes. The papers' synthetic tensors are data, in
+:mod:`neuralnmf.datasets` (``make_synthetic_tensor``, ``make_hierarchical_tensor``, ``make_block_tensor``).
 
 Tensors are (I_1, ..., I_N) and CP factor matrices (I_n, r), as in tensorly; CP results are tensorly
 ``CPTensor`` objects; masks use 1 = observed. For ranks = (r_0, r_1, ..., r_L), level 0 of every hierarchical
 model is the rank-r_0 NCPD and level l its rank-r_l approximation.
 
-    from neuralnmf.tensor import (make_synthetic_tensor, ncpd, NeuralNCPD, NeuralMultiHNTF, fit_tensor,
-                                  fit_tensor_restarts, format_tensor_hierarchy)
+    from neuralnmf.datasets import make_synthetic_tensor
+    from neuralnmf.tensor import (ncpd, NeuralNCPD, NeuralMultiHNTF, fit_tensor, fit_tensor_restarts,
+                                  format_tensor_hierarchy)
     data = make_synthetic_tensor()                  # 40 x 40 x 40, planted 7-4-2 hierarchy
     cp = ncpd(data.X, 7)                            # tensorly-0.4.3 multiplicative updates (method="als": exact ALS)
 
@@ -24,7 +26,6 @@ model is the rank-r_0 NCPD and level l its rank-r_l approximation.
 from . import numpy_streams
 from .baselines import HNTF, StandardHNCPD, nmf_sklearn_mu
 from .cp import CPTensor, as_factors, cp_norm_sq, cp_to_tensor, khatri_rao, mttkrp, to_cptensor, unfold
-from ..datasets.tensors import TensorHierarchy, make_block_tensor, make_hierarchical_tensor, make_synthetic_tensor
 from .losses import cp_mse, energy_loss
 from .multi_hntf import MultiHNTF, NeuralMultiHNTF
 from .ncpd import StandardNCPD, ncpd, ncpd_als, ncpd_mu, random_init, svd_init
@@ -39,7 +40,6 @@ __all__ = [
     "NeuralNCPD", "MultiHNTF", "NeuralMultiHNTF", "TensorModelOutput",
     "StandardNCPD", "StandardHNCPD", "HNTF", "nmf_sklearn_mu",
     "fit_tensor", "fit_tensor_restarts", "cp_mse", "energy_loss",
-    "make_synthetic_tensor", "make_hierarchical_tensor", "make_block_tensor", "TensorHierarchy",
     "top_entries", "format_tensor_hierarchy", "TensorTopics",
     "numpy_streams",
 ]
