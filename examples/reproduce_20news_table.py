@@ -58,7 +58,7 @@ from neuralnmf import NeuralNMF, fit
 from neuralnmf.train import DEFAULT_EPOCHS
 from neuralnmf.baselines import nmf_mu, ssnmf_mu
 from neuralnmf.datasets import find_data_file, load_news20
-from neuralnmf.datasets.news20 import frobenius_error, protocol_accuracy
+from neuralnmf.metrics import frobenius_error, protocol_accuracy
 from neuralnmf.tensor.multi_hntf import multi_hntf_matrix
 from neuralnmf.tensor import NeuralMultiHNTF, numpy_streams, fit_tensor
 from _parallel import run_jobs  # examples/_parallel.py, beside this script

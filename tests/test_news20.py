@@ -13,10 +13,9 @@ import pytest
 import torch
 
 from neuralnmf.datasets import find_data_file, load_news20
-from neuralnmf.metrics import least_squares_accuracy
+from neuralnmf.metrics import frobenius_error, least_squares_accuracy, protocol_accuracy
 from neuralnmf.datasets.news20 import (ARCHIVE_NAME, EXTRA_STOP_WORDS, argsort_numpy1, block_label_mask,
-                                       first_per_class, frobenius_error, load_stop_words, protocol_accuracy,
-                                       sklearn_data_home)
+                                       first_per_class, load_stop_words, sklearn_data_home)
 from neuralnmf.tensor.multi_hntf import multi_hntf_layer, multi_hntf_matrix
 
 

@@ -28,9 +28,9 @@ Steps (the notebook's, in order):
    with SIMD code on AVX-512/AVX2 machines and orders equal labels differently, which changes the split);
 8. in each block of ``per_class`` documents the first ``int(labeled_fraction * per_class)`` are labeled.
 
-Metrics (§5.3): :func:`frobenius_error` (absolute ||X - A S||_F, sparse X never densified) and
-:func:`protocol_accuracy` (§1.8: B = (Y ⊙ L) pinv(S) fitted with the unlabeled documents' targets set to zero,
-scored on the unlabeled documents). Model: :func:`multi_hntf_matrix`, the paper's matrix Multi-HNTF layer
+Metrics (§5.3) are in :mod:`neuralnmf.metrics`: :func:`~neuralnmf.metrics.frobenius_error` (absolute
+||X - A S||_F, sparse X never densified) and :func:`~neuralnmf.metrics.protocol_accuracy` (§1.8: B = (Y ⊙ L)
+pinv(S) fitted with the unlabeled documents' targets set to zero, scored on the unlabeled documents). Model: :func:`multi_hntf_matrix`, the paper's matrix Multi-HNTF layer
 ``run_HNMF_(un)supervised_single`` (X ~ (A W)(W^T S), W shared), in closed Gram form.
 """
 
@@ -43,7 +43,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..metrics import factorization_error, least_squares_accuracy
 from .files import scipy_to_torch
 from .news20_archive import ARCHIVE_NAME, CACHE_DIR_ENV, check_archive, sklearn_data_home
 from .numpy1_sort import argsort_numpy1
@@ -56,8 +55,6 @@ __all__ = [
     "argsort_numpy1",
     "first_per_class",
     "block_label_mask",
-    "frobenius_error",
-    "protocol_accuracy",
     "CATEGORIES",
     "SUPERCLASS_OF",
     "SUPERCLASS_NAMES",
@@ -330,30 +327,3 @@ def load_news20(
         doc_names=["/".join(p) for p in names],
         stop_words=words,
     )
-
-
-# --- metrics ------------------------------------------------------------------------------------------------------
-
-
-def frobenius_error(x: torch.Tensor, codes: torch.Tensor, topics: torch.Tensor) -> torch.Tensor:
-    """The table's reconstruction loss ``||X - A S||_F`` (absolute, not relative), batch first.
-
-    x (M, N) = X^T, dense or sparse (never densified); codes (M, k) = S^T; topics (N, k) = A (e.g. A_1 A_2 for
-    the second layer). Computed in float64 by :func:`neuralnmf.metrics.factorization_error`; a 0-d tensor.
-    """
-    return torch.tensor(factorization_error(x, codes, topics, relative=False), dtype=torch.float64)
-
-
-def protocol_accuracy(codes: torch.Tensor, y: torch.Tensor, label_mask: torch.Tensor,
-                      num_classes: int | None = None) -> torch.Tensor:
-    """The table's accuracy (protocols §1.8): B = (Y ⊙ L) pinv(S) over all documents, the unlabeled ones fitted
-    towards zero, predictions argmax_c (B S)[c, j], scored on the unlabeled documents only.
-
-    codes (M, k) batch first; y (M,) class indices; label_mask (M,) bool, True = labeled. The notebook scores every
-    layer on the 6 superclasses, its rank-10 first layers included. Returns a 0-d tensor.
-    """
-    mask = label_mask.bool()
-    return least_squares_accuracy(codes.detach(), y, num_classes=num_classes, fit_mask=mask, eval_mask=~mask,
-                                  masked_fit="zero")
-
-

@@ -11,18 +11,20 @@ bool with True = use this sample.
 
 from .coherence import (DEFAULT_WINDOWS, MEASURES, CooccurrenceCounts, document_counts, topic_coherence,
                         topic_diversity, topic_quality, window_counts)
-from .classification import accuracy, least_squares_accuracy, least_squares_fit
-from .errors import factorization_error, level_errors, relative_error
+from .classification import accuracy, least_squares_accuracy, least_squares_fit, protocol_accuracy
+from .errors import factorization_error, frobenius_error, level_errors, relative_error
 from .recovery import HierarchyRecovery, TopicMatching, hierarchy_recovery, match_topics, topic_recovery_score
 from .tree import tree_summary
 
 __all__ = [
     "relative_error",
     "factorization_error",
+    "frobenius_error",
     "level_errors",
     "accuracy",
     "least_squares_fit",
     "least_squares_accuracy",
+    "protocol_accuracy",
     "TopicMatching",
     "match_topics",
     "topic_recovery_score",

@@ -7,7 +7,7 @@ import torch
 
 from ._inputs import _floating, _labels, _same_device, _sample_mask, _tensor
 
-__all__ = ["accuracy", "least_squares_fit", "least_squares_accuracy"]
+__all__ = ["accuracy", "least_squares_fit", "least_squares_accuracy", "protocol_accuracy"]
 
 
 def _predictions(pred_or_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -140,3 +140,17 @@ def least_squares_accuracy(
     """
     W = least_squares_fit(codes, y, num_classes=num_classes, fit_mask=fit_mask, masked_fit=masked_fit)
     return accuracy(codes.detach() @ W, y, eval_mask)
+
+
+def protocol_accuracy(codes: torch.Tensor, y: torch.Tensor, label_mask: torch.Tensor,
+                      num_classes: int | None = None) -> torch.Tensor:
+    """The accuracy of the Multi-HNTF paper's 20 Newsgroups table (protocols §1.8): B = (Y ⊙ L) pinv(S) over all
+    documents, the unlabeled ones fitted towards zero, predictions argmax_c (B S)[c, j], scored on the unlabeled
+    documents only.
+
+    codes (M, k) batch first; y (M,) class indices; label_mask (M,) bool, True = labeled. The notebook scores every
+    layer on the 6 superclasses, its rank-10 first layers included. Returns a 0-d tensor.
+    """
+    mask = label_mask.bool()
+    return least_squares_accuracy(codes.detach(), y, num_classes=num_classes, fit_mask=mask, eval_mask=~mask,
+                                  masked_fit="zero")

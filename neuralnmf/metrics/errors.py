@@ -9,7 +9,7 @@ import torch
 from ..losses import squared_error
 from ._inputs import _floating, _same_device, _tensor
 
-__all__ = ["relative_error", "factorization_error", "level_errors"]
+__all__ = ["relative_error", "factorization_error", "frobenius_error", "level_errors"]
 
 
 def relative_error(x: torch.Tensor, x_hat: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -72,6 +72,16 @@ def factorization_error(x: torch.Tensor, codes: torch.Tensor, dictionary: torch.
         values = x64.values() if x64.layout != torch.strided else x64
         norm2 = float((values * values).sum())
     return math.sqrt(sq / norm2) if norm2 > 0 else float("nan")
+
+
+def frobenius_error(x: torch.Tensor, codes: torch.Tensor, topics: torch.Tensor) -> torch.Tensor:
+    """The reconstruction loss of the Multi-HNTF paper's 20 Newsgroups table (§5.3), ``||X - A S||_F`` (absolute,
+    not relative), batch first.
+
+    x (M, N) = X^T, dense or sparse (never densified); codes (M, k) = S^T; topics (N, k) = A (e.g. A_1 A_2 for
+    the second layer). Computed in float64 by :func:`factorization_error`; a 0-d tensor.
+    """
+    return torch.tensor(factorization_error(x, codes, topics, relative=False), dtype=torch.float64)
 
 
 def level_errors(model, x: torch.Tensor, codes=None, depths=None) -> list[float]:
