@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import torch
 
 __all__ = ["check_int", "check_rank", "check_ranks", "check_real", "check_generator", "check_seed_or_generator",
            "check_level", "check_shape", "int_sequence", "check_max_iter", "check_batch_size", "check_tensor",
-           "check_float", "check_has_values", "check_data", "check_labels", "FLOAT_DTYPES", "UNLABELED"]
+           "check_float", "check_has_values", "check_data", "check_labels", "warn_about_ranks", "FLOAT_DTYPES", "UNLABELED"]
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -85,6 +86,20 @@ def check_generator(seed, generator, fn: str) -> torch.Generator | None:
     """The generator to draw from: ``generator``, a fresh one seeded with ``seed``, or None (torch's global RNG)."""
     seed, generator = check_seed_or_generator(seed, generator, fn)
     return torch.Generator().manual_seed(seed) if seed is not None else generator
+
+
+def warn_about_ranks(ranks, features: int, classes: dict[int, int], fn: str) -> None:
+    """Ranks the data or the labels cannot support (the call still runs): a first rank above the number of
+    features, a labeled level (``classes``: {level: number of classes}) with fewer topics than classes."""
+    if ranks[0] > features:
+        warnings.warn(f"{fn}: ranks[0] = {ranks[0]} topics exceed the {features} features: the codes are not unique, "
+                      f"some topics are redundant and the fit can get worse during training; use at most {features} "
+                      "topics at level 0", UserWarning, stacklevel=3)
+    for level, c in classes.items():
+        if ranks[level] < c:
+            warnings.warn(f"{fn}: level {level} is labeled with {c} classes but has only {ranks[level]} topics: so "
+                          f"few codes cannot tell {c} classes apart and the accuracy will be poor; give level "
+                          f"{level} at least {c} topics (or label a finer level)", UserWarning, stacklevel=3)
 
 
 def check_level(level, count: int, fn: str, name: str = "depth") -> int:

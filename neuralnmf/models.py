@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_level, check_rank, check_ranks
+from ._checks import check_data, check_level, check_rank, check_ranks
 from .classifiers import HEAD_FORMS, LabelHead, labels_by_level
 from .initialization import INIT_METHODS, hierarchical_nmf_init
 from .layers import NNLSLayer, SupportCache
@@ -104,6 +104,7 @@ class NeuralNMF(nn.Module):
         super().__init__()
         ranks = check_ranks(ranks, "NeuralNMF")
         in_features = check_rank(in_features, "NeuralNMF", "in_features")
+        data = None if data is None else check_data(data, "NeuralNMF", "data", features=in_features)
         counts = _class_counts(num_classes, len(ranks))
         if classifier not in HEAD_FORMS:
             raise ValueError(f"NeuralNMF: classifier must be one of {HEAD_FORMS}, got {classifier!r}")
@@ -207,6 +208,7 @@ class NeuralNMF(nn.Module):
         if method not in INIT_METHODS:
             raise ValueError(f"NeuralNMF.initialize: method must be one of {INIT_METHODS}, got {method!r}")
         generator = self._generator if generator is None else generator
+        x = check_data(x, "NeuralNMF.initialize", "x", features=self.in_features)
         if not self._dtype_given and x.dtype in (torch.float32, torch.float64) and x.dtype != self.layers[0].A.dtype:
             self.to(x.dtype)  # built without a dtype: take the data's, as the first fit would need it anyway
         self._dtype_given = True

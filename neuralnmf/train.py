@@ -56,13 +56,10 @@ class History(dict):
         return f"History(epochs={self.epochs}, {last})"
 
 
-def check_data(x, in_features: int, name: str = "x", fn: str = "fit") -> torch.Tensor:
-    """x: (samples, in_features), finite and nonnegative, dense or sparse (returned as coalesced COO); the checks
-    are :func:`neuralnmf._checks.check_data`'s."""
-    x = _checks.check_data(x, fn, name, features=in_features)
-    if x.layout != torch.strided:
-        x = (x if x.layout == torch.sparse_coo else x.to_sparse_coo()).coalesce()
-    return x
+def check_data(x, in_features: int, name: str = "x") -> torch.Tensor:
+    """x: (samples, in_features) as :func:`neuralnmf._checks.check_data` checks it; a sparse x as coalesced COO."""
+    x = _checks.check_data(x, "fit", name, features=in_features)
+    return x if x.layout == torch.strided else (x if x.is_sparse else x.to_sparse_coo()).coalesce()
 
 
 @dataclass
@@ -259,14 +256,13 @@ def fit(
         model.choose_ranks(x, progress=progress)
     device = model.layers[0].A.device
     if loss not in LOSS_TERMS:
-        raise ValueError(f"loss must be one of {sorted(LOSS_TERMS)}, got {loss!r}")
+        raise ValueError(f"fit: loss must be one of {sorted(LOSS_TERMS)}, got {loss!r}")
     epochs = _checks.check_int(epochs, "fit", "epochs", minimum=0)
     batch_size = _checks.check_batch_size(batch_size, "fit")
     if classification not in (None, "l2", "ce"):
-        raise ValueError(f"classification must be None, 'l2' or 'ce', got {classification!r}")
-    if validation is not None and (isinstance(validation, bool) or not isinstance(validation, (int, float))
-                                   or not 0 <= validation < 1):
-        raise ValueError(f"validation must be a fraction in [0, 1) of the labeled samples, or None, got {validation!r}")
+        raise ValueError(f"fit: classification must be None, 'l2' or 'ce', got {classification!r}")
+    if validation is not None and not _checks.check_real(validation, "fit", "validation") < 1:
+        raise ValueError(f"fit: validation must be a fraction in [0, 1) of the labeled samples or None, got {validation}")
     validation_patience = _checks.check_int(validation_patience, "fit", "validation_patience", minimum=1)
     generator = _checks.check_generator(seed, None, "fit")
     source = _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device, validation)
@@ -276,6 +272,8 @@ def fit(
         raise ValueError("data_mask is not supported with distributed training")
     holdout = source.holdout if isinstance(source, _TensorSource) else None
     chosen = _start_from_data(model, source, dist, holdout)
+    classes = {int(l): h.num_classes for l, h in getattr(model, "heads", {}).items()}
+    _checks.warn_about_ranks(model.ranks, model.in_features, classes, "fit") if getattr(model, "ranks", None) else None
     if dist is not None:
         with torch.no_grad():
             for p in model.parameters():

@@ -10,6 +10,7 @@ The package: ``parser`` (options and help), ``inputs`` (reading INPUT, labels, v
 from __future__ import annotations
 
 import sys
+import warnings
 
 from .errors import CLIError
 from .parser import build_parser
@@ -20,10 +21,17 @@ __all__ = ["main", "build_parser", "CLIError"]
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.run(args)
     except CLIError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The library's warnings as the command's own: one line, ``warning: ...``, without a source line."""
+    print(f"warning: {message}", file=sys.stderr)
