@@ -1,10 +1,17 @@
-"""The command line's one kind of error: bad input, printed as one line on stderr with exit status 1."""
+"""What the command line tells the user: its one kind of error (bad input, printed as one line on stderr with exit
+status 1) and its warnings (one line on stderr each, the command goes on)."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
 
-__all__ = ["CLIError", "user_errors"]
+__all__ = ["CLIError", "user_errors", "warn"]
+
+
+def warn(message: str) -> None:
+    """One line ``warning: message`` on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 class CLIError(Exception):

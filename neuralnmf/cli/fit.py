@@ -15,23 +15,13 @@ from .. import __version__
 from ..metrics import accuracy, least_squares_accuracy, level_errors
 from ..models import NeuralNMF
 from ..train import DEFAULT_LAM, fit
-from .errors import CLIError
+from .errors import CLIError, warn
 from .inputs import (DTYPES, Matrix, describe_indices, device_from, empty_rows, read_input, read_label_mask,
                      read_labels, read_vocabulary, to_torch)
 from .outputs import (json_safe, make_out_dir, reference_texts, save_model, topic_report, write_figures,
                       write_topics)
 
 __all__ = ["run_fit"]
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def _drop_documents(matrix: Matrix, keep: np.ndarray) -> None:
-    matrix.data = matrix.data[keep]
-    if matrix.documents is not None:
-        matrix.documents = [d for d, k in zip(matrix.documents, keep) if k]
 
 
 def _label_files(args, levels: int) -> dict[int, str]:
@@ -99,12 +89,6 @@ def _labels_and_mask(args, matrix: Matrix, n: int):
     if not train.any():
         raise CLIError("no document is labeled for training: check --labels / --label-mask")
     return ys, train, knowns
-
-
-def _drop_documents(matrix: Matrix, keep: np.ndarray) -> None:
-    matrix.data = matrix.data[keep]
-    if matrix.documents is not None:
-        matrix.documents = [d for d, k in zip(matrix.documents, keep) if k]
 
 
 def _classification_metrics(model, out, y: dict, train, known: dict) -> dict:
@@ -179,7 +163,7 @@ def run_fit(args: argparse.Namespace) -> int:
         warn(f"{what}; they are left out (--drop-empty), and the rows after them move up")
         keep = np.ones(n_docs, dtype=bool)
         keep[empty] = False
-        _drop_documents(matrix, keep)
+        matrix.keep_documents(keep)
         if y is not None:
             y = {l: v[keep] for l, v in y.items()}
             known = {l: v[keep] for l, v in known.items()}

@@ -54,6 +54,12 @@ class Matrix:
     def nnz(self) -> int:
         return int(self.data.nnz) if self.sparse else int(np.count_nonzero(self.data))
 
+    def keep_documents(self, keep: np.ndarray) -> None:
+        """Keep only the documents (rows, and their names) where the bool array ``keep`` is True."""
+        self.data = self.data[keep]
+        if self.documents is not None:
+            self.documents = [d for d, k in zip(self.documents, keep) if k]
+
 
 def describe_indices(idx, limit: int = 5) -> str:
     """'3, 17, 20' or '3, 17, 20, 31, 40, ...' for messages."""

@@ -9,8 +9,7 @@ import numpy as np
 import torch
 
 from ..metrics import level_errors
-from .errors import CLIError
-from .fit import warn
+from .errors import CLIError, warn
 from .inputs import describe_indices, device_from, empty_rows, read_input, to_torch
 from .outputs import load_model, text_model
 
