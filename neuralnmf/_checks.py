@@ -24,7 +24,8 @@ import torch
 
 __all__ = ["check_int", "check_rank", "check_ranks", "check_real", "check_generator", "check_seed_or_generator",
            "check_level", "check_shape", "int_sequence", "check_max_iter", "check_batch_size", "check_tensor",
-           "check_float", "check_has_values", "check_data", "check_labels", "warn_about_ranks", "FLOAT_DTYPES", "UNLABELED"]
+           "check_dtype", "check_float", "check_has_values", "check_data", "check_labels", "warn_about_ranks",
+           "FLOAT_DTYPES", "UNLABELED"]
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -180,6 +181,13 @@ def check_tensor(value, fn: str, name: str) -> torch.Tensor:
     else:
         how = "pass a torch.Tensor"
     raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {kind}; {how}")
+
+
+def check_dtype(dtype, fn: str, name: str = "dtype") -> torch.dtype:
+    """torch.float32 or torch.float64, the dtypes of the library's data and models (the argument itself is a dtype)."""
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{fn}: {name} must be torch.float32 or torch.float64, got {dtype!r}")
+    return dtype
 
 
 def check_float(t: torch.Tensor, fn: str, name: str) -> torch.Tensor:

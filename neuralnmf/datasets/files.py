@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .synthetic import _check_dtype
+from .._checks import check_dtype
+
 
 __all__ = ["Corpus", "DATA_DIR_ENV", "MATRIX_SUFFIXES", "find_data_file", "read_arrays", "is_numeric_2d",
            "pick_matrix", "words_from", "integers_from", "load_matrix", "scipy_to_torch", "NpzShards"]
@@ -295,7 +296,7 @@ def load_matrix(
             labels or vocabulary whose length does not match the data.
         TypeError: bad dtype, labels or vocabulary of the wrong kind.
     """
-    _check_dtype(dtype)
+    check_dtype(dtype, "load_matrix")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no such file {path}")

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import check_dtype
 from .files import scipy_to_torch
 from .news20_archive import ARCHIVE_NAME, CACHE_DIR_ENV, check_archive, sklearn_data_home
 from .numpy1_sort import argsort_numpy1
@@ -257,8 +258,7 @@ def load_news20(
         FileNotFoundError: the archive or the stop-word list is missing (the message says what to get).
         ValueError: a newsgroup with fewer than ``per_class`` documents; bad arguments.
     """
-    if dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"load_news20: dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    check_dtype(dtype, "load_news20")
     if order not in ("numpy1", "stable"):
         raise ValueError(f"load_news20: order must be 'numpy1' or 'stable', got {order!r}")
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:

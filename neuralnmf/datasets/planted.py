@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .synthetic import HierarchicalCorpus, _check_dtype, random_label_mask
+from .._checks import check_dtype
+from .synthetic import HierarchicalCorpus, random_label_mask
 
 __all__ = ["make_planted_corpus"]
 
@@ -58,7 +59,7 @@ def make_planted_corpus(
         maps in ``hierarchy``, ``word_labels``, ``clean`` = None, and seeded ``label_masks`` {n: mask} for n in
         0, 10%, 20%, ..., 100% of the documents.
     """
-    _check_dtype(dtype)
+    check_dtype(dtype, "make_planted_corpus")
     ranks = tuple(int(r) for r in ranks)
     if not ranks or any(r <= 0 for r in ranks) or any(b > a for a, b in zip(ranks, ranks[1:])):
         raise ValueError(f"ranks must be positive and non-increasing, got {ranks}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._checks import int_sequence
+from .._checks import check_dtype, int_sequence
 
 __all__ = ["HierarchicalCorpus", "make_hierarchical_corpus", "random_label_mask", "TOY_DOC_SIZES", "TOY_WORD_SIZES",
            "TOY_TOPICS", "TOY_SUPERTOPICS", "TOY_VALUES", "TOY_NOISE"]
@@ -26,7 +26,6 @@ TOY_TOPICS = ((0, 1), (2, 3), (4, 5), (6, 7, 8))
 TOY_SUPERTOPICS = ((0, 1), (2, 3))
 TOY_VALUES = (4.0, 2.0, 1.0, 0.0)
 TOY_NOISE = 0.15
-_FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
 @dataclass(frozen=True, repr=False)
@@ -84,11 +83,6 @@ class HierarchicalCorpus:
 
 
 # --- validation helpers -------------------------------------------------------------------------------------------
-
-
-def _check_dtype(dtype) -> None:
-    if dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
 
 
 def _int_tuple(value, name: str, *, positive: bool = True) -> tuple[int, ...]:
@@ -191,7 +185,7 @@ def make_hierarchical_corpus(
         ``hierarchy`` the parent maps, ``clean`` = Bk, and ``label_masks`` {0, 10, ..., M}: seeded random masks with
         that many labeled documents (drawn like the file's L0 ... L90, independently per count).
     """
-    _check_dtype(dtype)
+    check_dtype(dtype, "make_hierarchical_corpus")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not np.isfinite(noise) or noise < 0:

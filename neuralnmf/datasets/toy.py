@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import check_dtype
 from .files import DATA_DIR_ENV, find_data_file, read_arrays
-from .synthetic import (TOY_DOC_SIZES, TOY_NOISE, TOY_WORD_SIZES, HierarchicalCorpus, _check_dtype,
-                        make_hierarchical_corpus)
+from .synthetic import TOY_DOC_SIZES, TOY_NOISE, TOY_WORD_SIZES, HierarchicalCorpus, make_hierarchical_corpus
 
 __all__ = ["load_toy_table"]
 
@@ -38,7 +38,7 @@ def load_toy_table(
         dtype: torch.float32 or torch.float64 (the paper uses float64).
         device: where the tensors live.
     """
-    _check_dtype(dtype)
+    check_dtype(dtype, "load_toy_table")
     if path is None:
         path = find_data_file("synthetic_noise.mat")
         if path is None:
