@@ -28,6 +28,8 @@ def make_planted_corpus(
     values=None,
     doc_length: float | None = None,
     zipf: float = 0.0,
+    noise: str = "poisson",
+    snr_db: float | None = None,
     sparse: bool = False,
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
@@ -51,6 +53,9 @@ def make_planted_corpus(
             (default: 4, 2, 1, ... halving, then a background of 1/4 of the last).
         doc_length: expected words per document (default: the sum of the rates, about ``words`` / ranks[0] * 4).
         zipf: the exponent of the word weights within a group (0: all equal).
+        noise: "poisson" (counts, the default) or "gaussian": the expected counts plus i.i.d. Gaussian noise at
+            ``snr_db`` decibels (10 log10 of the expected counts' energy over the noise's), clipped at 0.
+        snr_db: the signal-to-noise ratio of the Gaussian noise (needed with noise="gaussian").
         sparse: return x as a coalesced sparse COO tensor (it is never dense in memory).
         seed: seeds numpy's generator; the same seed gives the same corpus everywhere.
 
@@ -71,6 +76,13 @@ def make_planted_corpus(
     values = np.asarray(values, dtype=np.float64)
     if values.shape != (len(ranks) + 1,) or not np.isfinite(values).all() or (values < 0).any():
         raise ValueError(f"values must be {len(ranks) + 1} finite numbers >= 0, got {values.tolist()}")
+    if noise not in ("poisson", "gaussian"):
+        raise ValueError(f"noise must be 'poisson' or 'gaussian', got {noise!r}")
+    if (noise == "gaussian") != (snr_db is not None):
+        raise ValueError("snr_db goes with noise='gaussian' (the Gaussian noise's level in dB), and only with it")
+    if snr_db is not None and (isinstance(snr_db, bool) or not isinstance(snr_db, (int, float))
+                               or not np.isfinite(snr_db)):
+        raise ValueError(f"snr_db must be a finite number of decibels, got {snr_db!r}")
     rng = np.random.default_rng(seed)
 
     k0 = ranks[0]
@@ -93,6 +105,13 @@ def make_planted_corpus(
     if doc_length is not None:
         rates = rates / rates.sum(1, keepdims=True) * float(doc_length)
     doc_topic = np.arange(documents) % k0
+    if noise == "gaussian":
+        clean = rates[doc_topic]  # (documents, words): the expected counts
+        sigma = np.sqrt((clean**2).mean() / 10 ** (snr_db / 10))
+        dense = np.clip(clean + sigma * rng.standard_normal(clean.shape), 0, None)
+        x = torch.from_numpy(dense).to(dtype=dtype, device=device)
+        x = x.to_sparse().coalesce() if sparse else x
+        return _corpus(x, documents, ranks, topic_of, doc_topic, word_group, seed, device)
     lengths = rng.poisson(rates.sum(1)[doc_topic])
     probs = rates / rates.sum(1, keepdims=True)
     rows, cols, vals = [], [], []
@@ -108,7 +127,10 @@ def make_planted_corpus(
     x = x.to(dtype=dtype, device=device)
     if not sparse:
         x = x.to_dense()
+    return _corpus(x, documents, ranks, topic_of, doc_topic, word_group, seed, device)
 
+
+def _corpus(x, documents, ranks, topic_of, doc_topic, word_group, seed, device) -> HierarchicalCorpus:
     gen = torch.Generator().manual_seed(int(seed))
     counts = sorted({round(documents * f / 10) for f in range(11)})
     masks = {n: random_label_mask(documents, n, seed=int(torch.randint(2**31, (1,), generator=gen)), device=device)
