@@ -142,16 +142,32 @@ class _Product(torch.autograd.Function):
     def backward(ctx, grad):
         (b,) = ctx.saved_tensors
         # one contiguous copy of the gradient: the sparse kernel would otherwise copy a transposed one twice
-        return (b @ grad.contiguous() if ctx.needs_input_grad[0] else None), None, None
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        with _exact(b):  # in b's dtype: under torch.autocast the gradient may come back low precision
+            return b @ grad.to(b.dtype).contiguous(), None, None
 
 
 def matmul(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     """x @ W for a sparse x (M, N) and a dense W (N, k) -> dense (M, k); differentiable in W, not in x."""
-    pair = csr_pair(x)
-    return _Product.apply(W, pair.x, pair.xt)
+    pair, W = csr_pair(x), _in_dtype(W, x)
+    with _exact(x):
+        return _Product.apply(W, pair.x, pair.xt)
 
 
 def matmul_t(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     """x^T @ W for a sparse x (M, N) and a dense W (M, k) -> dense (N, k); differentiable in W, not in x."""
-    pair = csr_pair(x)
-    return _Product.apply(W, pair.xt, pair.x)
+    pair, W = csr_pair(x), _in_dtype(W, x)
+    with _exact(x):
+        return _Product.apply(W, pair.xt, pair.x)
+
+
+def _exact(x: torch.Tensor):
+    """The products in x's dtype even under torch.autocast, as the exact NNLS solve they feed is (the sparse
+    kernels have no bfloat16, and a bfloat16 product would fail later with a message about an internal tensor)."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def _in_dtype(W: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Under torch.autocast, a factor that autocast made low precision goes back to x's dtype (differentiably)."""
+    return W.to(x.dtype) if W.dtype != x.dtype and torch.is_autocast_enabled(x.device.type) else W
