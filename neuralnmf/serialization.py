@@ -21,6 +21,7 @@ __all__ = ["save", "load", "FORMAT"]
 
 FORMAT = "neuralnmf.model/1"
 _FORMATS = (FORMAT, "neuralnmf.cli.model/1")  # the command line's earlier name for the same layout
+_FORMAT_NAMES = ("neuralnmf.model/", "neuralnmf.cli.model/")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -76,10 +77,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"no model at {str(path)!r}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle/zip errors of many kinds: a file that is not a model
+    except Exception as e:  # pickle/zip errors of many kinds: a damaged file, or one that is not a model
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"cannot load {path}: {detail}") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") not in _FORMATS:
+        raise ValueError(f"cannot load {path}: the file is damaged (truncated?) or not a model written by "
+                         f"neuralnmf.save or `python -m neuralnmf fit` ({detail}); write it again") from e
+    written = ckpt.get("format") if isinstance(ckpt, dict) else None
+    if isinstance(written, str) and written not in _FORMATS and written.startswith(_FORMAT_NAMES):
+        version = written.rpartition("/")[2]
+        raise ValueError(f"{path}: unsupported version {version} of the neuralnmf model format (this neuralnmf "
+                         f"reads version {FORMAT.rpartition('/')[2]}); it was written by a newer neuralnmf: upgrade "
+                         "neuralnmf to read it")
+    if written not in _FORMATS:
         raise ValueError(f"{path} is not a model written by neuralnmf.save or `python -m neuralnmf fit`")
     if "metadata" not in ckpt:  # the command line's earlier layout kept its training settings under "training"
         ckpt["metadata"] = {"training": ckpt.get("training", {})}

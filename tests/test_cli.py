@@ -416,3 +416,24 @@ def test_saved_model_loads_with_the_public_api(fitted, corpus):
     cli_model, _ = outputs.load_model(out)
     for a, b in zip(model.state_dict().values(), cli_model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_damaged_files_give_one_clear_line(fitted, corpus, tmp_path, capsys):
+    """A truncated .npz (fit and transform) or model.pt, and a model of a newer format: one line that names the
+    file and the problem, never a BadZipFile traceback (issue 20)."""
+    out, _ = fitted
+    d, _ = corpus
+    whole = (d / "x.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
+    _error(capsys, ["fit", tmp_path / "cut.npz", "--ranks", "3", "--epochs", "1", "--out", tmp_path / "o",
+                    "--no-progress"], "cannot read", "cut.npz", "is it a complete .npz file?")
+    _error(capsys, ["transform", out, tmp_path / "cut.npz"], "cannot read", "cut.npz", "is it a complete .npz file?")
+    model = (out / "model.pt").read_bytes()
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "model.pt").write_bytes(model[: len(model) // 2])
+    _error(capsys, ["transform", tmp_path / "cut", d / "x.npy"], "cannot load", "damaged")
+    newer = torch.load(out / "model.pt", weights_only=True)
+    newer["format"] = "neuralnmf.model/7"
+    (tmp_path / "newer").mkdir()
+    torch.save(newer, tmp_path / "newer" / "model.pt")
+    _error(capsys, ["transform", tmp_path / "newer", d / "x.npy"], "unsupported version 7", "upgrade neuralnmf")

@@ -53,6 +53,16 @@ def test_bad_files_and_arguments(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match="cannot load"):
         neuralnmf.load(tmp_path / "junk.pt")
+    neuralnmf.save(NeuralNMF(6, (2,), init="uniform"), tmp_path / "whole.pt")
+    whole = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="cut.pt: the file is damaged \\(truncated\\?\\) or not a model"):
+        neuralnmf.load(tmp_path / "cut.pt")
+    newer = torch.load(tmp_path / "whole.pt", weights_only=True)
+    newer["format"] = "neuralnmf.model/2"
+    torch.save(newer, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match="unsupported version 2 of the neuralnmf model format"):
+        neuralnmf.load(tmp_path / "newer.pt")
     with pytest.raises(TypeError, match="NeuralNMF"):
         neuralnmf.save(torch.nn.Linear(2, 2), tmp_path / "x.pt")
     with pytest.raises(ValueError, match="vocabulary has 2 words"):

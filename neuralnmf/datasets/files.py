@@ -8,6 +8,7 @@ used, with the file and the problem in the message; the command line turns these
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,9 +98,9 @@ def read_arrays(path) -> dict:
 
                 return {"": scipy.sparse.load_npz(path)}
             return {k: z[k] for k in z.files}
-    except (OSError, EOFError, KeyError, TypeError) as e:
+    except (OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as e:  # BadZipFile: a corrupt .npz
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"cannot read {path}: {detail}") from e
+        raise ValueError(f"cannot read {path}: {detail} (is it a complete {suffix} file?)") from e
     except ValueError as e:
         if "v7.3" in str(e):
             raise
