@@ -24,7 +24,7 @@ import torch
 
 __all__ = ["check_int", "check_rank", "check_ranks", "check_real", "check_generator", "check_seed_or_generator",
            "check_level", "check_shape", "int_sequence", "check_max_iter", "check_batch_size", "check_tensor",
-           "check_dtype", "check_float", "check_has_values", "check_data", "check_labels", "warn_about_ranks",
+           "check_dtype", "check_float", "check_has_values", "check_data", "check_labels", "warn_about_ranks", "renamed", "DEPRECATED",
            "FLOAT_DTYPES", "UNLABELED"]
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -301,3 +301,25 @@ def check_labels(y, label_mask, num_classes, samples: int, device, fn: str, *, n
         raise ValueError(f"{fn}: labels must be in [0, {num_classes}) (num_classes={num_classes}), got values in "
                          f"[{lo}, {hi}]{hint}")
     return torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device)), mask, num_classes
+
+
+class _Deprecated:
+    """The default of a renamed argument's old name: tells "not passed" apart from any value."""
+
+    def __repr__(self) -> str:
+        return "<deprecated>"
+
+
+DEPRECATED = _Deprecated()
+
+
+def renamed(fn: str, old: str, old_value, new: str, new_value, new_default=None):
+    """The value of argument ``new``, still accepted under its deprecated name ``old`` (with a DeprecationWarning);
+    both at once is a TypeError. ``old_value`` is :data:`DEPRECATED` when the old name was not passed."""
+    if old_value is DEPRECATED:
+        return new_value
+    warnings.warn(f"{fn}: {old}= is deprecated and will be removed; use {new}= (the same meaning)",
+                  DeprecationWarning, stacklevel=3)
+    if not (new_value is new_default or (isinstance(new_value, (int, float, str)) and new_value == new_default)):
+        raise TypeError(f"{fn}: got both {new}= and its deprecated name {old}=; pass {new}= only")
+    return old_value

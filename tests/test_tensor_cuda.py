@@ -40,7 +40,7 @@ def test_trainable_models_on_cuda_match_cpu(cls):
         model = cls(X.shape, (4, 2), factors=cp, generator=torch.Generator().manual_seed(0), **kwargs)
         assert all(p.device.type == device for p in model.parameters())
         y = torch.tensor([0] * 5 + [1] * 5, device=device)
-        history = fit_tensor(model, X, mask=mask, y=y if kwargs else None, lr=0.05, epochs=30)
+        history = fit_tensor(model, X, data_mask=mask, y=y if kwargs else None, lr=0.05, epochs=30)
         results.append((history["loss"], model.reconstruct(1).detach().cpu()))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
     torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-6, atol=1e-8)

@@ -2,9 +2,12 @@
 shapes, masks, CPTensor interop, state_dict round trips, supervision, the paper's draw order, bad input.
 Small tensors (12 x 12 x 12 and below), one thread, a few hundred epochs each."""
 
+import inspect
+
 import pytest
 import torch
 
+import neuralnmf
 from neuralnmf.metrics import accuracy, match_topics
 from neuralnmf.datasets import make_hierarchical_tensor
 from neuralnmf.tensor import (CPTensor, MultiHNTF, NeuralMultiHNTF, NeuralNCPD, cp_norm_sq, cp_to_tensor, fit_tensor,
@@ -215,10 +218,39 @@ def test_masked_entries_are_ignored_by_training(planted, cls):
     for fill in (float("nan"), 1e3):
         X = torch.where(mask, data.X, torch.full_like(data.X, fill))
         model = cls(data.X.shape, (4, 2), factors=cp, generator=gen(5))
-        fit_tensor(model, X, mask=mask, lr=0.05, epochs=30)
+        fit_tensor(model, X, data_mask=mask, lr=0.05, epochs=30)
         runs.append([p.detach().clone() for p in model.parameters()])
     assert all(torch.equal(a, b) for a, b in zip(*runs))
     assert all(bool(torch.isfinite(p).all()) for p in runs[0])
+
+
+def test_fit_tensor_shares_fits_argument_names(planted):
+    """data_mask, lam, classification, relative_lr mean what they mean in neuralnmf.fit; mask= is deprecated."""
+    data, cp = planted
+    mask = torch.rand(data.X.shape, generator=gen(4)) > 0.25
+    runs = []
+    for kw in (dict(data_mask=mask), dict(mask=mask)):
+        model = NeuralNCPD(data.X.shape, (4, 2), factors=cp, generator=gen(5))
+        if "mask" in kw:
+            with pytest.warns(DeprecationWarning, match="fit_tensor: mask= is deprecated.*use data_mask="):
+                fit_tensor(model, data.X, lr=0.05, epochs=5, **kw)
+        else:
+            fit_tensor(model, data.X, lr=0.05, epochs=5, **kw)
+        runs.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    with pytest.raises(TypeError, match="got both data_mask= and its deprecated name mask="):
+        fit_tensor(NeuralNCPD(data.X.shape, (4, 2), factors=cp), data.X, data_mask=mask, mask=mask, epochs=1)
+    with pytest.raises(ValueError, match="data_mask must have the shape"):
+        fit_tensor(NeuralNCPD(data.X.shape, (4, 2), factors=cp), data.X, data_mask=mask[0], epochs=1)
+    sig = inspect.signature(fit_tensor).parameters
+    fit_sig = inspect.signature(neuralnmf.fit).parameters
+    for name in ("data_mask", "y", "label_mask", "lam", "classification", "epochs", "optimizer", "lr", "relative_lr",
+                 "optimizer_kwargs", "scheduler", "tol", "patience", "callbacks", "progress"):
+        assert name in sig and name in fit_sig, name
+    for name in ("lam", "epochs", "lr", "tol", "patience"):
+        assert sig[name].default == fit_sig[name].default, name
+    relative = NeuralNCPD(data.X.shape, (4, 2), factors=cp, generator=gen(5))
+    fit_tensor(relative, data.X, lr=0.05, relative_lr=True, epochs=2)
 
 
 def test_cptensor_interop(planted):
@@ -308,8 +340,8 @@ def test_bad_input_raises_clear_errors(planted):
         fit_tensor(model, data.X - 2, epochs=1)
     with pytest.raises(ValueError, match=r"the tensor has shape \(12, 12, 11\)"):
         fit_tensor(model, data.X[:, :, :11], epochs=1)
-    with pytest.raises(ValueError, match="mask must have the shape"):
-        fit_tensor(model, data.X, mask=torch.ones(12, 12, dtype=torch.bool), epochs=1)
+    with pytest.raises(ValueError, match="data_mask must have the shape"):
+        fit_tensor(model, data.X, data_mask=torch.ones(12, 12, dtype=torch.bool), epochs=1)
     with pytest.raises(TypeError, match="dtype torch.float32 but the model is torch.float64"):
         fit_tensor(model, data.X.float(), epochs=1)
     with pytest.raises(ValueError, match="no classifier"):

@@ -63,10 +63,10 @@ def check_values(X: torch.Tensor, mask: torch.Tensor | None, fn: str, name: str 
     return X
 
 
-def check_data(X, mask, fn: str, *, min_ndim: int = 2, name: str = "tensor"):
+def check_data(X, mask, fn: str, *, min_ndim: int = 2, name: str = "tensor", mask_name: str = "mask"):
     """(X with hidden entries zeroed and detached, float mask or None) after every check above."""
     X = check_tensor(X, fn, name, min_ndim=min_ndim)
-    m = check_mask(mask, X, fn)
+    m = check_mask(mask, X, fn, mask_name)
     return check_values(X.detach(), m, fn, name), m
 
 

@@ -14,25 +14,27 @@ from collections.abc import Callable, Iterable
 import torch
 
 from ..losses import supervision_loss
+from .._checks import DEPRECATED, renamed
 from ..epochs import EpochEnd
 from ..optim import build_optimizer
 from ..projection import NonnegativeProjection
 from ..classifiers import check_class_labels
-from ..train import History
+from ..supervision import DEFAULT_LAM
+from ..train import DEFAULT_EPOCHS, DEFAULT_LR, History
 from . import _checks
 from .losses import default_levels, energy_loss
 
 __all__ = ["fit_tensor", "fit_tensor_restarts"]
 
 
-def _optimizer(model, optimizer, lr, factor_lr, kwargs):
+def _optimizer(model, optimizer, lr, factor_lr, kwargs, relative: bool):
     groups = [{"params": model.hierarchy_parameters(), "lr": lr}]
     factors = model.factor_parameters()
     if factors:
         groups.append({"params": factors, "lr": lr if factor_lr is None else factor_lr})
     if getattr(model, "B", None) is not None:
         groups.append({"params": [model.B], "lr": lr})
-    return build_optimizer(optimizer, groups, lr, kwargs, caller="fit_tensor")
+    return build_optimizer(optimizer, groups, lr, kwargs, caller="fit_tensor", relative=relative)
 
 
 def _check_levels(levels, num_levels):
@@ -51,15 +53,16 @@ def fit_tensor(
     model,
     tensor: torch.Tensor,
     *,
-    mask: torch.Tensor | None = None,
+    data_mask: torch.Tensor | None = None,
     levels=None,
     y=None,
     label_mask=None,
-    lam: float = 1.0,
-    classification: str = "l2",
-    epochs: int = 1000,
+    lam: float | None = None,
+    classification: str | None = None,
+    epochs: int = DEFAULT_EPOCHS,
     optimizer="adam",
-    lr: float = 1e-2,
+    lr: float = DEFAULT_LR,
+    relative_lr: bool = False,
     factor_lr: float | None = None,
     optimizer_kwargs: dict | None = None,
     scheduler=None,
@@ -67,6 +70,7 @@ def fit_tensor(
     patience: int = 10,
     callbacks: Iterable[Callable] = (),
     progress: bool | None = None,
+    mask=DEPRECATED,
 ) -> History:
     """Train ``model`` on ``tensor`` (I_1, ..., I_N) >= 0 by full-batch gradient steps.
 
@@ -82,16 +86,23 @@ def fit_tensor(
         model: a :class:`NeuralNCPD` or :class:`NeuralMultiHNTF` (or any module with ``forward() ->
             TensorModelOutput``, ``hierarchy_parameters()`` and ``factor_parameters()``).
         tensor: (I_1, ..., I_N) nonnegative data of the model's shape, dtype and device.
-        mask: (I_1, ..., I_N) bool or {0, 1}, 1 = observed; hidden entries are ignored (any value, NaN too).
+        data_mask: (I_1, ..., I_N) bool or {0, 1}, 1 = observed; hidden entries are ignored (any value, NaN too).
+            As ``data_mask`` of :func:`neuralnmf.fit`; ``mask=`` is its deprecated name.
         levels: which levels enter the loss; default 1 .. L, the Neural NCPD paper's energy loss.
-        y: (I_label,) integer classes of the label mode's entries; label_mask (I_label,) bool, True = labeled.
-        lam, classification: weight and kind ("l2" one-hot squared error, or "ce") of the supervision term.
-        epochs: full-batch steps.
+        y: (I_label,) integer classes of the label mode's entries (-1 = unlabeled); label_mask (I_label,) bool,
+            True = labeled. The same rule as :func:`neuralnmf.fit`.
+        lam: weight of the supervision term, as in :func:`neuralnmf.fit`; default: ``DEFAULT_LAM["papers"]``
+            (0.3), fit's default for the same least-squares classifier (it was 1.0 before).
+        classification: None (the classifier's own loss, "l2": one-hot squared error) or "ce", as in
+            :func:`neuralnmf.fit`.
+        epochs: full-batch steps (there is nothing random to seed: no ``seed`` as in fit).
         optimizer: "adam", "sgd", ... (see :data:`neuralnmf.optim.OPTIMIZERS`), a torch.optim class, or an
             instance (then ``lr`` and ``factor_lr`` are ignored). ``optimizer_kwargs`` go to the class, e.g.
             ``{"betas": (0.9, 0.99)}`` for the Neural NCPD paper's Adam.
         lr: learning rate of the hierarchy (and classifier); factor_lr: of trained first-layer factors
             (default: lr).
+        relative_lr: as in :func:`neuralnmf.fit`, each parameter's rate is ``lr`` times its RMS at the start.
+            The default is False here (fit's is True): the tensor papers' settings are absolute rates.
         scheduler: ``scheduler(optimizer) -> LRScheduler`` or an LRScheduler, stepped once per epoch.
         tol, patience: stop once the relative decrease of the loss stays below tol for ``patience`` epochs.
         callbacks: ``callback(epoch, logs, model)`` after each epoch; returning True stops training.
@@ -103,8 +114,9 @@ def fit_tensor(
         synchronisation inside the loop).
     """
     fn = "fit_tensor"
+    data_mask = renamed(fn, "mask", mask, "data_mask", data_mask)
     model.check_tensor(tensor, fn)
-    X, M = _checks.check_data(tensor, mask, fn)
+    X, M = _checks.check_data(tensor, data_mask, fn, mask_name="data_mask")
     levels = _check_levels(levels, model.num_levels)
     num_classes = getattr(model, "num_classes", None)
     label_size = model.shape[model.label_mode] if num_classes is not None else 0
@@ -116,10 +128,11 @@ def fit_tensor(
     else:
         y, label_mask = check_class_labels(y, label_mask, num_classes, label_size, X.device, f"{fn}: ")
     epochs = _checks.check_int(epochs, fn, "epochs", minimum=0)
-    lam = _checks.check_real(lam, fn, "lam")
-    if classification not in ("l2", "ce"):
-        raise ValueError(f"{fn}: classification must be 'l2' or 'ce', got {classification!r}")
-    opt = _optimizer(model, optimizer, lr, factor_lr, optimizer_kwargs or {})
+    lam = DEFAULT_LAM["papers"] if lam is None else _checks.check_real(lam, fn, "lam")
+    if classification not in (None, "l2", "ce"):
+        raise ValueError(f"{fn}: classification must be None, 'l2' or 'ce', got {classification!r}")
+    classification = classification or "l2"
+    opt = _optimizer(model, optimizer, lr, factor_lr, optimizer_kwargs or {}, relative_lr)
     sched = scheduler(opt) if callable(scheduler) and not hasattr(scheduler, "step") else scheduler
     projection = NonnegativeProjection(model)
     projection()
@@ -182,7 +195,7 @@ def fit_tensor_restarts(make_model: Callable, tensor: torch.Tensor, *, n_init: i
         epochs: screening epochs per start.
         seed, generator: the generator passed to ``make_model`` (a fresh one seeded with ``seed``; at most one;
             neither passes None, so the models draw from torch's global RNG).
-        **fit_kwargs: everything else :func:`fit_tensor` takes (mask, levels, lr, optimizer_kwargs, ...).
+        **fit_kwargs: everything else :func:`fit_tensor` takes (data_mask, levels, lr, optimizer_kwargs, ...).
 
     Returns:
         ``(model, history)`` of the start with the lowest final loss; continue training it with
