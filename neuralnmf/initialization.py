@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from . import sparse_products
+from ._checks import check_data
 from .ops import nnls, nnls_from_products
 
 __all__ = ["nndsvd", "nndsvd_factors", "uniform", "flat_nmf", "semi_supervised_nmf", "FlatNMF", "hierarchical_nmf_init",
@@ -115,15 +116,6 @@ def nndsvd_factors(x: torch.Tensor, rank: int, variant: str = "nndsvda", generat
     return W.contiguous(), H.contiguous()
 
 
-def _check_data(x: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 2:
-        raise ValueError(f"{name}: data must be a 2-D tensor (samples, features), got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    values = sparse_products.csr_pair(x).x.values() if x.layout != torch.strided else x
-    if bool((values < 0).any()):
-        raise ValueError(f"{name}: data must be nonnegative")
-
-
 def nndsvd(X: torch.Tensor, rank: int, *, variant: str = "nndsvd", generator=None) -> torch.Tensor:
     """Nonnegative dictionary W (N, rank) from the leading singular pairs of X (N, M) >= 0 (columns are samples).
 
@@ -137,7 +129,7 @@ def nndsvd(X: torch.Tensor, rank: int, *, variant: str = "nndsvd", generator=Non
     if X.dim() != 2:
         raise ValueError(f"nndsvd: X must be 2-D (N, M), got shape {tuple(X.shape)}")
     x = X.mT if X.layout == torch.strided else X.t().coalesce() if X.layout == torch.sparse_coo else X.t()
-    _check_data(x, "nndsvd")
+    check_data(x, "nndsvd", "X")
     return nndsvd_factors(x, rank, variant, generator)[0]
 
 
@@ -176,7 +168,7 @@ def flat_nmf(x: torch.Tensor, rank: int, *, max_iter: int = 200, tol: float = 1e
     Returns:
         :class:`FlatNMF` with the dictionary W (features, rank) and the codes H (samples, rank) solved last.
     """
-    _check_data(x, "flat_nmf")
+    check_data(x, "flat_nmf", "x")
     if generator is None:  # deterministic by default: the same data always gives the same start
         generator = torch.Generator().manual_seed(0)
     energy = _squared_norm(x).clamp_min(torch.finfo(x.dtype).tiny)

@@ -35,7 +35,7 @@ __all__ = ["nnls", "nnls_from_products", "nnls_sparse_rows", "NNLSConvergenceWar
 # --- public function ----------------------------------------------------------------------------------------
 
 
-def _check_tensor(t, name: str, fn: str = "nnls") -> None:
+def _check_operand(t, name: str, fn: str = "nnls") -> None:
     check_float(check_tensor(t, fn, name), fn, name)
     if t.dim() < 2:
         raise ValueError(f"nnls: {name} must have at least 2 dimensions, got shape {tuple(t.shape)}")
@@ -44,8 +44,8 @@ def _check_tensor(t, name: str, fn: str = "nnls") -> None:
 
 
 def _prepare(X: torch.Tensor, A: torch.Tensor, init):
-    _check_tensor(X, "X")
-    _check_tensor(A, "A")
+    _check_operand(X, "X")
+    _check_operand(A, "A")
     if A.dtype != X.dtype:
         raise TypeError(f"nnls: A has dtype {A.dtype} but X has dtype {X.dtype}; they must match")
     if A.device != X.device:
@@ -153,7 +153,7 @@ def _check_sparse(X: torch.Tensor, A: torch.Tensor, name: str, feature_dim: int)
     if X.dim() != 2:
         raise ValueError(f"nnls: a sparse {name} must be 2-D, got shape {tuple(X.shape)}")
     check_float(X, "nnls", name)
-    _check_tensor(A, "A")
+    _check_operand(A, "A")
     if A.dim() != 2:
         raise ValueError(f"nnls: with a sparse {name}, A must be 2-D (N, k), got shape {tuple(A.shape)}")
     if A.dtype != X.dtype:
@@ -208,8 +208,8 @@ def nnls_from_products(
     """
     fn = "nnls_from_products"
     bound = check_max_iter(max_iter, fn)
-    _check_tensor(AtX, "AtX", fn)
-    _check_tensor(A, "A", fn)
+    _check_operand(AtX, "AtX", fn)
+    _check_operand(A, "A", fn)
     if AtX.dtype != A.dtype:
         raise TypeError(f"{fn}: A has dtype {A.dtype} but AtX has dtype {AtX.dtype}; they must match")
     if AtX.device != A.device:

@@ -23,7 +23,7 @@ from .supervision import DEFAULT_LAM, label_terms, label_weights, term_name
 from .optim import build_optimizer
 from .projection import NonnegativeProjection
 
-__all__ = ["fit", "History", "check_data", "DEFAULT_LOSS", "DEFAULT_LAM", "DEFAULT_LR", "DEFAULT_EPOCHS"]
+__all__ = ["fit", "History", "as_fit_data", "DEFAULT_LOSS", "DEFAULT_LAM", "DEFAULT_LR", "DEFAULT_EPOCHS"]
 
 DEFAULT_LOSS = "hierarchical"
 """Every level reconstructs the data: the only objective without a scale escape that also keeps every level as good
@@ -56,7 +56,7 @@ class History(dict):
         return f"History(epochs={self.epochs}, {last})"
 
 
-def check_data(x, in_features: int, name: str = "x") -> torch.Tensor:
+def as_fit_data(x, in_features: int, name: str = "x") -> torch.Tensor:
     """x: (samples, in_features) as :func:`neuralnmf._checks.check_data` checks it; a sparse x as coalesced COO."""
     x = _checks.check_data(x, "fit", name, features=in_features)
     return x if x.layout == torch.strided else (x if x.is_sparse else x.to_sparse_coo()).coalesce()
@@ -106,8 +106,8 @@ class _IterableSource:
             parts = tuple(item) if isinstance(item, (tuple, list)) else (item,)
             if not 1 <= len(parts) <= 3:
                 raise ValueError(f"each batch must be x, (x, y) or (x, y, label_mask), got {len(parts)} items")
-            x = check_data(_checks.check_tensor(parts[0], "fit", "x of a batch").to(self.device),
-                           self.model.in_features, "x of a batch")
+            x = as_fit_data(_checks.check_tensor(parts[0], "fit", "x of a batch").to(self.device),
+                            self.model.in_features, "x of a batch")
             labels = labels_by_level(parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None,
                                      getattr(self.model, "heads", {}), len(self.model.layers), x.shape[0], x.device)
             yield Batch(x, labels)
@@ -354,7 +354,7 @@ def _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, gener
             raise ValueError("with a source of batches, pass labels inside the batches; y, label_mask, data_mask "
                              "and batch_size must be None")
         return _IterableSource(x, model, device)
-    x = check_data(x, model.in_features)
+    x = as_fit_data(x, model.in_features)
     if x.device != device:
         raise ValueError(f"fit: x is on {x.device} but the model is on {device}; move one of them (x.to({device}) "
                          f"or model.to({x.device}))")

@@ -79,7 +79,7 @@ def device_from(name: str) -> torch.device:
     return device
 
 
-def _check_values(data, where: str) -> None:
+def _check_file_values(data, where: str) -> None:
     """Finite and nonnegative; the message names how many bad entries and where the first one is."""
     if scipy.sparse.issparse(data):
         coo = data.tocoo()
@@ -110,7 +110,7 @@ def _as_matrix(raw, where: str, transpose: bool):
         data = np.ascontiguousarray(raw.T if transpose else raw, dtype=np.float64)
     if 0 in data.shape:
         raise CLIError(f"{where} is empty: shape {data.shape} (documents x words)")
-    _check_values(data, where)
+    _check_file_values(data, where)
     return data
 
 
