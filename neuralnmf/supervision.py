@@ -9,8 +9,6 @@ errors as in the papers.
 
 from __future__ import annotations
 
-import torch
-
 from .losses import supervision_loss
 
 __all__ = ["DEFAULT_LAM", "label_weights", "term_name", "label_terms"]
