@@ -129,7 +129,7 @@ def published(i, scale, neural_multi_hntf):
     data, words, x = ctx["data"], ctx["words"], ctx["dense"]
     V, M = data.x.shape[1], data.x.shape[0]
     iters = max(1, round(ITERS * scale))
-    mu = dict(iters=iters, tol=1e-4, check_every=1)  # ssnmf's default early stop, tested every iteration
+    mu = dict(max_iter=iters, tol=1e-4, check_every=1)  # ssnmf's default early stop, tested every iteration
 
     def first_layer_draws(with_b):  # A over the whole vocabulary, then S (then B), restricted to the present words
         A, S, *B = draws([(V, 10), (10, M)] + ([(10, 10)] if with_b else []), i)

@@ -77,7 +77,7 @@ def run_neural_nmf(data, layers, setting, seed, init, epochs):
 def run_baseline(cls, data, layers, setting, seed):
     ranks, y, mask = RANKS[layers], data.labels[layers - 1], _label_mask(data, setting)
     if cls is HierarchicalNMF:
-        model, lam = HierarchicalNMF(ranks, iters=10000, tol=0.0, seed=seed), 1e-5
+        model, lam = HierarchicalNMF(ranks, max_iter=10000, tol=0.0, seed=seed), 1e-5
     else:
         model, lam = DeepNMF(ranks, seed=seed), 1e-5
     if setting == "unsupervised":

@@ -194,7 +194,7 @@ def run(args):
             with Timer() as t:
                 ss = neuralnmf.baselines.ssnmf_mu(
                     x_tr, k, yt_tr, label_mask=torch.from_numpy(mask), num_classes=c, lam=1.0,
-                    iters=args.ssnmf_iters, tol=args.ssnmf_tol, seed=0)
+                    max_iter=args.ssnmf_iters, tol=args.ssnmf_tol, seed=0)
                 S_te = neuralnmf.nnls(xT_te, ss.A)
                 pred = (ss.B @ S_te).argmax(0).numpy()
             entry["ssnmf"] = {"accuracy": float((pred == y_te).mean()), "seconds": t.s, "iterations": ss.n_iter,

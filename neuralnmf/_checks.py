@@ -318,8 +318,8 @@ def renamed(fn: str, old: str, old_value, new: str, new_value, new_default=None)
     both at once is a TypeError. ``old_value`` is :data:`DEPRECATED` when the old name was not passed."""
     if old_value is DEPRECATED:
         return new_value
-    warnings.warn(f"{fn}: {old}= is deprecated and will be removed; use {new}= (the same meaning)",
-                  DeprecationWarning, stacklevel=3)
     if not (new_value is new_default or (isinstance(new_value, (int, float, str)) and new_value == new_default)):
         raise TypeError(f"{fn}: got both {new}= and its deprecated name {old}=; pass {new}= only")
+    warnings.warn(f"{fn}: {old}= is deprecated and will be removed; use {new}= (the same meaning)",
+                  DeprecationWarning, stacklevel=3)
     return old_value

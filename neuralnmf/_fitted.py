@@ -7,9 +7,36 @@ accessors on it.
 
 from __future__ import annotations
 
+import warnings
+
 from . import _checks
 
-__all__ = ["FittedModel"]
+__all__ = ["FittedModel", "RenamedAttribute"]
+
+
+class RenamedAttribute:
+    """A fitted attribute's old name (before scikit-learn's trailing underscore, the convention of every fitted
+    model here): reads and writes go to ``new`` with a DeprecationWarning."""
+
+    def __init__(self, new: str):
+        self.new = new
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.old = name
+
+    def _warn(self, obj) -> None:
+        warnings.warn(f"{type(obj).__name__}.{self.old} is deprecated and will be removed; use .{self.new} (what fit "
+                      "sets ends with an underscore, as in scikit-learn)", DeprecationWarning, stacklevel=3)
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        self._warn(obj)
+        return getattr(obj, self.new)
+
+    def __set__(self, obj, value) -> None:
+        self._warn(obj)
+        setattr(obj, self.new, value)
 
 
 class FittedModel:

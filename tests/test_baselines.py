@@ -96,7 +96,7 @@ def test_nmf_mu_is_ssnmf_model_1(masked, tol):
     W = data_mask() if masked else None
     g = torch.Generator().manual_seed(4)
     A0, S0 = (torch.rand(s, generator=g, dtype=torch.float64) for s in [(30, 5), (5, 40)])
-    res = nmf_mu(x, 5, iters=150, tol=tol, check_every=1, init=(A0, S0), data_mask=W)
+    res = nmf_mu(x, 5, max_iter=150, tol=tol, check_every=1, init=(A0, S0), data_mask=W)
     Wn = None if W is None else W.double().numpy().T
     A, S, _, n = ssnmf_reference(x.numpy().T, A0.numpy(), S0.numpy(), W=Wn, tol=tol, iters=150)
     assert res.n_iter == n
@@ -112,7 +112,7 @@ def test_ssnmf_mu_is_ssnmf_model_3(tol):
     W = data_mask()
     g = torch.Generator().manual_seed(5)
     A0, S0, B0 = (torch.rand(s, generator=g, dtype=torch.float64) for s in [(30, 5), (5, 40), (3, 5)])
-    res = ssnmf_mu(x, 5, y, label_mask=lm, num_classes=3, lam=0.5, iters=150, tol=tol, check_every=1,
+    res = ssnmf_mu(x, 5, y, label_mask=lm, num_classes=3, lam=0.5, max_iter=150, tol=tol, check_every=1,
                    init=(A0, S0, B0), data_mask=W)
     Y = np.eye(3)[y.numpy()].T
     L = np.tile(lm.double().numpy(), (3, 1))
@@ -127,10 +127,10 @@ def test_ssnmf_mu_is_ssnmf_model_3(tol):
 
 def test_tol_zero_runs_every_iteration_and_tol_stops_early():
     x = data()
-    assert nmf_mu(x, 5, iters=300, seed=0).history.shape == (300,)
-    assert nmf_mu(x, 5, iters=0, seed=0).history.shape == (0,)
-    exact = nmf_mu(x, 5, iters=300, tol=1e-3, check_every=1, seed=0)
-    coarse = nmf_mu(x, 5, iters=300, tol=1e-3, seed=0)  # check_every=10
+    assert nmf_mu(x, 5, max_iter=300, seed=0).history.shape == (300,)
+    assert nmf_mu(x, 5, max_iter=0, seed=0).history.shape == (0,)
+    exact = nmf_mu(x, 5, max_iter=300, tol=1e-3, check_every=1, seed=0)
+    coarse = nmf_mu(x, 5, max_iter=300, tol=1e-3, seed=0)  # check_every=10
     assert 1 < exact.n_iter < 300
     assert exact.n_iter <= coarse.n_iter < exact.n_iter + 10 and coarse.n_iter % 10 == 0
     torch.testing.assert_close(coarse.history[: exact.n_iter], exact.history, rtol=0, atol=0)
@@ -149,7 +149,7 @@ def test_early_stop_fires_when_the_error_rises():
 def test_ssnmf_early_stop_uses_squared_objective():
     x = data()
     y, _ = semi_labels()
-    res = ssnmf_mu(x, 5, y, iters=300, tol=1e-3, check_every=1, seed=0)
+    res = ssnmf_mu(x, 5, y, max_iter=300, tol=1e-3, check_every=1, seed=0)
     dec = (res.history[:-1] - res.history[1:]) / res.history[0]
     assert res.n_iter < 300 and dec[-1] < 1e-3 and bool((dec[:-1] >= 1e-3).all())
 
@@ -161,10 +161,10 @@ def test_nmf_mu_majorized_function_never_increases(masked):
     """Single iterations chained through init: Phi = ||W (X - AS)||^2 + 2 eps (sum A + sum S) never rises."""
     x = data()
     W = data_mask() if masked else None
-    res = nmf_mu(x, 4, iters=0, seed=0, data_mask=W)
+    res = nmf_mu(x, 4, max_iter=0, seed=0, data_mask=W)
     values = [phi(x, res.A, res.S, W=W)]
     for _ in range(60):
-        res = nmf_mu(x, 4, iters=1, init=(res.A, res.S), data_mask=W)
+        res = nmf_mu(x, 4, max_iter=1, init=(res.A, res.S), data_mask=W)
         values.append(phi(x, res.A, res.S, W=W))
     v = torch.tensor(values)
     assert bool((v[1:] <= v[:-1] * (1 + 1e-14)).all())
@@ -176,10 +176,10 @@ def test_ssnmf_mu_majorized_function_never_increases():
     W = data_mask()
     Y = torch.nn.functional.one_hot(y, 3).double().T * lm.double()
     kw = dict(label_mask=lm, num_classes=3, lam=2.0, data_mask=W)
-    res = ssnmf_mu(x, 4, y, iters=0, seed=0, **kw)
+    res = ssnmf_mu(x, 4, y, max_iter=0, seed=0, **kw)
     values = [phi(x, res.A, res.S, W=W, B=res.B, Y=Y, Lc=lm.double(), lam=2.0)]
     for _ in range(60):
-        res = ssnmf_mu(x, 4, y, iters=1, init=(res.A, res.S, res.B), **kw)
+        res = ssnmf_mu(x, 4, y, max_iter=1, init=(res.A, res.S, res.B), **kw)
         values.append(phi(x, res.A, res.S, W=W, B=res.B, Y=Y, Lc=lm.double(), lam=2.0))
     v = torch.tensor(values)
     assert bool((v[1:] <= v[:-1] * (1 + 1e-14)).all())
@@ -191,16 +191,16 @@ def test_recorded_objectives_never_increase(dtype, device):
     x = data(dtype=dtype, device=device)
     y, lm = semi_labels(device=device)
     W = data_mask(device=device)
-    assert_non_increasing(nmf_mu(x, 5, iters=300, seed=0).history, dtype)
-    assert_non_increasing(nmf_mu(x, 5, iters=300, seed=0, data_mask=W).history, dtype)
-    assert_non_increasing(ssnmf_mu(x, 5, y, label_mask=lm, iters=300, seed=0, data_mask=W).history, dtype)
-    h = HierarchicalNMF([6, 4, 2], iters=200, seed=0).fit(x, y, lm, data_mask=W)
-    for hist in h.histories:
+    assert_non_increasing(nmf_mu(x, 5, max_iter=300, seed=0).history, dtype)
+    assert_non_increasing(nmf_mu(x, 5, max_iter=300, seed=0, data_mask=W).history, dtype)
+    assert_non_increasing(ssnmf_mu(x, 5, y, label_mask=lm, max_iter=300, seed=0, data_mask=W).history, dtype)
+    h = HierarchicalNMF([6, 4, 2], max_iter=200, seed=0).fit(x, y, lm, data_mask=W)
+    for hist in h.histories_:
         assert_non_increasing(hist, dtype)
     for kw in [dict(), dict(y=y, label_mask=lm, data_mask=W), dict(y=y)]:
-        d = DeepNMF([6, 4, 2], pretrain_iters=50, finetune_iters=200, seed=0).fit(x, **kw)
-        assert_non_increasing(d.history, dtype)
-        for hist in d.pretrain_histories:
+        d = DeepNMF([6, 4, 2], pretrain_max_iter=50, finetune_max_iter=200, seed=0).fit(x, **kw)
+        assert_non_increasing(d.history_, dtype)
+        for hist in d.pretrain_histories_:
             assert_non_increasing(hist, dtype)
 
 
@@ -242,18 +242,18 @@ def test_hidden_entries_do_not_change_the_result():
     x2 = torch.where(W, x, junk[torch.arange(x.numel()).reshape(x.shape) % 4])  # NaN, negative, huge, Inf
     y, lm = semi_labels()
     for fit in [
-        lambda z: nmf_mu(z, 5, iters=50, seed=0, data_mask=W).A,
-        lambda z: ssnmf_mu(z, 5, y, label_mask=lm, iters=50, seed=0, data_mask=W).S,
-        lambda z: HierarchicalNMF([5, 3], iters=50, seed=0).fit(z, y, lm, data_mask=W).reconstruct(0),
-        lambda z: DeepNMF([5, 3], pretrain_iters=20, finetune_iters=30, seed=0).fit(z, data_mask=W).reconstruct(),
+        lambda z: nmf_mu(z, 5, max_iter=50, seed=0, data_mask=W).A,
+        lambda z: ssnmf_mu(z, 5, y, label_mask=lm, max_iter=50, seed=0, data_mask=W).S,
+        lambda z: HierarchicalNMF([5, 3], max_iter=50, seed=0).fit(z, y, lm, data_mask=W).reconstruct(0),
+        lambda z: DeepNMF([5, 3], pretrain_max_iter=20, finetune_max_iter=30, seed=0).fit(z, data_mask=W).reconstruct(),
     ]:
         assert torch.equal(fit(x), fit(x2))
 
 
 def test_float_data_mask_equals_bool_mask():
     x, W = data(), data_mask()
-    assert torch.equal(nmf_mu(x, 5, iters=30, seed=0, data_mask=W).S,
-                       nmf_mu(x, 5, iters=30, seed=0, data_mask=W.double()).S)
+    assert torch.equal(nmf_mu(x, 5, max_iter=30, seed=0, data_mask=W).S,
+                       nmf_mu(x, 5, max_iter=30, seed=0, data_mask=W.double()).S)
 
 
 def test_labels_of_unlabeled_samples_do_not_change_the_result():
@@ -262,9 +262,9 @@ def test_labels_of_unlabeled_samples_do_not_change_the_result():
     y2 = y.clone()
     y2[~lm] = torch.tensor([-1, 2, 99, 0]).repeat(40)[: int((~lm).sum())]
     for fit in [
-        lambda t: ssnmf_mu(x, 5, t, label_mask=lm, num_classes=3, iters=50, seed=0).S,
-        lambda t: HierarchicalNMF([5, 3], iters=50, seed=0).fit(x, t, lm, num_classes=3).B,
-        lambda t: DeepNMF([5, 3], pretrain_iters=20, finetune_iters=30, seed=0).fit(x, t, lm, num_classes=3).S[-1],
+        lambda t: ssnmf_mu(x, 5, t, label_mask=lm, num_classes=3, max_iter=50, seed=0).S,
+        lambda t: HierarchicalNMF([5, 3], max_iter=50, seed=0).fit(x, t, lm, num_classes=3).B_,
+        lambda t: DeepNMF([5, 3], pretrain_max_iter=20, finetune_max_iter=30, seed=0).fit(x, t, lm, num_classes=3).S_[-1],
     ]:
         assert torch.equal(fit(y), fit(y2))
 
@@ -274,8 +274,8 @@ def test_no_labeled_sample_is_plain_nmf():
     x = data()
     y = torch.zeros(40, dtype=torch.long)
     none = torch.zeros(40, dtype=torch.bool)
-    semi = ssnmf_mu(x, 5, y, label_mask=none, num_classes=3, iters=80, seed=0)
-    plain = nmf_mu(x, 5, iters=80, seed=0)  # same draws for A and S (B is drawn after them)
+    semi = ssnmf_mu(x, 5, y, label_mask=none, num_classes=3, max_iter=80, seed=0)
+    plain = nmf_mu(x, 5, max_iter=80, seed=0)  # same draws for A and S (B is drawn after them)
     torch.testing.assert_close(semi.A, plain.A, rtol=1e-12, atol=0)
     torch.testing.assert_close(semi.S, plain.S, rtol=1e-12, atol=0)
 
@@ -284,13 +284,13 @@ def test_no_labeled_sample_is_plain_nmf():
 
 def test_supervised_classifiers_fit_a_planted_problem():
     x, y = planted()
-    assert (ssnmf_mu(x, 3, y, iters=400, seed=0).predict() == y).double().mean() >= 0.95
-    assert (HierarchicalNMF([6, 3], iters=400, seed=0).fit(x, y).predict() == y).double().mean() >= 0.95
-    deep = DeepNMF([6, 3], pretrain_iters=200, finetune_iters=200, seed=0).fit(x, y)
+    assert (ssnmf_mu(x, 3, y, max_iter=400, seed=0).predict() == y).double().mean() >= 0.95
+    assert (HierarchicalNMF([6, 3], max_iter=400, seed=0).fit(x, y).predict() == y).double().mean() >= 0.95
+    deep = DeepNMF([6, 3], pretrain_max_iter=200, finetune_max_iter=200, seed=0).fit(x, y)
     assert (deep.predict() == y).double().mean() >= 0.95
     # semi-supervised: a third of the labels, still right on the training set
     lm = torch.arange(len(y)) % 3 == 0
-    semi = HierarchicalNMF([6, 3], iters=400, seed=0).fit(x, y, lm, num_classes=3)
+    semi = HierarchicalNMF([6, 3], max_iter=400, seed=0).fit(x, y, lm, num_classes=3)
     assert (semi.predict() == y).double().mean() >= 0.9
 
 
@@ -300,16 +300,16 @@ def test_supervised_classifiers_fit_a_planted_problem():
 @pytest.mark.parametrize("cls", [HierarchicalNMF, DeepNMF])
 def test_shapes_and_accessors(ranks, cls):
     x = data(M=20, N=12)
-    kw = dict(iters=20) if cls is HierarchicalNMF else dict(pretrain_iters=10, finetune_iters=10)
+    kw = dict(max_iter=20) if cls is HierarchicalNMF else dict(pretrain_max_iter=10, finetune_max_iter=10)
     model = cls(ranks, seed=0, **kw)
     with pytest.raises(RuntimeError, match="not fitted"):
         model.codes()
     assert model.fit(x) is model
     ks = (ranks,) if isinstance(ranks, int) else ranks
     dims = (12,) + tuple(ks)
-    assert [tuple(a.shape) for a in model.A] == [(dims[i], dims[i + 1]) for i in range(len(ks))]
-    assert [tuple(s.shape) for s in model.S] == [(k, 20) for k in ks]
-    assert model.B is None
+    assert [tuple(a.shape) for a in model.A_] == [(dims[i], dims[i + 1]) for i in range(len(ks))]
+    assert [tuple(s.shape) for s in model.S_] == [(k, 20) for k in ks]
+    assert model.B_ is None
     for d in range(len(ks)):
         assert model.codes(d).shape == (20, ks[d])
         assert model.dictionary(d).shape == (12, ks[d])
@@ -321,13 +321,13 @@ def test_shapes_and_accessors(ranks, cls):
     with pytest.raises(ValueError, match="without labels"):
         model.predict()
     model.fit(x, torch.arange(20) % 3)
-    assert model.B.shape == (3, ks[-1]) and model.predict().shape == (20,) and model.num_classes == 3
+    assert model.B_.shape == (3, ks[-1]) and model.predict().shape == (20,) and model.num_classes_ == 3
     assert repr(model).startswith(cls.__name__)
 
 
 def test_nmf_result_accessors():
     x = data()
-    res = nmf_mu(x, 5, iters=20, seed=0)
+    res = nmf_mu(x, 5, max_iter=20, seed=0)
     assert isinstance(res, NMFResult) and res.A.shape == (30, 5) and res.S.shape == (5, 40)
     assert res.codes.shape == (40, 5) and res.reconstruct().shape == (40, 30) and res.n_iter == 20
     rel = torch.linalg.norm(x - res.reconstruct()) / torch.linalg.norm(x)
@@ -342,22 +342,22 @@ def test_nmf_result_accessors():
 def test_same_seed_same_result():
     x = data()
     y, lm = semi_labels()
-    assert torch.equal(nmf_mu(x, 5, iters=30, seed=3).A, nmf_mu(x, 5, iters=30, seed=3).A)
-    assert not torch.equal(nmf_mu(x, 5, iters=30, seed=3).A, nmf_mu(x, 5, iters=30, seed=4).A)
+    assert torch.equal(nmf_mu(x, 5, max_iter=30, seed=3).A, nmf_mu(x, 5, max_iter=30, seed=3).A)
+    assert not torch.equal(nmf_mu(x, 5, max_iter=30, seed=3).A, nmf_mu(x, 5, max_iter=30, seed=4).A)
     g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
-    assert torch.equal(nmf_mu(x, 5, iters=30, generator=g1).S, nmf_mu(x, 5, iters=30, generator=g2).S)
-    assert torch.equal(ssnmf_mu(x, 5, y, label_mask=lm, iters=30, seed=1).B,
-                       ssnmf_mu(x, 5, y, label_mask=lm, iters=30, seed=1).B)
-    model = HierarchicalNMF([5, 3], iters=30, seed=2)
-    assert torch.equal(model.fit(x).S[-1], model.fit(x).S[-1])  # a seed restarts every fit
-    deep = DeepNMF([5, 3], pretrain_iters=10, finetune_iters=10, pretrain_init="random", seed=2)
-    assert torch.equal(deep.fit(x).A[0], deep.fit(x).A[0])
+    assert torch.equal(nmf_mu(x, 5, max_iter=30, generator=g1).S, nmf_mu(x, 5, max_iter=30, generator=g2).S)
+    assert torch.equal(ssnmf_mu(x, 5, y, label_mask=lm, max_iter=30, seed=1).B,
+                       ssnmf_mu(x, 5, y, label_mask=lm, max_iter=30, seed=1).B)
+    model = HierarchicalNMF([5, 3], max_iter=30, seed=2)
+    assert torch.equal(model.fit(x).S_[-1], model.fit(x).S_[-1])  # a seed restarts every fit
+    deep = DeepNMF([5, 3], pretrain_max_iter=10, finetune_max_iter=10, pretrain_init="random", seed=2)
+    assert torch.equal(deep.fit(x).A_[0], deep.fit(x).A_[0])
 
 
 def test_same_seed_same_start_in_every_dtype():
     x = data()
-    a64 = nmf_mu(x, 5, iters=0, seed=3)
-    a32 = nmf_mu(x.float(), 5, iters=0, seed=3)
+    a64 = nmf_mu(x, 5, max_iter=0, seed=3)
+    a32 = nmf_mu(x.float(), 5, max_iter=0, seed=3)
     assert torch.equal(a32.A, a64.A.float()) and torch.equal(a32.S, a64.S.float())
 
 
@@ -366,16 +366,16 @@ def test_same_seed_same_start_in_every_dtype():
 def test_dtype_and_device_are_kept(dtype, device):
     x = data(dtype=dtype, device=device)
     y, lm = semi_labels(device=device)
-    outs = [nmf_mu(x, 5, iters=20, seed=0), ssnmf_mu(x, 5, y, label_mask=lm, iters=20, seed=0)]
+    outs = [nmf_mu(x, 5, max_iter=20, seed=0), ssnmf_mu(x, 5, y, label_mask=lm, max_iter=20, seed=0)]
     tensors = [t for r in outs for t in (r.A, r.S, r.history)] + [outs[1].B]
-    for cls, kw in [(HierarchicalNMF, dict(iters=20)), (DeepNMF, dict(pretrain_iters=10, finetune_iters=10))]:
+    for cls, kw in [(HierarchicalNMF, dict(max_iter=20)), (DeepNMF, dict(pretrain_max_iter=10, finetune_max_iter=10))]:
         m = cls([5, 3], seed=0, **kw).fit(x, y, lm, data_mask=data_mask(device=device))
-        tensors += m.A + m.S + [m.B, m.reconstruct(), m.codes(0)]
+        tensors += m.A_ + m.S_ + [m.B_, m.reconstruct(), m.codes(0)]
     for t in tensors:
         assert t.dtype == dtype and t.device.type == device
     # float32 and float64 land close to each other from the same start
-    r32 = nmf_mu(x.float(), 5, iters=100, seed=0)
-    r64 = nmf_mu(x.double(), 5, iters=100, seed=0)
+    r32 = nmf_mu(x.float(), 5, max_iter=100, seed=0)
+    r64 = nmf_mu(x.double(), 5, max_iter=100, seed=0)
     torch.testing.assert_close(r32.history[-1].double(), r64.history[-1], rtol=1e-3, atol=0)
 
 
@@ -384,20 +384,20 @@ def test_inputs_are_not_modified_and_no_graph_is_built():
     snapshot = x.detach().clone()
     A0, S0 = torch.rand(30, 5, dtype=torch.float64), torch.rand(5, 40, dtype=torch.float64)
     A_copy, S_copy = A0.clone(), S0.clone()
-    res = nmf_mu(x, 5, iters=10, init=(A0, S0))
+    res = nmf_mu(x, 5, max_iter=10, init=(A0, S0))
     assert torch.equal(x.detach(), snapshot) and torch.equal(A0, A_copy) and torch.equal(S0, S_copy)
     assert not res.A.requires_grad and not res.S.requires_grad
-    assert not HierarchicalNMF(3, iters=5, seed=0).fit(x).A[0].requires_grad
+    assert not HierarchicalNMF(3, max_iter=5, seed=0).fit(x).A_[0].requires_grad
 
 
 def test_nndsvd_pretraining_is_deterministic_and_random_init_is_not_used():
     x = data()
-    a = DeepNMF([5, 3], pretrain_iters=0, finetune_iters=0).fit(x)  # no seed: NNDSVD needs none (rank <= min(M, N))
-    b = DeepNMF([5, 3], pretrain_iters=0, finetune_iters=0).fit(x)
-    assert torch.equal(a.A[0], b.A[0]) and torch.equal(a.S[1], b.S[1])
-    assert bool((a.A[0] > 0).all())  # nndsvda: no frozen zeros
-    h = HierarchicalNMF([5, 3], iters=0, init="nndsvd").fit(x)
-    assert bool((h.A[0] == 0).any())  # plain NNDSVD keeps its zeros
+    a = DeepNMF([5, 3], pretrain_max_iter=0, finetune_max_iter=0).fit(x)  # no seed: NNDSVD needs none (rank <= min(M, N))
+    b = DeepNMF([5, 3], pretrain_max_iter=0, finetune_max_iter=0).fit(x)
+    assert torch.equal(a.A_[0], b.A_[0]) and torch.equal(a.S_[1], b.S_[1])
+    assert bool((a.A_[0] > 0).all())  # nndsvda: no frozen zeros
+    h = HierarchicalNMF([5, 3], max_iter=0, init="nndsvd").fit(x)
+    assert bool((h.A_[0] == 0).any())  # plain NNDSVD keeps its zeros
 
 
 # --- bad input --------------------------------------------------------------------------------------------------------
@@ -406,20 +406,20 @@ def test_bad_data():
     x = data()
     neg = x.clone()
     neg[3, 4] = -0.1
-    for call in [lambda z: nmf_mu(z, 3, iters=1), lambda z: HierarchicalNMF(3, iters=1).fit(z),
-                 lambda z: DeepNMF(3, pretrain_iters=1, finetune_iters=1).fit(z)]:
+    for call in [lambda z: nmf_mu(z, 3, max_iter=1), lambda z: HierarchicalNMF(3, max_iter=1).fit(z),
+                 lambda z: DeepNMF(3, pretrain_max_iter=1, finetune_max_iter=1).fit(z)]:
         with pytest.raises(ValueError, match="x has negative entries.*NMF requires nonnegative data"):
             call(neg)
     nan = x.clone()
     nan[0, 0] = float("nan")
     with pytest.raises(ValueError, match="x contains NaN or Inf"):
-        nmf_mu(nan, 3, iters=1)
+        nmf_mu(nan, 3, max_iter=1)
     with pytest.raises(ValueError, match="2-D"):
-        nmf_mu(x[0], 3, iters=1)
+        nmf_mu(x[0], 3, max_iter=1)
     with pytest.raises(TypeError, match="float32 or float64"):
-        nmf_mu(x.long(), 3, iters=1)
+        nmf_mu(x.long(), 3, max_iter=1)
     with pytest.raises(TypeError, match="torch.Tensor"):
-        nmf_mu(x.numpy(), 3, iters=1)
+        nmf_mu(x.numpy(), 3, max_iter=1)
 
 
 @pytest.mark.parametrize("rank, exc", [(0, ValueError), (-2, ValueError), (2.5, TypeError), ("3", TypeError),
@@ -427,7 +427,7 @@ def test_bad_data():
 def test_bad_ranks(rank, exc):
     x = data()
     with pytest.raises(exc, match="rank"):
-        nmf_mu(x, rank, iters=1)
+        nmf_mu(x, rank, max_iter=1)
     with pytest.raises(exc, match=r"ranks\[1\]"):
         HierarchicalNMF([3, rank])
     with pytest.raises(exc, match=r"ranks\[0\]"):
@@ -441,51 +441,77 @@ def test_bad_labels_and_masks():
     y, lm = semi_labels()
     msg = r"labels must be in \[0, 2\) \(num_classes=2\), got values in \[0, 2\]"  # the message fit gives
     with pytest.raises(ValueError, match=msg):
-        ssnmf_mu(x, 3, y, num_classes=2, iters=1)
+        ssnmf_mu(x, 3, y, num_classes=2, max_iter=1)
     bad = y.clone()
     bad[lm.nonzero()[0]] = -1
     with pytest.raises(ValueError, match="y is -1 \\(unlabeled\\) at 1 samples that label_mask marks as labeled"):
-        HierarchicalNMF(3, iters=1).fit(x, bad, lm, num_classes=3)
+        HierarchicalNMF(3, max_iter=1).fit(x, bad, lm, num_classes=3)
     bad[lm.nonzero()[0]] = -2
     with pytest.raises(ValueError, match="mark unlabeled samples with -1 or with label_mask=False"):
-        HierarchicalNMF(3, iters=1).fit(x, bad, lm, num_classes=3)
+        HierarchicalNMF(3, max_iter=1).fit(x, bad, lm, num_classes=3)
     with pytest.raises(TypeError, match="integer class indices"):
-        ssnmf_mu(x, 3, y.double(), iters=1)
+        ssnmf_mu(x, 3, y.double(), max_iter=1)
     with pytest.raises(ValueError, match=r"y must have shape \(40,\)"):
-        ssnmf_mu(x, 3, y[:30], iters=1)
+        ssnmf_mu(x, 3, y[:30], max_iter=1)
     with pytest.raises(ValueError, match=r"label_mask must have shape \(40,\)"):
-        DeepNMF(3, pretrain_iters=1, finetune_iters=1).fit(x, y, lm[:39])
+        DeepNMF(3, pretrain_max_iter=1, finetune_max_iter=1).fit(x, y, lm[:39])
     with pytest.raises(ValueError, match="label_mask must be bool"):
-        ssnmf_mu(x, 3, y, label_mask=torch.full((40,), 0.5), iters=1)
+        ssnmf_mu(x, 3, y, label_mask=torch.full((40,), 0.5), max_iter=1)
     with pytest.raises(ValueError, match="num_classes cannot be inferred"):
-        ssnmf_mu(x, 3, y, label_mask=torch.zeros(40, dtype=torch.bool), iters=1)
+        ssnmf_mu(x, 3, y, label_mask=torch.zeros(40, dtype=torch.bool), max_iter=1)
     with pytest.raises(ValueError, match="need labels y"):
-        HierarchicalNMF(3, iters=1).fit(x, label_mask=lm)
+        HierarchicalNMF(3, max_iter=1).fit(x, label_mask=lm)
     with pytest.raises(ValueError, match=r"data_mask must have the shape of x \(40, 30\)"):
-        nmf_mu(x, 3, iters=1, data_mask=data_mask()[:, :29])
+        nmf_mu(x, 3, max_iter=1, data_mask=data_mask()[:, :29])
     with pytest.raises(ValueError, match="data_mask must hold only 0 and 1"):
-        nmf_mu(x, 3, iters=1, data_mask=torch.full((40, 30), 0.5, dtype=torch.float64))
+        nmf_mu(x, 3, max_iter=1, data_mask=torch.full((40, 30), 0.5, dtype=torch.float64))
 
 
 def test_bad_options():
     x = data()
     with pytest.raises(ValueError, match="init A must have shape"):
-        nmf_mu(x, 3, iters=1, init=(torch.rand(30, 4, dtype=torch.float64), torch.rand(3, 40, dtype=torch.float64)))
+        nmf_mu(x, 3, max_iter=1, init=(torch.rand(30, 4, dtype=torch.float64), torch.rand(3, 40, dtype=torch.float64)))
     with pytest.raises(TypeError, match="init A has dtype"):
-        nmf_mu(x, 3, iters=1, init=(torch.rand(30, 3), torch.rand(3, 40, dtype=torch.float64)))
+        nmf_mu(x, 3, max_iter=1, init=(torch.rand(30, 3), torch.rand(3, 40, dtype=torch.float64)))
     with pytest.raises(ValueError, match="init S must be finite and nonnegative"):
-        nmf_mu(x, 3, iters=1, init=(torch.rand(30, 3, dtype=torch.float64), -torch.rand(3, 40, dtype=torch.float64)))
+        nmf_mu(x, 3, max_iter=1, init=(torch.rand(30, 3, dtype=torch.float64), -torch.rand(3, 40, dtype=torch.float64)))
     with pytest.raises(ValueError, match="seed or generator, not both"):
-        nmf_mu(x, 3, iters=1, seed=0, generator=torch.Generator())
+        nmf_mu(x, 3, max_iter=1, seed=0, generator=torch.Generator())
     with pytest.raises(ValueError, match="eps must be a finite number > 0"):
-        nmf_mu(x, 3, iters=1, eps=0.0)
+        nmf_mu(x, 3, max_iter=1, eps=0.0)
     with pytest.raises(ValueError, match="tol must be"):
         HierarchicalNMF(3, tol=-1.0)
     with pytest.raises(ValueError, match="lam must be"):
-        ssnmf_mu(x, 3, torch.zeros(40, dtype=torch.long), lam=-1.0, iters=1)
-    with pytest.raises(ValueError, match="iters must be >= 0"):
-        nmf_mu(x, 3, iters=-1)
+        ssnmf_mu(x, 3, torch.zeros(40, dtype=torch.long), lam=-1.0, max_iter=1)
+    with pytest.raises(ValueError, match="max_iter must be >= 0"):
+        nmf_mu(x, 3, max_iter=-1)
     with pytest.raises(ValueError, match="check_every must be positive"):
-        nmf_mu(x, 3, iters=1, check_every=0)
+        nmf_mu(x, 3, max_iter=1, check_every=0)
     with pytest.raises(ValueError, match="pretrain_init must be one of"):
         DeepNMF(3, pretrain_init="svd")
+
+
+def test_old_names_still_work_with_a_deprecation_warning():
+    """One convention (issue 20): max_iter for the iteration cap, and what fit sets ends with an underscore, as in
+    scikit-learn and the tensor baselines; the old names warn and give the same values."""
+    x = data()
+    y, lm = semi_labels()
+    with pytest.warns(DeprecationWarning, match="nmf_mu: iters= is deprecated.*use max_iter="):
+        old = nmf_mu(x, 4, iters=20, seed=0)
+    assert torch.equal(old.A, nmf_mu(x, 4, max_iter=20, seed=0).A)
+    with pytest.warns(DeprecationWarning, match="ssnmf_mu: iters= is deprecated"):
+        ssnmf_mu(x, 4, y, label_mask=lm, iters=2, seed=0)
+    with pytest.raises(TypeError, match="got both max_iter= and its deprecated name iters="):
+        nmf_mu(x, 4, iters=20, max_iter=30)
+    with pytest.warns(DeprecationWarning, match="HierarchicalNMF: iters= is deprecated"):
+        h = HierarchicalNMF([5, 3], iters=20, seed=0).fit(x, y, lm)
+    assert h.max_iter == 20
+    with pytest.warns(DeprecationWarning, match="DeepNMF: (pretrain|finetune)_iters= is deprecated"):
+        d = DeepNMF([5, 3], pretrain_iters=5, finetune_iters=5, seed=0).fit(x, y, lm)
+    assert (d.pretrain_max_iter, d.finetune_max_iter) == (5, 5)
+    for model, names in ((h, ("A", "S", "B", "num_classes", "histories")),
+                         (d, ("A", "S", "B", "num_classes", "history", "pretrain_histories"))):
+        for name in names:
+            with pytest.warns(DeprecationWarning, match=rf"{type(model).__name__}\.{name} is deprecated.*\.{name}_"):
+                old = getattr(model, name)
+            assert old is getattr(model, name + "_")

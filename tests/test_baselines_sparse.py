@@ -31,7 +31,7 @@ def close(a, b, rtol=1e-9):
 def test_sparse_nmf_equals_dense(layout):
     x = sparse_data()
     xs = x.to_sparse() if layout == "coo" else x.to_sparse_csr()
-    dense, sparse = nmf_mu(x, 4, iters=300, seed=1), nmf_mu(xs, 4, iters=300, seed=1)
+    dense, sparse = nmf_mu(x, 4, max_iter=300, seed=1), nmf_mu(xs, 4, max_iter=300, seed=1)
     assert sparse.n_iter == dense.n_iter == 300
     close(sparse.A, dense.A)
     close(sparse.S, dense.S)
@@ -43,8 +43,8 @@ def test_sparse_nmf_early_stop_and_given_init_match_dense():
     x = sparse_data(seed=3)
     g = torch.Generator().manual_seed(5)
     init = (torch.rand(80, 5, dtype=torch.float64, generator=g), torch.rand(5, 60, dtype=torch.float64, generator=g))
-    dense = nmf_mu(x, 5, iters=2000, tol=1e-5, check_every=1, init=init)
-    sparse = nmf_mu(x.to_sparse(), 5, iters=2000, tol=1e-5, check_every=1, init=init)
+    dense = nmf_mu(x, 5, max_iter=2000, tol=1e-5, check_every=1, init=init)
+    sparse = nmf_mu(x.to_sparse(), 5, max_iter=2000, tol=1e-5, check_every=1, init=init)
     assert 1 < sparse.n_iter == dense.n_iter < 2000
     close(sparse.A, dense.A)
     close(sparse.S, dense.S)
@@ -53,7 +53,7 @@ def test_sparse_nmf_early_stop_and_given_init_match_dense():
 def test_sparse_ssnmf_semi_supervised_equals_dense():
     x = sparse_data()
     y, lm = labels()
-    kw = dict(label_mask=lm, lam=0.7, iters=300, seed=2, tol=1e-7, check_every=1)
+    kw = dict(label_mask=lm, lam=0.7, max_iter=300, seed=2, tol=1e-7, check_every=1)
     dense, sparse = ssnmf_mu(x, 4, y, **kw), ssnmf_mu(x.to_sparse(), 4, y, **kw)
     assert sparse.n_iter == dense.n_iter
     for a, b in [(sparse.A, dense.A), (sparse.S, dense.S), (sparse.B, dense.B), (sparse.history, dense.history)]:
@@ -67,7 +67,7 @@ def test_sparse_float32_and_uncoalesced_duplicates():
     vals = x[idx[0], idx[1]]
     # every stored entry split into two halves: an uncoalesced COO tensor equal to x
     dup = torch.sparse_coo_tensor(torch.cat([idx, idx], 1), torch.cat([vals / 2, vals / 2]), x.shape)
-    dense, sparse = nmf_mu(x, 3, iters=100, seed=0), nmf_mu(dup, 3, iters=100, seed=0)
+    dense, sparse = nmf_mu(x, 3, max_iter=100, seed=0), nmf_mu(dup, 3, max_iter=100, seed=0)
     assert sparse.A.dtype == torch.float32
     close(sparse.A, dense.A, rtol=1e-4)
     close(sparse.S, dense.S, rtol=1e-4)
@@ -98,8 +98,8 @@ def test_no_dense_tensor_of_the_size_of_x_is_made():
     with LargestDense() as probe:  # the probe itself sees a densification
         xs.to_dense()
     assert probe.largest == M * N
-    for call in [lambda: nmf_mu(xs, 5, iters=20, seed=0, tol=1e-6),
-                 lambda: ssnmf_mu(xs, 5, y, iters=20, seed=0, tol=1e-6)]:
+    for call in [lambda: nmf_mu(xs, 5, max_iter=20, seed=0, tol=1e-6),
+                 lambda: ssnmf_mu(xs, 5, y, max_iter=20, seed=0, tol=1e-6)]:
         with LargestDense() as probe:
             call()
         assert probe.largest <= 5 * N  # the dictionary (N, k) is the largest dense tensor
@@ -113,30 +113,30 @@ def test_an_x_whose_dense_form_cannot_exist_still_fits():
     xs = torch.sparse_coo_tensor(idx, torch.rand(nnz, dtype=torch.float64, generator=g), (M, N))
     with pytest.raises(RuntimeError):  # densifying really fails here
         xs.to_dense()
-    res = nmf_mu(xs, 2, iters=3, seed=0)
+    res = nmf_mu(xs, 2, max_iter=3, seed=0)
     assert res.A.shape == (N, 2) and res.S.shape == (2, M) and bool(torch.isfinite(res.history).all())
 
 
 def test_sparse_bad_input():
     x = sparse_data()
     with pytest.raises(ValueError, match="data_mask is not supported with a sparse x"):
-        nmf_mu(x.to_sparse(), 3, iters=1, data_mask=torch.ones(60, 80, dtype=torch.bool))
+        nmf_mu(x.to_sparse(), 3, max_iter=1, data_mask=torch.ones(60, 80, dtype=torch.bool))
     neg = x.clone()
     neg[x > 0] = -neg[x > 0]
     with pytest.raises(ValueError, match="x has negative entries"):
-        nmf_mu(neg.to_sparse(), 3, iters=1)
+        nmf_mu(neg.to_sparse(), 3, max_iter=1)
     nan = x.clone()
     nan[0, 0] = float("nan")
     with pytest.raises(ValueError, match="x contains NaN or Inf"):
-        ssnmf_mu(nan.to_sparse(), 3, labels()[0], iters=1)
+        ssnmf_mu(nan.to_sparse(), 3, labels()[0], max_iter=1)
     with pytest.raises(TypeError, match="float32 or float64"):
-        nmf_mu(torch.ones(4, 5, dtype=torch.long).to_sparse(), 2, iters=1)
+        nmf_mu(torch.ones(4, 5, dtype=torch.long).to_sparse(), 2, max_iter=1)
     with pytest.raises(TypeError, match="dense \\(strided\\) or sparse COO/CSR"):
-        nmf_mu(x.to_sparse_csc(), 3, iters=1)
+        nmf_mu(x.to_sparse_csc(), 3, max_iter=1)
 
 
 def test_sparse_input_is_not_modified():
     xs = sparse_data().to_sparse()
     before = (xs.indices().clone(), xs.values().clone())
-    nmf_mu(xs, 3, iters=10, seed=0)
+    nmf_mu(xs, 3, max_iter=10, seed=0)
     assert torch.equal(xs.indices(), before[0]) and torch.equal(xs.values(), before[1])

@@ -23,7 +23,7 @@ def test_empty_data_is_named():
     empty = torch.zeros(0, 10, dtype=torch.float64)
     for call in (lambda: fit(_model(), empty, epochs=1, progress=False),
                  lambda: NeuralNMF(10, (4, 2), data=empty),
-                 lambda: nmf_mu(empty, 3, iters=1)):
+                 lambda: nmf_mu(empty, 3, max_iter=1)):
         with pytest.raises(ValueError, match=r"x is empty, shape \(0, 10\)|data is empty, shape \(0, 10\)"):
             call()
 
@@ -31,7 +31,7 @@ def test_empty_data_is_named():
 def test_numpy_data_says_how_to_convert():
     x = _x().numpy()
     for call in (lambda: fit(_model(), x, epochs=1, progress=False), lambda: NeuralNMF(10, (4, 2), data=x),
-                 lambda: nmf_mu(x, 3, iters=1)):
+                 lambda: nmf_mu(x, 3, max_iter=1)):
         with pytest.raises(TypeError, match=r"must be a torch.Tensor, got ndarray; convert it with torch.from_numpy"):
             call()
 
@@ -42,7 +42,7 @@ def test_integer_and_half_data_get_advice_that_works(dtype):
     for call, advice in ((lambda d: fit(_model(), d, epochs=1, progress=False), x.double()),
                          (lambda d: NeuralNMF(10, (4, 2), data=d), x.double()),
                          (lambda d: NNLSLayer(10, 3)(d), x.float()),
-                         (lambda d: HierarchicalNMF((3,), iters=1).fit(d), x.double())):
+                         (lambda d: HierarchicalNMF((3,), max_iter=1).fit(d), x.double())):
         with pytest.raises(TypeError, match=r"must be float32 or float64, got .*\.float\(\) or .*\.double\(\)"):
             call(x)
         call(advice)  # the advice works
@@ -57,7 +57,7 @@ def test_meta_data_is_named():
     with pytest.raises(ValueError, match="x is on the meta device, which holds no values"):
         fit(_model(), _x().to("meta"), epochs=1, progress=False)
     with pytest.raises(ValueError, match="meta device"):
-        nmf_mu(_x().to("meta"), 3, iters=1)
+        nmf_mu(_x().to("meta"), 3, max_iter=1)
 
 
 @pytest.mark.parametrize("bad, exc", [(0, ValueError), (-5, ValueError), (2.5, TypeError), (True, TypeError)])
@@ -72,7 +72,7 @@ def test_string_labels_say_how_to_map_them():
         with pytest.raises(TypeError, match=r"y must be integer class indices.*numpy.unique"):
             fit(_model(num_classes=2), _x(), y=y, epochs=1, progress=False)
     with pytest.raises(TypeError, match=r"y must be integer class indices.*numpy.unique"):
-        HierarchicalNMF(3, iters=1).fit(_x(), names)
+        HierarchicalNMF(3, max_iter=1).fit(_x(), names)
     _, codes = np.unique(names, return_inverse=True)
     fit(_model(num_classes=2), _x(), y=torch.from_numpy(codes), epochs=1, progress=False)  # the advice works
 
@@ -82,7 +82,7 @@ def test_float_labels_are_a_type_error_everywhere():
     with pytest.raises(TypeError, match=r"y must hold integer class indices.*y\.long\(\)"):
         fit(_model(num_classes=2), _x(), y=y, epochs=1, progress=False)
     with pytest.raises(TypeError, match=r"y must hold integer class indices.*y\.long\(\)"):
-        HierarchicalNMF(3, iters=1).fit(_x(), y)
+        HierarchicalNMF(3, max_iter=1).fit(_x(), y)
 
 
 def test_minus_one_means_unlabeled_in_fit_and_the_baselines():
@@ -96,8 +96,8 @@ def test_minus_one_means_unlabeled_in_fit_and_the_baselines():
     for labels, label_mask in ((y_missing, None), (torch.where(mask, y, 0), mask), (y_missing, mask)):
         model = _model(num_classes=2)
         fit(model, x, y=labels, label_mask=label_mask, epochs=2, progress=False, seed=0, validation=None)
-        hnmf = HierarchicalNMF((3,), iters=2).fit(x, labels, label_mask)
-        assert torch.isfinite(model.layers[0].A).all() and hnmf.num_classes == 2
+        hnmf = HierarchicalNMF((3,), max_iter=2).fit(x, labels, label_mask)
+        assert torch.isfinite(model.layers[0].A).all() and hnmf.num_classes_ == 2
     a, b = (_model(num_classes=2, generator=torch.Generator().manual_seed(1)) for _ in range(2))
     fit(a, x, y=y_missing, epochs=3, progress=False, seed=0, validation=None)
     fit(b, x, y=torch.where(mask, y, 0), label_mask=mask, epochs=3, progress=False, seed=0, validation=None)

@@ -240,9 +240,9 @@ def test_semi_supervised_nmf_is_a_stationary_point_of_the_ssnmf_objective(corpus
         return float(((x - H @ W.T) ** 2).sum() + (((Y - H @ B.T) * mask[:, None]) ** 2).sum())
 
     ours = objective(res.dictionary, res.labeled_codes, res.classifier)
-    mu = ssnmf_mu(x, 9, y, label_mask=mask, num_classes=9, iters=300,
+    mu = ssnmf_mu(x, 9, y, label_mask=mask, num_classes=9, max_iter=300,
                   init=(res.dictionary.clone(), res.labeled_codes.T.contiguous(), res.classifier.clone()))
     assert float(mu.history[-1]) >= (1 - 1e-4) * ours
     flat = flat_nmf(x, 9)
-    start = ssnmf_mu(x, 9, y, label_mask=mask, num_classes=9, iters=1, init=(flat.dictionary, flat.codes.T.contiguous()))
+    start = ssnmf_mu(x, 9, y, label_mask=mask, num_classes=9, max_iter=1, init=(flat.dictionary, flat.codes.T.contiguous()))
     assert float(start.history[0]) > 1.05 * ours  # the labels' term was far from its minimum at the flat start

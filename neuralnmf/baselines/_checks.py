@@ -10,7 +10,8 @@ import torch
 
 from .. import _checks, sparse_products
 from .._checks import (  # noqa: F401 (re-exported for the baselines)
-    FLOAT_DTYPES, check_generator, check_int, check_rank, check_ranks, check_real,
+    DEPRECATED, FLOAT_DTYPES, check_generator, check_int, check_rank, check_ranks, check_real, check_seed_or_generator,
+    renamed,
 )
 
 SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks
+from .._fitted import RenamedAttribute
 from .fitted import FittedHierarchy, check_fit_inputs
 from ._hierarchical import sequential_fit
 from ._init import INITS
@@ -18,12 +19,12 @@ class DeepNMF(FittedHierarchy):
 
     Papers' orientation (X = x^T, N x M); layers are 0-based, Psi_l = Z_0 ... Z_l, Psi_{-1} = I.
 
-    **Pretraining** is :class:`HierarchicalNMF` with ``pretrain_iters`` Lee-Seung iterations per layer
+    **Pretraining** is :class:`HierarchicalNMF` with ``pretrain_max_iter`` Lee-Seung iterations per layer
     (X ~ Z_0 H_0, H_0 ~ Z_1 H_1, ...) started from NNDSVD of each layer's input, as the reference ``nmf.m``.
     The default ``pretrain_init="nndsvda"`` fills NNDSVD's exact zeros with the input's mean, because
     multiplicative updates can never move an entry away from zero; "nndsvd" keeps them, "random" uses U[0, 1).
 
-    **Fine-tuning** (``finetune_iters`` sweeps) minimizes the single objective
+    **Fine-tuning** (``finetune_max_iter`` sweeps) minimizes the single objective
 
         E = ||W (X - Psi_L H_L)||^2 + lam ||L (Y - B H_L)||^2          (the class term only with labels)
 
@@ -55,8 +56,9 @@ class DeepNMF(FittedHierarchy):
 
     Args:
         ranks: k_0, ..., k_L (an int for one layer).
-        pretrain_iters: Lee-Seung iterations per pretraining layer (reference: 300).
-        finetune_iters: fine-tuning sweeps (reference: 500, no early stop).
+        pretrain_max_iter: Lee-Seung iterations per pretraining layer (reference: 300).
+        finetune_max_iter: fine-tuning sweeps (reference: 500, no early stop). ``pretrain_iters=`` and
+            ``finetune_iters=`` are their deprecated names.
         pretrain_tol, finetune_tol: ssnmf's relative-decrease early stop (0 = off, the default); for
             fine-tuning it is applied to E.
         check_every: iterations between tests of the stopping rules (one host sync each).
@@ -65,22 +67,30 @@ class DeepNMF(FittedHierarchy):
         seed, generator: source of the random draws (B, U[0, 1) inits, NNDSVD components beyond min(N, M));
             at most one. ``seed`` makes every ``fit`` identical; neither uses torch's global RNG.
 
-    Attributes (after ``fit``; papers' orientation):
-        A: the Z's, list of (k_{l-1}, k_l), A[0] is (N, k_0).
-        S: the H's, list of (k_l, M).
-        B: (num_classes, k_L) classifier or None.
-        pretrain_histories: per-layer objective histories of the pretraining.
-        history: E after each fine-tuning sweep.
-        num_classes: c, or None.
+    Attributes (after ``fit``; papers' orientation; the names without the underscore are deprecated):
+        A_: the Z's, list of (k_{l-1}, k_l), A_[0] is (N, k_0).
+        S_: the H's, list of (k_l, M).
+        B_: (num_classes, k_L) classifier or None.
+        pretrain_histories_: per-layer objective histories of the pretraining.
+        history_: E after each fine-tuning sweep.
+        num_classes_: c, or None.
     """
 
-    def __init__(self, ranks, *, pretrain_iters: int = 300, finetune_iters: int = 500, pretrain_tol: float = 0.0,
-                 finetune_tol: float = 0.0, check_every: int = 10, pretrain_init: str = "nndsvda",
-                 eps: float = 1e-10, seed: int | None = None, generator: torch.Generator | None = None):
+    pretrain_histories, history = RenamedAttribute("pretrain_histories_"), RenamedAttribute("history_")
+
+    def __init__(self, ranks, *, pretrain_max_iter: int = 300, finetune_max_iter: int = 500,
+                 pretrain_tol: float = 0.0, finetune_tol: float = 0.0, check_every: int = 10,
+                 pretrain_init: str = "nndsvda", eps: float = 1e-10, seed: int | None = None,
+                 generator: torch.Generator | None = None, pretrain_iters=_checks.DEPRECATED,
+                 finetune_iters=_checks.DEPRECATED):
         fn = "DeepNMF"
         self.ranks = _checks.check_ranks(ranks, fn)
-        self.pretrain_iters = _checks.check_int(pretrain_iters, fn, "pretrain_iters", minimum=0)
-        self.finetune_iters = _checks.check_int(finetune_iters, fn, "finetune_iters", minimum=0)
+        pretrain_max_iter = _checks.renamed(fn, "pretrain_iters", pretrain_iters, "pretrain_max_iter",
+                                            pretrain_max_iter, 300)
+        finetune_max_iter = _checks.renamed(fn, "finetune_iters", finetune_iters, "finetune_max_iter",
+                                            finetune_max_iter, 500)
+        self.pretrain_max_iter = _checks.check_int(pretrain_max_iter, fn, "pretrain_max_iter", minimum=0)
+        self.finetune_max_iter = _checks.check_int(finetune_max_iter, fn, "finetune_max_iter", minimum=0)
         self.pretrain_tol = _checks.check_real(pretrain_tol, fn, "pretrain_tol")
         self.finetune_tol = _checks.check_real(finetune_tol, fn, "finetune_tol")
         self.check_every = _checks.check_int(check_every, fn, "check_every", minimum=1)
@@ -88,9 +98,8 @@ class DeepNMF(FittedHierarchy):
             raise ValueError(f"{fn}: pretrain_init must be one of {INITS}, got {pretrain_init!r}")
         self.pretrain_init = pretrain_init
         self.eps = _checks.check_real(eps, fn, "eps", positive=True)
-        _checks.check_generator(seed, generator, fn)
-        self.seed, self.generator = seed, generator
-        self.A = self.S = self.B = self.pretrain_histories = self.history = self.num_classes = None
+        self.seed, self.generator = _checks.check_seed_or_generator(seed, generator, fn)
+        self.A_ = self.S_ = self.B_ = self.pretrain_histories_ = self.history_ = self.num_classes_ = None
 
     def fit(self, x: torch.Tensor, y: torch.Tensor | None = None, label_mask: torch.Tensor | None = None,
             lam: float = 1.0, data_mask: torch.Tensor | None = None, *, num_classes: int | None = None):
@@ -107,20 +116,20 @@ class DeepNMF(FittedHierarchy):
         fn = "DeepNMF.fit"
         X, W, labels, lam = check_fit_inputs(x, y, label_mask, num_classes, lam, data_mask, fn)
         gen = _checks.check_generator(self.seed, self.generator, fn)
-        Z, H, B, pre = sequential_fit(X, W, labels, lam, self.ranks, iters=self.pretrain_iters,
+        Z, H, B, pre = sequential_fit(X, W, labels, lam, self.ranks, iters=self.pretrain_max_iter,
                                       tol=self.pretrain_tol, check_every=self.check_every,
                                       init=self.pretrain_init, eps=self.eps, gen=gen)
         Y, Lc = (None, None) if labels is None else labels[:2]
-        stop = EarlyStop(self.finetune_tol, self.check_every, self.finetune_iters, sqrt=False)
+        stop = EarlyStop(self.finetune_tol, self.check_every, self.finetune_max_iter, sqrt=False)
         with torch.no_grad():
-            B, history = finetune(X, W, Z, H, B, Y, Lc, lam, iters=self.finetune_iters, stop=stop, eps=self.eps)
-        self.A, self.S, self.B, self.pretrain_histories, self.history = Z, H, B, pre, history
-        self.num_classes = None if labels is None else labels[2]
+            B, history = finetune(X, W, Z, H, B, Y, Lc, lam, iters=self.finetune_max_iter, stop=stop, eps=self.eps)
+        self.A_, self.S_, self.B_, self.pretrain_histories_, self.history_ = Z, H, B, pre, history
+        self.num_classes_ = None if labels is None else labels[2]
         return self
 
     def __repr__(self) -> str:
-        return (f"DeepNMF(ranks={self.ranks}, pretrain_iters={self.pretrain_iters}, "
-                f"finetune_iters={self.finetune_iters}, pretrain_init={self.pretrain_init!r})")
+        return (f"DeepNMF(ranks={self.ranks}, pretrain_max_iter={self.pretrain_max_iter}, "
+                f"finetune_max_iter={self.finetune_max_iter}, pretrain_init={self.pretrain_init!r})")
 
 
 def _masked_gram_apply(Psi, F, W, G):

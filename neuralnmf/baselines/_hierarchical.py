@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks
+from .._fitted import RenamedAttribute
 from .fitted import FittedHierarchy, check_fit_inputs
 from ._init import INITS, initial_factors, uniform
 from ._mu import EarlyStop, _fit_mu
@@ -46,8 +47,8 @@ class HierarchicalNMF(FittedHierarchy):
 
     Args:
         ranks: k_0, ..., k_L (an int for one layer), e.g. (9, 4, 2).
-        iters: maximum iterations per layer.
-        tol: ssnmf's relative-decrease early stop per layer; 0 (default) runs all ``iters``, 1e-4 is ssnmf's
+        max_iter: maximum iterations per layer (``iters=`` is its deprecated name).
+        tol: ssnmf's relative-decrease early stop per layer; 0 (default) runs all ``max_iter``, 1e-4 is ssnmf's
             silent default (see :class:`~neuralnmf.baselines._mu.EarlyStop`).
         check_every: iterations between tests of the stopping rule (one host sync each).
         init: "random" (U[0, 1) draws of A then S, ssnmf's init, default), "nndsvd" or "nndsvda" (NNDSVD of
@@ -58,30 +59,32 @@ class HierarchicalNMF(FittedHierarchy):
             the same draws; a ``generator`` advances across fits; neither uses torch's global RNG. Draws are
             made layer by layer in the order A_l, S_l (then B).
 
-    Attributes (after ``fit``; papers' orientation):
-        A: list of (k_{l-1}, k_l) dictionaries, A[0] is (N, k_0).
-        S: list of (k_l, M) representations (``codes(l)`` is the batch-first S[l]^T).
-        B: (num_classes, k_L) classifier, or None without labels.
-        histories: list of per-layer 1-D tensors, the layer's objective after each iteration (its length is
+    Attributes (after ``fit``; papers' orientation; the names without the underscore are deprecated):
+        A_: list of (k_{l-1}, k_l) dictionaries, A_[0] is (N, k_0).
+        S_: list of (k_l, M) representations (``codes(l)`` is the batch-first S_[l]^T).
+        B_: (num_classes, k_L) classifier, or None without labels.
+        histories_: list of per-layer 1-D tensors, the layer's objective after each iteration (its length is
             the number of iterations run).
-        num_classes: c, or None.
+        num_classes_: c, or None.
     """
 
-    def __init__(self, ranks, *, iters: int = 10000, tol: float = 0.0, check_every: int = 10,
+    histories = RenamedAttribute("histories_")
+
+    def __init__(self, ranks, *, max_iter: int = 10000, tol: float = 0.0, check_every: int = 10,
                  init: str = "random", eps: float = 1e-10, seed: int | None = None,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, iters=_checks.DEPRECATED):
         fn = "HierarchicalNMF"
         self.ranks = _checks.check_ranks(ranks, fn)
-        self.iters = _checks.check_int(iters, fn, "iters", minimum=0)
+        max_iter = _checks.renamed(fn, "iters", iters, "max_iter", max_iter, 10000)
+        self.max_iter = _checks.check_int(max_iter, fn, "max_iter", minimum=0)
         self.tol = _checks.check_real(tol, fn, "tol")
         self.check_every = _checks.check_int(check_every, fn, "check_every", minimum=1)
         if init not in INITS:
             raise ValueError(f"{fn}: init must be one of {INITS}, got {init!r}")
         self.init = init
         self.eps = _checks.check_real(eps, fn, "eps", positive=True)
-        _checks.check_generator(seed, generator, fn)
-        self.seed, self.generator = seed, generator
-        self.A = self.S = self.B = self.histories = self.num_classes = None
+        self.seed, self.generator = _checks.check_seed_or_generator(seed, generator, fn)
+        self.A_ = self.S_ = self.B_ = self.histories_ = self.num_classes_ = None
 
     def fit(self, x: torch.Tensor, y: torch.Tensor | None = None, label_mask: torch.Tensor | None = None,
             lam: float = 1.0, data_mask: torch.Tensor | None = None, *, num_classes: int | None = None):
@@ -99,12 +102,12 @@ class HierarchicalNMF(FittedHierarchy):
         fn = "HierarchicalNMF.fit"
         X, W, labels, lam = check_fit_inputs(x, y, label_mask, num_classes, lam, data_mask, fn)
         gen = _checks.check_generator(self.seed, self.generator, fn)
-        As, Ss, B, hists = sequential_fit(X, W, labels, lam, self.ranks, iters=self.iters, tol=self.tol,
+        As, Ss, B, hists = sequential_fit(X, W, labels, lam, self.ranks, iters=self.max_iter, tol=self.tol,
                                           check_every=self.check_every, init=self.init, eps=self.eps, gen=gen)
-        self.A, self.S, self.B, self.histories = As, Ss, B, hists
-        self.num_classes = None if labels is None else labels[2]
+        self.A_, self.S_, self.B_, self.histories_ = As, Ss, B, hists
+        self.num_classes_ = None if labels is None else labels[2]
         return self
 
     def __repr__(self) -> str:
         extra = "" if self.tol == 0 else f", tol={self.tol}"
-        return f"HierarchicalNMF(ranks={self.ranks}, iters={self.iters}{extra}, init={self.init!r})"
+        return f"HierarchicalNMF(ranks={self.ranks}, max_iter={self.max_iter}{extra}, init={self.init!r})"

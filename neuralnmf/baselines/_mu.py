@@ -194,7 +194,7 @@ def _prepare(x, rank, data_mask, iters, tol, check_every, eps, seed, generator, 
     mask = _checks.check_data_mask(data_mask, x, fn)
     _checks.check_values(x, mask, fn)
     rank = _checks.check_rank(rank, fn)
-    iters = _checks.check_int(iters, fn, "iters", minimum=0)
+    iters = _checks.check_int(iters, fn, "max_iter", minimum=0)
     tol = _checks.check_real(tol, fn, "tol")
     check_every = _checks.check_int(check_every, fn, "check_every", minimum=1)
     eps = _checks.check_real(eps, fn, "eps", positive=True)
@@ -210,7 +210,7 @@ def nmf_mu(
     x: torch.Tensor,
     rank: int,
     *,
-    iters: int = 10000,
+    max_iter: int = 10000,
     tol: float = 0.0,
     check_every: int = 10,
     data_mask: torch.Tensor | None = None,
@@ -218,6 +218,7 @@ def nmf_mu(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     eps: float = 1e-10,
+    iters=_checks.DEPRECATED,
 ) -> NMFResult:
     """NMF by Lee-Seung multiplicative updates: min_{A, S >= 0} ||W (X - A S)||_F^2, as ssnmf's modelNum=1.
 
@@ -231,8 +232,8 @@ def nmf_mu(
             sparse-dense products (x^T S^T, x A) and ||X - A S||^2 = ||X||^2 - 2 <A^T X, S> + <A^T A, S S^T>
             (equal to the dense path in exact arithmetic; no data_mask with a sparse x).
         rank: k, number of topics.
-        iters: maximum number of iterations (0 returns the initial factors).
-        tol: ssnmf's relative-decrease early stop (see :class:`EarlyStop`): 0 (default) runs all ``iters``;
+        max_iter: maximum number of iterations (0 returns the initial factors); ``iters=`` is its deprecated name.
+        tol: ssnmf's relative-decrease early stop (see :class:`EarlyStop`): 0 (default) runs all ``max_iter``;
             ``tol=1e-4`` reproduces ssnmf's silent default, which ends "10000 iterations" after a few dozen.
         check_every: test the stopping rule every this many iterations (each test syncs with the device once).
         data_mask: (M, N) bool or {0, 1}, True = observed. Unobserved entries of x are ignored entirely (they may
@@ -250,13 +251,14 @@ def nmf_mu(
         ||W (X - A S)||_F^2 after each iteration, and B = None.
 
     Raises:
-        TypeError: non-tensor or non-float data, non-integer rank/iters, init of another dtype.
+        TypeError: non-tensor or non-float data, non-integer rank/max_iter, init of another dtype.
         ValueError: negative or non-finite (observed) data, rank < 1, shape or device mismatches, bad mask, a
             data_mask with a sparse x.
     """
     fn = "nmf_mu"
     X, W, (N, M), rank, iters, tol, check_every, eps, gen = _prepare(
-        x, rank, data_mask, iters, tol, check_every, eps, seed, generator, fn)
+        x, rank, data_mask, _checks.renamed(fn, "iters", iters, "max_iter", max_iter, 10000), tol, check_every, eps,
+        seed, generator, fn)
     with torch.no_grad():
         if init is None:
             A = uniform((N, rank), gen, X)
@@ -278,7 +280,7 @@ def ssnmf_mu(
     label_mask: torch.Tensor | None = None,
     num_classes: int | None = None,
     lam: float = 1.0,
-    iters: int = 10000,
+    max_iter: int = 10000,
     tol: float = 0.0,
     check_every: int = 10,
     data_mask: torch.Tensor | None = None,
@@ -286,6 +288,7 @@ def ssnmf_mu(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     eps: float = 1e-10,
+    iters=_checks.DEPRECATED,
 ) -> NMFResult:
     """(Semi-)supervised NMF, ssnmf's modelNum=3: min_{A, B, S >= 0} ||W (X - A S)||^2 + lam ||L (Y - B S)||^2.
 
@@ -305,7 +308,7 @@ def ssnmf_mu(
         label_mask: (M,) bool, True = labeled. None: all labeled (supervised).
         num_classes: c. None: 1 + the largest labeled class.
         lam: weight of the class term (>= 0). ssnmf's default 1; the Neural NMF toy demo used 1e-5.
-        iters, tol, check_every, data_mask, seed, generator, eps: as :func:`nmf_mu`. The early stop uses the
+        max_iter, tol, check_every, data_mask, seed, generator, eps: as :func:`nmf_mu`. The early stop uses the
             squared objective, as ssnmf's model 3.
         init: (A (N, k), S (k, M)) or (A, S, B (c, k)); B is drawn from U[0, 1) when absent. Default: U[0, 1)
             draws in ssnmf's order A, S, B.
@@ -320,7 +323,8 @@ def ssnmf_mu(
     """
     fn = "ssnmf_mu"
     X, W, (N, M), rank, iters, tol, check_every, eps, gen = _prepare(
-        x, rank, data_mask, iters, tol, check_every, eps, seed, generator, fn)
+        x, rank, data_mask, _checks.renamed(fn, "iters", iters, "max_iter", max_iter, 10000), tol, check_every, eps,
+        seed, generator, fn)
     lam = _checks.check_real(lam, fn, "lam")
     Y, Lc, c = _checks.check_labels(y, label_mask, num_classes, M, X, fn)
     with torch.no_grad():
