@@ -149,10 +149,10 @@ def published(i, scale, neural_multi_hntf):
     out["hnmf_sup_fixed"] = score(data, x, l2s.codes, l1s.A @ l2s.A)
 
     (W0,) = draws([(10, 6)], i)
-    W, _ = multi_hntf_matrix(x, l1.A, l1.S, W0, iters=iters)
+    W, _ = multi_hntf_matrix(x, l1.A, l1.S, W0, max_iter=iters)
     out["mh"] = score(data, x, (W.mT @ l1.S).mT, l1.A @ W)
     W0, B0 = draws([(10, 6), (6, 6)], i)
-    sup = dict(y=data.y, label_mask=data.label_mask, B=B0, lam=1.0, iters=iters)
+    sup = dict(y=data.y, label_mask=data.label_mask, B=B0, lam=1.0, max_iter=iters)
     Ws, _ = multi_hntf_matrix(x, l1s.A, l1s.S, W0, mask_unlabeled=False, **sup)
     out["mh_sup"] = score(data, x, (Ws.mT @ l1s.S).mT, l1s.A @ Ws)
     Wm, Bm = multi_hntf_matrix(x, l1s.A, l1s.S, W0, mask_unlabeled=True, **sup)

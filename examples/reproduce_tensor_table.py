@@ -79,7 +79,7 @@ def errors(data, model_or_levels):
 def multi_hntf(i, rng, scale):
     data, cp = context()
     init = numpy_streams.numpy_uniform([(7, 4), (4, 2)], i) if rng == "paper" else None
-    model = MultiHNTF(RANKS, iters=max(1, round(800 * scale)), init=init, seed=None if init else i)
+    model = MultiHNTF(RANKS, max_iter=max(1, round(800 * scale)), init=init, seed=None if init else i)
     return [errors(data, model.fit(data.X, cp))]
 
 

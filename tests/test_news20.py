@@ -299,10 +299,10 @@ def test_multi_hntf_matrix_is_the_tensor_layer_on_a_matrix():
     """Unsupervised, it is the paper's run_single on the 2-way tensor X = [[A, S^T]] (W <- (W + mean of the mode
     updates) / 2 = (2 W + W1 + W2) / 4), which forms every product in full."""
     x, A, S, W0 = _problem()
-    W, B = multi_hntf_matrix(x, A, S, W0, iters=50)
-    ref = multi_hntf_layer(x.mT.contiguous(), [A, S.mT.contiguous()], W0, iters=50)
+    W, B = multi_hntf_matrix(x, A, S, W0, max_iter=50)
+    ref = multi_hntf_layer(x.mT.contiguous(), [A, S.mT.contiguous()], W0, max_iter=50)
     assert B is None and torch.allclose(W, ref, rtol=1e-10, atol=1e-12)
-    Wsp, _ = multi_hntf_matrix(x.to_sparse(), A, S, W0, iters=50)
+    Wsp, _ = multi_hntf_matrix(x.to_sparse(), A, S, W0, max_iter=50)
     assert torch.allclose(Wsp, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -329,14 +329,14 @@ def test_multi_hntf_matrix_supervised_is_the_notebooks_update():
     Y = torch.nn.functional.one_hot(y, r).to(torch.float64).mT * labeled
     for mask_unlabeled in (False, True):
         Lc = labeled.to(torch.float64)[None] if mask_unlabeled else torch.ones(1, M, dtype=torch.float64)
-        W, B = multi_hntf_matrix(x, A, S, W0, iters=30, y=y, label_mask=labeled, B=B0, lam=0.7,
+        W, B = multi_hntf_matrix(x, A, S, W0, max_iter=30, y=y, label_mask=labeled, B=B0, lam=0.7,
                                  mask_unlabeled=mask_unlabeled)
         W_ref, B_ref = _supervised_reference(x.mT, A, S, Y, Lc, W0, B0, 30, 0.7)
         assert torch.allclose(W, W_ref, rtol=1e-9, atol=1e-12) and torch.allclose(B, B_ref, rtol=1e-9, atol=1e-12)
     # every document labeled: masking changes nothing
     full = torch.ones(M, dtype=torch.bool)
-    a = multi_hntf_matrix(x, A, S, W0, iters=10, y=y, label_mask=full, B=B0, mask_unlabeled=True)
-    b = multi_hntf_matrix(x, A, S, W0, iters=10, y=y, label_mask=full, B=B0, mask_unlabeled=False)
+    a = multi_hntf_matrix(x, A, S, W0, max_iter=10, y=y, label_mask=full, B=B0, mask_unlabeled=True)
+    b = multi_hntf_matrix(x, A, S, W0, max_iter=10, y=y, label_mask=full, B=B0, mask_unlabeled=False)
     assert torch.allclose(a[0], b[0]) and torch.allclose(a[1], b[1])
     with pytest.raises(ValueError, match="classifier start B"):
         multi_hntf_matrix(x, A, S, W0, y=y)
@@ -346,5 +346,5 @@ def test_multi_hntf_matrix_objective_decreases():
     """Unsupervised, the iterates fit X better than the start (the multiplicative updates of both factors)."""
     x, A, S, W0 = _problem(3)
     err = lambda W: torch.linalg.norm(x.mT - A @ W @ W.mT @ S).item()  # noqa: E731
-    W, _ = multi_hntf_matrix(x, A, S, W0 * 0.1, iters=200)
+    W, _ = multi_hntf_matrix(x, A, S, W0 * 0.1, max_iter=200)
     assert err(W) < err(W0 * 0.1)

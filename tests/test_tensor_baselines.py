@@ -85,7 +85,7 @@ def _run_single(X, F, W, N):
 def test_multi_hntf_layer_matches_the_papers_run_single(synthetic):
     data, cp = synthetic
     W0 = numpy_streams.numpy_uniform([(7, 4)], 0)[0]
-    ours = multi_hntf_layer(data.X, list(cp.factors), W0, iters=60)
+    ours = multi_hntf_layer(data.X, list(cp.factors), W0, max_iter=60)
     theirs = _run_single(data.X.numpy(), [f.numpy() for f in cp.factors], W0.numpy(), 60)
     np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-10)
 
@@ -136,7 +136,7 @@ def test_numpy_streams_are_numpys_streams():
 @pytest.mark.parametrize("shape", [(6, 5, 4), (5, 4, 3, 3)])
 def test_every_baseline_fits_nway_tensors_and_lower_levels_fit_worse(shape):
     X = small(shape)
-    models = [MultiHNTF((3, 2, 1), iters=50, seed=0), StandardHNCPD((3, 2, 1), seed=0),
+    models = [MultiHNTF((3, 2, 1), max_iter=50, seed=0), StandardHNCPD((3, 2, 1), seed=0),
               HNTF((3, 2, 1), mode=1, seed=0), StandardNCPD((3, 2, 1), method="als")]
     for model in models:
         model.fit(X)
@@ -151,7 +151,7 @@ def test_fits_improve_on_their_starts():
     cp = ncpd(X, 3, method="als")
     W0 = torch.rand(3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     start = relative_error(X, cp_to_tensor([f @ W0 for f in cp.factors])).item()
-    assert relative_error(X, MultiHNTF((3, 2), init=[W0], iters=100).fit(X, cp).reconstruct(1)).item() < start
+    assert relative_error(X, MultiHNTF((3, 2), init=[W0], max_iter=100).fit(X, cp).reconstruct(1)).item() < start
     F = cp.factors[0]
     W, H = numpy_streams.sklearn_nmf_random_init(F, 2, 0)
     W1, H1, _ = nmf_sklearn_mu(F, 2, init=(W, H), tol=0)
@@ -180,7 +180,7 @@ def test_standard_hncpd_and_hntf_recover_a_planted_hierarchy():
     assert sum(hits) >= 4
 
 
-@pytest.mark.parametrize("make", [lambda: MultiHNTF((3, 2), iters=30, seed=0),
+@pytest.mark.parametrize("make", [lambda: MultiHNTF((3, 2), max_iter=30, seed=0),
                                   lambda: StandardHNCPD((3, 2), seed=0),
                                   lambda: HNTF((3, 2), mode=2, seed=0),
                                   lambda: StandardNCPD((3, 2))])
@@ -196,7 +196,7 @@ def test_masked_entries_are_ignored(make):
 def test_given_first_layer_is_used_and_hntf_orders_modes():
     X = small(seed=4)
     cp = ncpd(X, 3)
-    for model in (MultiHNTF((3, 2), iters=5, seed=0), StandardHNCPD((3, 2), seed=0), HNTF((3, 2), seed=0)):
+    for model in (MultiHNTF((3, 2), max_iter=5, seed=0), StandardHNCPD((3, 2), seed=0), HNTF((3, 2), seed=0)):
         model.fit(X, cp)
         assert torch.allclose(model.reconstruct(0), cp_to_tensor(cp.factors))
     a = HNTF((3, 2), 0, order=(1, 2), seed=0).fit(X, cp).reconstruct(1)
@@ -225,6 +225,25 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(RuntimeError, match="not fitted yet"):
         MultiHNTF((3, 2)).reconstruct(0)
     with pytest.raises(ValueError, match="level must be an integer"):
-        MultiHNTF((3, 2), iters=1, seed=0).fit(X).reconstruct(2)
+        MultiHNTF((3, 2), max_iter=1, seed=0).fit(X).reconstruct(2)
     with pytest.raises(ValueError, match="ncpd must be one of"):
         StandardHNCPD((3, 2), ncpd="hals").fit(X)
+
+
+def test_iteration_caps_are_max_iter_with_deprecated_old_names():
+    """max_iter everywhere, as StandardHNCPD and the matrix baselines (issue 20); tensorly's n_iter_max and the
+    paper code's iters still work, with a DeprecationWarning, and give the same result."""
+    X = make_synthetic_tensor(seed=0).X[:12, :12, :12].contiguous()
+    with pytest.warns(DeprecationWarning, match="ncpd_mu: n_iter_max= is deprecated.*use max_iter="):
+        old = ncpd(X, 3, method="mu", n_iter_max=5)
+    assert torch.equal(old.factors[0], ncpd(X, 3, method="mu", max_iter=5).factors[0])
+    with pytest.warns(DeprecationWarning, match="ncpd_als: n_iter_max= is deprecated"):
+        ncpd(X, 3, method="als", n_iter_max=2)
+    with pytest.warns(DeprecationWarning, match="HNTF: n_iter_max= is deprecated"):
+        assert HNTF((3, 2), n_iter_max=7).max_iter == 7
+    with pytest.warns(DeprecationWarning, match="MultiHNTF: iters= is deprecated"):
+        assert MultiHNTF((3, 2), iters=9).max_iter == 9
+    with pytest.raises(TypeError, match="got both max_iter= and its deprecated name iters="):
+        MultiHNTF((3, 2), iters=9, max_iter=10)
+    with pytest.raises(TypeError, match="HNTF: mode must be an integer"):
+        HNTF((3, 2), mode=1.5)

@@ -23,7 +23,7 @@ def test_ncpd_on_cuda_matches_cpu(method, masked):
     outs = []
     for device in ("cpu", "cuda"):
         X, mask = data(device)
-        cp = ncpd(X, 4, method=method, mask=mask if masked else None, n_iter_max=30)
+        cp = ncpd(X, 4, method=method, mask=mask if masked else None, max_iter=30)
         assert all(f.device.type == device for f in cp.factors)
         outs.append([f.cpu() for f in cp.factors])
     for a, b in zip(*outs):
@@ -35,7 +35,7 @@ def test_trainable_models_on_cuda_match_cpu(cls):
     results = []
     for device in ("cpu", "cuda"):
         X, mask = data(device)
-        cp = ncpd(X, 4, method="als", n_iter_max=30)
+        cp = ncpd(X, 4, method="als", max_iter=30)
         kwargs = {"num_classes": 2, "label_mode": 0} if cls is NeuralMultiHNTF else {}
         model = cls(X.shape, (4, 2), factors=cp, generator=torch.Generator().manual_seed(0), **kwargs)
         assert all(p.device.type == device for p in model.parameters())
@@ -48,14 +48,14 @@ def test_trainable_models_on_cuda_match_cpu(cls):
 
 def test_model_moves_between_devices():
     X, _ = data("cpu")
-    cp = ncpd(X, 4, method="als", n_iter_max=30)
+    cp = ncpd(X, 4, method="als", max_iter=30)
     model = NeuralNCPD(X.shape, (4, 2), factors=cp, generator=torch.Generator().manual_seed(0))
     cpu = model.reconstruct(1).detach()  # two levels, 0 and 1
     model.cuda()
     torch.testing.assert_close(model.reconstruct(1).detach().cpu(), cpu)
 
 
-@pytest.mark.parametrize("make", [lambda: MultiHNTF((4, 2), iters=30, seed=0), lambda: StandardHNCPD((4, 2), seed=0),
+@pytest.mark.parametrize("make", [lambda: MultiHNTF((4, 2), max_iter=30, seed=0), lambda: StandardHNCPD((4, 2), seed=0),
                                   lambda: HNTF((4, 2), mode=1, seed=0), lambda: StandardNCPD((4, 2))])
 def test_baselines_on_cuda_match_cpu(make):
     outs = []

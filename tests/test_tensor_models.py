@@ -68,7 +68,7 @@ def test_neural_ncpd_training_decreases_the_loss_and_keeps_everything_nonnegativ
 @pytest.mark.parametrize("init", ["uniform", "mu"])
 def test_neural_multi_hntf_training_decreases_the_loss(planted, init):
     data, cp = planted
-    W0 = MultiHNTF((4, 2), iters=20, seed=0).fit(data.X, cp).W_ if init == "mu" else "uniform"
+    W0 = MultiHNTF((4, 2), max_iter=20, seed=0).fit(data.X, cp).W_ if init == "mu" else "uniform"
     model = NeuralMultiHNTF(data.X.shape, (4, 2), factors=cp, init=W0, generator=gen())
     history = fit_tensor(model, data.X, levels=(0, 1), lr=0.02, epochs=200)
     assert history["loss"][-1] < history["loss"][0]
@@ -79,7 +79,7 @@ def test_multi_hntf_multiplicative_updates_decrease_the_error(planted):
     data, cp = planted
     W0 = torch.rand(4, 2, generator=gen(), dtype=torch.float64)
     start = rel(data.X, cp_to_tensor([f @ W0 for f in cp.factors]))
-    model = MultiHNTF((4, 2), iters=200, init=[W0]).fit(data.X, cp)
+    model = MultiHNTF((4, 2), max_iter=200, init=[W0]).fit(data.X, cp)
     assert rel(data.X, model.reconstruct(1)) < 0.5 * start
 
 
@@ -116,7 +116,7 @@ def test_multi_hntf_recovers_the_planted_hierarchy_shared_by_all_modes(planted, 
         model = NeuralMultiHNTF(data.X.shape, (4, 2), factors=cp, generator=gen(2))
         fit_tensor(model, data.X, levels=(0, 1), lr=0.02, epochs=400)
     else:
-        model = MultiHNTF((4, 2), iters=300, seed=2).fit(data.X, cp)
+        model = MultiHNTF((4, 2), max_iter=300, seed=2).fit(data.X, cp)
     tree = model.topic_hierarchy()
     assert tree.shared and all(torch.equal(tree.parents[0][0], p[0]) for p in tree.parents)
     assert_recovers(data, tree.parents[0][0].tolist(), assignment)
@@ -198,7 +198,7 @@ def test_uniform_starts_are_rescaled_to_the_first_layer(planted):
 def test_nway_shapes(shape, cls):
     g = gen()
     X = torch.rand(shape, generator=g, dtype=torch.float64)
-    cp = ncpd(X, 3, method="als", n_iter_max=20)
+    cp = ncpd(X, 3, method="als", max_iter=20)
     model = cls(shape, (3, 2, 1), factors=cp, generator=g)
     out = model()
     assert len(out.levels) == 3

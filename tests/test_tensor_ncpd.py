@@ -71,7 +71,7 @@ def test_cptensor_in_and_out():
     cp_in = CPTensor((w, F))
     factors = as_factors(cp_in)
     assert torch.allclose(cp_to_tensor(factors), cp_to_tensor(F, w))  # weights absorbed in the first factor
-    out = ncpd_mu(X, 3, init=cp_in, n_iter_max=0)
+    out = ncpd_mu(X, 3, init=cp_in, max_iter=0)
     assert isinstance(out, CPTensor) and torch.equal(out.weights, torch.ones(3, dtype=torch.float64))
     assert torch.allclose(cp_to_tensor(out.factors), cp_to_tensor(F, w))
     assert torch.equal(F[0], as_factors(F)[0]) and as_factors(F)[0] is not F[0]  # copies, never the input
@@ -83,7 +83,7 @@ def test_cptensor_in_and_out():
 @pytest.mark.parametrize("shape", [(6, 7, 8), (5, 4, 6, 3), (9, 8)])
 def test_nway_shapes_and_fit(method, shape):
     X, _ = low_rank(shape, 3, noise=0.01)
-    cp, errors = ncpd(X, 3, method=method, init="random", seed=1, n_iter_max=200, tol=0, return_errors=True)
+    cp, errors = ncpd(X, 3, method=method, init="random", seed=1, max_iter=200, tol=0, return_errors=True)
     assert [tuple(f.shape) for f in cp.factors] == [(s, 3) for s in shape]
     assert all(bool((f >= 0).all()) for f in cp.factors)
     assert errors.shape == (200,) and errors[-1] < errors[0]
@@ -123,17 +123,17 @@ def test_masked_entries_are_ignored(method):
     mask = torch.rand(X.shape, generator=g) > 0.3
     garbage = torch.where(mask, X, torch.full_like(X, float("nan")))
     other = torch.where(mask, X, torch.full_like(X, 1e3))
-    a = ncpd(garbage, 2, method=method, mask=mask, n_iter_max=300)
-    b = ncpd(other, 2, method=method, mask=mask, n_iter_max=300)
+    a = ncpd(garbage, 2, method=method, mask=mask, max_iter=300)
+    b = ncpd(other, 2, method=method, mask=mask, max_iter=300)
     for fa, fb in zip(a.factors, b.factors):
         assert torch.equal(fa, fb)
     # the hidden entries are predicted from the observed ones
-    full = ncpd(X, 2, method=method, n_iter_max=300)
+    full = ncpd(X, 2, method=method, max_iter=300)
     hidden = ~mask
     err = (cp_to_tensor(a.factors) - X)[hidden].norm() / X[hidden].norm()
     assert err < 0.1
     ones = torch.ones_like(X, dtype=torch.bool)
-    assert torch.allclose(cp_to_tensor(ncpd(X, 2, method=method, mask=ones, n_iter_max=300).factors),
+    assert torch.allclose(cp_to_tensor(ncpd(X, 2, method=method, mask=ones, max_iter=300).factors),
                           cp_to_tensor(full.factors))
 
 
@@ -187,7 +187,7 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="negative entries"):
         as_factors([-torch.ones(4, 2, dtype=torch.float64)] * 3)
     before = X.clone()
-    ncpd_als(X, 2, n_iter_max=3)
+    ncpd_als(X, 2, max_iter=3)
     assert torch.equal(X, before)  # inputs never modified
 
 

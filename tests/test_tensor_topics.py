@@ -22,7 +22,7 @@ LABELS = [[f"w{i}" for i in range(8)], [f"m{i}" for i in range(8)], None]
 
 def test_top_entries_per_level_and_mode(planted):
     data, cp = planted
-    model = MultiHNTF((4, 2), iters=200, seed=0).fit(data.X, cp)
+    model = MultiHNTF((4, 2), max_iter=200, seed=0).fit(data.X, cp)
     tops = top_entries(model, LABELS, n=3)
     assert len(tops) == 2 and all(len(level) == 3 for level in tops)
     assert [len(mode) for mode in tops[0]] == [4, 4, 4] and [len(mode) for mode in tops[1]] == [2, 2, 2]
@@ -70,7 +70,7 @@ def test_hntf_tree_follows_the_hierarchical_mode(planted):
 
 def test_bad_labels_raise(planted):
     data, cp = planted
-    model = MultiHNTF((4, 2), iters=5, seed=0).fit(data.X, cp)
+    model = MultiHNTF((4, 2), max_iter=5, seed=0).fit(data.X, cp)
     with pytest.raises(ValueError, match="one per mode"):
         top_entries(model, [None, None])
     with pytest.raises(ValueError, match=r"labels\[1\] has 3 names but mode 1 has 8 entries"):

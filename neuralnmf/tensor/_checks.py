@@ -13,7 +13,7 @@ import torch
 from .. import _checks
 from .._checks import (  # noqa: F401 (re-exported for the tensor modules)
     FLOAT_DTYPES, check_generator, check_int, check_level, check_rank, check_ranks, check_real,
-    check_seed_or_generator, check_shape,
+    DEPRECATED, check_labels, check_seed_or_generator, check_shape, renamed,
 )
 
 

@@ -190,7 +190,7 @@ class HNTF(FittedTensorHierarchy):
         order: the order of the other modes inside T_l (default increasing); the paper averages the two
             orders of a 3-way tensor, which changes the draws and the update order of the layer NCPDs.
         method: NCPD solver of every layer, "mu" (tensorly 0.4.3, the paper) or "als".
-        n_iter_max, tol: of the layer NCPDs (the paper: 100 and 1e-6).
+        max_iter, tol: of the layer NCPDs (the paper: 100 and 1e-6); ``n_iter_max=`` is max_iter's deprecated name.
         init: start of the layer NCPDs: "random" (U[0, 1), a fresh Generator seeded with ``seed`` per layer
             when ``seed`` is given, mirroring the paper's ``random_state=i`` at every layer; else ``generator``),
             "svd", or a callable ``init(layer, shape, rank) -> factors`` in T_l's mode order (e.g. with
@@ -198,18 +198,18 @@ class HNTF(FittedTensorHierarchy):
         ncpd, ncpd_kwargs: the first-layer solver when ``fit`` gets no factors.
     """
 
-    def __init__(self, ranks, mode: int = 0, *, order=None, method: str = "mu", n_iter_max: int = 100,
+    def __init__(self, ranks, mode: int = 0, *, order=None, method: str = "mu", max_iter: int = 100,
                  tol: float = 1e-6, init="random", ncpd: str = "mu", ncpd_kwargs: dict | None = None,
-                 seed: int | None = None, generator: torch.Generator | None = None):
+                 seed: int | None = None, generator: torch.Generator | None = None, n_iter_max=_checks.DEPRECATED):
         fn = "HNTF"
         self.ranks = _checks.check_ranks(ranks, fn, min_len=2)
-        if isinstance(mode, bool) or not isinstance(mode, int) or mode < 0:
-            raise ValueError(f"{fn}: mode must be a nonnegative integer, got {mode!r}")
+        mode = _checks.check_int(mode, fn, "mode", minimum=0)
         self.mode, self.order = mode, None if order is None else tuple(order)
         if method not in METHODS:
             raise ValueError(f"{fn}: method must be one of {METHODS}, got {method!r}")
         self.method = method
-        self.n_iter_max = _checks.check_int(n_iter_max, fn, "n_iter_max", minimum=0)
+        max_iter = _checks.renamed(fn, "n_iter_max", n_iter_max, "max_iter", max_iter, 100)
+        self.max_iter = _checks.check_int(max_iter, fn, "max_iter", minimum=0)
         self.tol = _checks.check_real(tol, fn, "tol")
         if not callable(init) and init not in ("random", "svd"):
             raise ValueError(f"{fn}: init must be 'random', 'svd' or a callable init(layer, shape, rank), got {init!r}")
@@ -244,7 +244,7 @@ class HNTF(FittedTensorHierarchy):
                 init = self._layer_init(l, tuple(T.shape), r)
                 if not isinstance(init, str):
                     init = [f.to(dtype=X.dtype, device=X.device) for f in init]
-                cp = ncpd(T, r, method=self.method, init=init, n_iter_max=self.n_iter_max, tol=self.tol)
+                cp = ncpd(T, r, method=self.method, init=init, max_iter=self.max_iter, tol=self.tol)
                 A_l, G = cp[1][0], list(cp[1][1:])
                 As.append(A_l)
                 A_chain = A_chain @ A_l

@@ -26,7 +26,8 @@ from .cp import cp_norm_sq, cp_to_tensor, khatri_rao, to_cptensor, unfold
 __all__ = ["multi_hntf_matrix", "MultiHNTF", "NeuralMultiHNTF", "multi_hntf_layer"]
 
 
-def multi_hntf_layer(X, factors, W, *, iters: int = 800, eps: float = 1e-10, mask=None) -> torch.Tensor:
+def multi_hntf_layer(X, factors, W, *, max_iter: int = 800, eps: float = 1e-10, mask=None,
+                     iters=_checks.DEPRECATED) -> torch.Tensor:
     """The paper's ``run_single``: fit one shared W (r_prev, r) to X ~ [[F_1 W, ..., F_N W]] with the F fixed.
 
     Each iteration computes, from the same current W and for every mode i, the multiplicative update of the
@@ -40,12 +41,14 @@ def multi_hntf_layer(X, factors, W, *, iters: int = 800, eps: float = 1e-10, mas
 
     Args:
         X: (I_1, ..., I_N) with hidden entries zero; factors: N matrices (I_n, r_prev); W: (r_prev, r) start.
+        max_iter: updates (``iters=`` is its deprecated name).
     Returns:
         W (r_prev, r).
     """
+    max_iter = _checks.renamed("multi_hntf_layer", "iters", iters, "max_iter", max_iter, 800)
     N = X.dim()
     grams = [F.mT @ F for F in factors]
-    for _ in range(iters):
+    for _ in range(max_iter):
         G = [F @ W for F in factors]
         W_sum = torch.zeros_like(W)
         if mask is not None:
@@ -66,10 +69,10 @@ def multi_hntf_layer(X, factors, W, *, iters: int = 800, eps: float = 1e-10, mas
     return W
 
 
-def multi_hntf_matrix(x: torch.Tensor, A: torch.Tensor, S: torch.Tensor, W: torch.Tensor, *, iters: int = 800,
+def multi_hntf_matrix(x: torch.Tensor, A: torch.Tensor, S: torch.Tensor, W: torch.Tensor, *, max_iter: int = 800,
                       y: torch.Tensor | None = None, label_mask: torch.Tensor | None = None,
                       B: torch.Tensor | None = None, lam: float = 1.0, mask_unlabeled: bool = True,
-                      eps: float = 1e-10):
+                      eps: float = 1e-10, iters=_checks.DEPRECATED):
     """The paper's second Multi-HNTF layer of a matrix: X ~ (A W)(W^T S), A and S fixed, W (k, r) >= 0 learned.
 
     ``run_HNMF_unsupervised_single`` (protocols §6.9): per iteration, from the same W,
@@ -86,7 +89,8 @@ def multi_hntf_matrix(x: torch.Tensor, A: torch.Tensor, S: torch.Tensor, W: torc
 
     Args:
         x: (M, N) data batch first (X = x^T), dense or sparse; A: (N, k) first-layer topics; S: (k, M) codes.
-        W: (k, r) start (the paper: ``np.random.rand(k, r)``); iters: updates (the paper: 800).
+        W: (k, r) start (the paper: ``np.random.rand(k, r)``); max_iter: updates (the paper: 800; ``iters=`` is
+            its deprecated name).
         y: (M,) class indices in [0, c); label_mask: (M,) bool, True = labeled (default: all).
         B: (c, r) classifier start, needed with y (the paper: ``np.random.rand(r, r)``, drawn after W).
         lam: label weight (the paper: 1). eps: added to every denominator (the paper: 1e-10).
@@ -94,6 +98,7 @@ def multi_hntf_matrix(x: torch.Tensor, A: torch.Tensor, S: torch.Tensor, W: torc
     Returns:
         (W, B): B is None without labels.
     """
+    max_iter = _checks.renamed("multi_hntf_matrix", "iters", iters, "max_iter", max_iter, 800)
     with torch.no_grad():
         xs = x if x.layout == torch.strided else (x.coalesce() if x.layout == torch.sparse_coo
                                                    else x.to_sparse_coo().coalesce())
@@ -104,12 +109,12 @@ def multi_hntf_matrix(x: torch.Tensor, A: torch.Tensor, S: torch.Tensor, W: torc
         if y is not None:
             if B is None:
                 raise ValueError("multi_hntf_matrix: labels need a classifier start B (c, r)")
-            mask = torch.ones_like(y, dtype=torch.bool) if label_mask is None else label_mask.bool()
             c = B.shape[0]
-            Y = torch.nn.functional.one_hot(torch.where(mask, y, 0).long(), c).to(S.dtype).mT * mask.to(S.dtype)
+            y, mask, _ = _checks.check_labels(y, label_mask, c, x.shape[0], S.device, "multi_hntf_matrix")
+            Y = torch.nn.functional.one_hot(y, c).to(S.dtype).mT * mask.to(S.dtype)
             Q = Y @ S.mT  # (c, k)
             GSL = (S * mask.to(S.dtype)) @ S.mT if mask_unlabeled else GS
-        for _ in range(iters):
+        for _ in range(max_iter):
             WS = W.mT @ GS  # W^T S S^T, (r, k)
             W1 = W * (P @ W) / (eps + GA @ W @ (WS @ W))
             num, den = W.mT @ P, (W.mT @ GA @ W) @ WS
@@ -149,7 +154,7 @@ class MultiHNTF(FittedTensorHierarchy):
 
     Args:
         ranks: (r_0, r_1, ..., r_L), e.g. (7, 4, 2).
-        iters: multiplicative updates per layer (the paper: 800).
+        max_iter: multiplicative updates per layer (the paper: 800; ``iters=`` is its deprecated name).
         eps: added to the denominators (the paper: 1e-10).
         init: None (U[0, 1) draws of W_1, W_2, ... in order from ``generator``/``seed``, as the paper's
             ``np.random.rand``) or a list of L starting matrices (r_{l-1}, r_l) >= 0.
@@ -162,11 +167,13 @@ class MultiHNTF(FittedTensorHierarchy):
         level-l factors F_n W_1 ... W_l.
     """
 
-    def __init__(self, ranks, *, iters: int = 800, eps: float = 1e-10, init=None, ncpd: str = "mu",
-                 ncpd_kwargs: dict | None = None, seed: int | None = None, generator: torch.Generator | None = None):
+    def __init__(self, ranks, *, max_iter: int = 800, eps: float = 1e-10, init=None, ncpd: str = "mu",
+                 ncpd_kwargs: dict | None = None, seed: int | None = None, generator: torch.Generator | None = None,
+                 iters=_checks.DEPRECATED):
         fn = "MultiHNTF"
         self.ranks = _checks.check_ranks(ranks, fn, min_len=2)
-        self.iters = _checks.check_int(iters, fn, "iters", minimum=0)
+        max_iter = _checks.renamed(fn, "iters", iters, "max_iter", max_iter, 800)
+        self.max_iter = _checks.check_int(max_iter, fn, "max_iter", minimum=0)
         self.eps = _checks.check_real(eps, fn, "eps", positive=True)
         if init is not None and (not isinstance(init, (list, tuple)) or len(init) != len(self.ranks) - 1):
             raise ValueError(f"{fn}: init must be None or a list of {len(self.ranks) - 1} matrices (r_(l-1), r_l)")
@@ -187,7 +194,7 @@ class MultiHNTF(FittedTensorHierarchy):
                     W0 = draw((r_prev, r), "uniform", self.generator, X.dtype, X.device)
                 else:
                     W0 = _checks.check_matrix(self.init[l], (r_prev, r), fn, f"init[{l}]", X).clone()
-                W = multi_hntf_layer(X, cur, W0, iters=self.iters, eps=self.eps, mask=M)
+                W = multi_hntf_layer(X, cur, W0, max_iter=self.max_iter, eps=self.eps, mask=M)
                 cur = [Fn @ W for Fn in cur]
                 Ws.append(W)
                 levels.append(to_cptensor(cur))

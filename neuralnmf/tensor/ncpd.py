@@ -88,7 +88,7 @@ def _initial_factors(X, rank, init, generator, fn):
 def _prepare(tensor, rank, mask, n_iter_max, tol, seed, generator, fn):
     X, M = _checks.check_data(tensor, mask, fn)
     rank = _checks.check_rank(rank, fn)
-    n_iter_max = _checks.check_int(n_iter_max, fn, "n_iter_max", minimum=0)
+    n_iter_max = _checks.check_int(n_iter_max, fn, "max_iter", minimum=0)
     tol = _checks.check_real(tol, fn, "tol")
     gen = _checks.check_generator(seed, generator, fn)
     return X, M, rank, n_iter_max, tol, gen
@@ -127,13 +127,14 @@ def ncpd_mu(
     rank: int,
     *,
     init="svd",
-    n_iter_max: int = 100,
+    max_iter: int = 100,
     tol: float = 1e-6,
     epsilon: float = 1e-11,
     mask: torch.Tensor | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     return_errors: bool = False,
+    n_iter_max=_checks.DEPRECATED,
 ):
     """NCPD by multiplicative updates with tensorly-0.4.3 semantics (protocols §1.5).
 
@@ -147,7 +148,7 @@ def ncpd_mu(
         rank: r.
         init: "svd" (0.4.3's deterministic |U| start, :func:`svd_init`), "random" (U[0, 1) from ``generator``),
             or the starting factors as a ``CPTensor`` / list of (I_n, r) tensors (copied).
-        n_iter_max: iterations (0 returns the start).
+        max_iter: iterations (0 returns the start); ``n_iter_max=`` (tensorly's name) is its deprecated name.
         tol: stop after iteration it > 1 (0-based) once |err_{it-1} - err_it| < tol, err the relative error;
             0 runs all iterations without reading the device.
         epsilon: floor of numerator and denominator (0.4.3: 10e-12).
@@ -159,7 +160,8 @@ def ncpd_mu(
         ``CPTensor`` (weights ones, factors (I_n, r)); ``(CPTensor, errors)`` with ``return_errors``.
     """
     fn = "ncpd_mu"
-    X, M, rank, n_iter_max, tol, gen = _prepare(tensor, rank, mask, n_iter_max, tol, seed, generator, fn)
+    max_iter = _checks.renamed(fn, "n_iter_max", n_iter_max, "max_iter", max_iter, 100)
+    X, M, rank, n_iter_max, tol, gen = _prepare(tensor, rank, mask, max_iter, tol, seed, generator, fn)
     epsilon = _checks.check_real(epsilon, fn, "epsilon")
     with torch.no_grad():
         F = _initial_factors(X, rank, init, gen, fn)
@@ -208,13 +210,14 @@ def ncpd_als(
     rank: int,
     *,
     init="svd",
-    n_iter_max: int = 100,
+    max_iter: int = 100,
     tol: float = 1e-6,
     warmup: int = 10,
     mask: torch.Tensor | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     return_errors: bool = False,
+    n_iter_max=_checks.DEPRECATED,
 ):
     """NCPD by alternating nonnegative least squares, each block solved exactly by :func:`neuralnmf.nnls`.
 
@@ -233,12 +236,13 @@ def ncpd_als(
     history covers the ALS sweeps only). ``warmup``: multiplicative updates before the first sweep (0: none).
     """
     fn = "ncpd_als"
-    X, M, rank, n_iter_max, tol, gen = _prepare(tensor, rank, mask, n_iter_max, tol, seed, generator, fn)
+    max_iter = _checks.renamed(fn, "n_iter_max", n_iter_max, "max_iter", max_iter, 100)
+    X, M, rank, n_iter_max, tol, gen = _prepare(tensor, rank, mask, max_iter, tol, seed, generator, fn)
     warmup = _checks.check_int(warmup, fn, "warmup", minimum=0)
     with torch.no_grad():
         F = _initial_factors(X, rank, init, gen, fn)
         if warmup:
-            F = list(ncpd_mu(X, rank, init=F, n_iter_max=warmup, tol=0.0, mask=M)[1])
+            F = list(ncpd_mu(X, rank, init=F, max_iter=warmup, tol=0.0, mask=M)[1])
         stop = _Stopper(X, M, n_iter_max, tol)
         N = X.dim()
         for _ in range(n_iter_max):
@@ -284,7 +288,7 @@ class StandardNCPD(FittedTensorHierarchy):
     Args:
         ranks: (r_0, r_1, ...), e.g. (7, 4, 2).
         method: "mu" (tensorly 0.4.3 semantics) or "als" (exact alternating NNLS).
-        **ncpd_kwargs: passed to the solver (init, n_iter_max, tol, seed/generator ...).
+        **ncpd_kwargs: passed to the solver (init, max_iter, tol, seed/generator ...).
     """
 
     def __init__(self, ranks, *, method: str = "mu", **ncpd_kwargs):
