@@ -187,8 +187,8 @@ def test_standard_hncpd_and_hntf_recover_a_planted_hierarchy():
 def test_masked_entries_are_ignored(make):
     X = small(seed=2)
     mask = torch.rand(X.shape, generator=torch.Generator().manual_seed(3)) > 0.3
-    a = make().fit(torch.where(mask, X, torch.full_like(X, float("nan"))), mask=mask)
-    b = make().fit(torch.where(mask, X, torch.full_like(X, 7.0)), mask=mask)
+    a = make().fit(torch.where(mask, X, torch.full_like(X, float("nan"))), data_mask=mask)
+    b = make().fit(torch.where(mask, X, torch.full_like(X, 7.0)), data_mask=mask)
     for level in range(2):
         assert torch.equal(a.reconstruct(level), b.reconstruct(level))
 
@@ -221,7 +221,7 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match=r"factors\[0\] must have shape \(6, 3\)"):
         MultiHNTF((3, 2)).fit(X, [torch.rand(6, 4, dtype=torch.float64)] * 3)
     with pytest.raises(ValueError, match="mask must have the shape"):
-        StandardNCPD((3, 2)).fit(X, mask=torch.ones(6, 5, dtype=torch.bool))
+        StandardNCPD((3, 2)).fit(X, data_mask=torch.ones(6, 5, dtype=torch.bool))
     with pytest.raises(RuntimeError, match="not fitted yet"):
         MultiHNTF((3, 2)).reconstruct(0)
     with pytest.raises(ValueError, match="level must be an integer"):
@@ -247,3 +247,18 @@ def test_iteration_caps_are_max_iter_with_deprecated_old_names():
         MultiHNTF((3, 2), iters=9, max_iter=10)
     with pytest.raises(TypeError, match="HNTF: mode must be an integer"):
         HNTF((3, 2), mode=1.5)
+
+
+def test_masks_are_data_mask_with_a_deprecated_mask_alias():
+    """data_mask, as fit, fit_tensor and the matrix baselines call it (tensorly's mask= still works, warned)."""
+    X = make_synthetic_tensor(seed=0).X[:12, :12, :12].contiguous()
+    keep = torch.rand(X.shape, generator=torch.Generator().manual_seed(0)) > 0.2
+    with pytest.warns(DeprecationWarning, match="ncpd_mu: mask= is deprecated.*use data_mask="):
+        old = ncpd(X, 3, mask=keep, max_iter=5)
+    assert torch.equal(old.factors[1], ncpd(X, 3, data_mask=keep, max_iter=5).factors[1])
+    for model in (StandardNCPD((3, 2), max_iter=3), StandardHNCPD((3, 2), max_iter=3, seed=0),
+                  HNTF((3, 2), max_iter=3, seed=0), MultiHNTF((3, 2), max_iter=3, seed=0)):
+        with pytest.warns(DeprecationWarning, match=f"{type(model).__name__}.fit: mask= is deprecated"):
+            model.fit(X, mask=keep)
+        with pytest.raises(ValueError, match="data_mask must have the shape"):
+            model.fit(X, data_mask=keep[0])

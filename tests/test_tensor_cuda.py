@@ -23,7 +23,7 @@ def test_ncpd_on_cuda_matches_cpu(method, masked):
     outs = []
     for device in ("cpu", "cuda"):
         X, mask = data(device)
-        cp = ncpd(X, 4, method=method, mask=mask if masked else None, max_iter=30)
+        cp = ncpd(X, 4, method=method, data_mask=mask if masked else None, max_iter=30)
         assert all(f.device.type == device for f in cp.factors)
         outs.append([f.cpu() for f in cp.factors])
     for a, b in zip(*outs):
@@ -61,7 +61,7 @@ def test_baselines_on_cuda_match_cpu(make):
     outs = []
     for device in ("cpu", "cuda"):
         X, mask = data(device)
-        model = make().fit(X, mask=mask)
+        model = make().fit(X, data_mask=mask)
         assert model.reconstruct(1).device.type == device
         outs.append(model.reconstruct(1).cpu())
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-6, atol=1e-8)

@@ -123,8 +123,8 @@ def test_masked_entries_are_ignored(method):
     mask = torch.rand(X.shape, generator=g) > 0.3
     garbage = torch.where(mask, X, torch.full_like(X, float("nan")))
     other = torch.where(mask, X, torch.full_like(X, 1e3))
-    a = ncpd(garbage, 2, method=method, mask=mask, max_iter=300)
-    b = ncpd(other, 2, method=method, mask=mask, max_iter=300)
+    a = ncpd(garbage, 2, method=method, data_mask=mask, max_iter=300)
+    b = ncpd(other, 2, method=method, data_mask=mask, max_iter=300)
     for fa, fb in zip(a.factors, b.factors):
         assert torch.equal(fa, fb)
     # the hidden entries are predicted from the observed ones
@@ -133,7 +133,7 @@ def test_masked_entries_are_ignored(method):
     err = (cp_to_tensor(a.factors) - X)[hidden].norm() / X[hidden].norm()
     assert err < 0.1
     ones = torch.ones_like(X, dtype=torch.bool)
-    assert torch.allclose(cp_to_tensor(ncpd(X, 2, method=method, mask=ones, max_iter=300).factors),
+    assert torch.allclose(cp_to_tensor(ncpd(X, 2, method=method, data_mask=ones, max_iter=300).factors),
                           cp_to_tensor(full.factors))
 
 
@@ -164,9 +164,9 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(TypeError, match="rank must be an integer"):
         ncpd_als(X, 2.5)
     with pytest.raises(ValueError, match="mask must have the shape"):
-        ncpd_mu(X, 2, mask=torch.ones(4, 5, dtype=torch.bool))
+        ncpd_mu(X, 2, data_mask=torch.ones(4, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="only 0 and 1"):
-        ncpd_mu(X, 2, mask=torch.full(X.shape, 0.5))
+        ncpd_mu(X, 2, data_mask=torch.full(X.shape, 0.5))
     with pytest.raises(ValueError, match="NaN or Inf"):
         ncpd_mu(X.clone().fill_(float("nan")), 2)
     with pytest.raises(TypeError, match="float32 or float64"):

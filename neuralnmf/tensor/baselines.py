@@ -5,7 +5,7 @@ flat one, :class:`neuralnmf.tensor.StandardNCPD`, an independent NCPD at every r
   scikit-learn's multiplicative-update semantics (:func:`nmf_sklearn_mu`, protocols §1.6).
 * :class:`HNTF`: Cichocki et al.'s multilayer NTF with the hierarchy on one mode (HNTF-1/2/3 for mode 0/1/2).
 
-All are fitted with ``fit(tensor, factors=None, mask=None)``, keep the tensor's dtype and device, and expose
+All are fitted with ``fit(tensor, factors=None, data_mask=None)``, keep the tensor's dtype and device, and expose
 ``levels_`` (one tensorly ``CPTensor`` per level) with ``reconstruct(level)`` and ``cp_tensor(level)``.
 """
 
@@ -123,10 +123,12 @@ class StandardHNCPD(FittedTensorHierarchy):
         gen = _checks.check_generator(self.seed, self.generator, type(self).__name__)  # a fresh one per start
         return sklearn_random_init(X, k, gen)
 
-    def fit(self, tensor: torch.Tensor, factors=None, *, mask: torch.Tensor | None = None) -> "StandardHNCPD":
-        """Fit to ``tensor`` (I_1, ..., I_N) >= 0; ``factors``: the rank-r_0 layer (computed when None)."""
+    def fit(self, tensor: torch.Tensor, factors=None, *, data_mask: torch.Tensor | None = None,
+            mask=_checks.DEPRECATED) -> "StandardHNCPD":
+        """Fit to ``tensor`` (I_1, ..., I_N) >= 0; ``factors``: the rank-r_0 layer (computed when None);
+        ``data_mask``: 1 = observed (``mask=`` is its deprecated name)."""
         fn = "StandardHNCPD.fit"
-        X, M = check_fit(tensor, mask, fn)
+        X, M = check_fit(tensor, _checks.renamed(fn, "mask", mask, "data_mask", data_mask), fn)
         with torch.no_grad():
             F = first_layer(X, M, self.ranks[0], factors, self.ncpd, self.ncpd_kwargs, fn)
             As, Ss = [], []
@@ -225,10 +227,12 @@ class HNTF(FittedTensorHierarchy):
         gen = _checks.check_generator(self.seed, self.generator, type(self).__name__)  # a fresh one per start
         return random_init(shape, rank, generator=gen)
 
-    def fit(self, tensor: torch.Tensor, factors=None, *, mask: torch.Tensor | None = None) -> "HNTF":
-        """Fit to ``tensor`` (I_1, ..., I_N) >= 0; ``factors``: the rank-r_0 layer (computed when None)."""
+    def fit(self, tensor: torch.Tensor, factors=None, *, data_mask: torch.Tensor | None = None,
+            mask=_checks.DEPRECATED) -> "HNTF":
+        """Fit to ``tensor`` (I_1, ..., I_N) >= 0; ``factors``: the rank-r_0 layer (computed when None);
+        ``data_mask``: 1 = observed (``mask=`` is its deprecated name)."""
         fn = "HNTF.fit"
-        X, M = check_fit(tensor, mask, fn)
+        X, M = check_fit(tensor, _checks.renamed(fn, "mask", mask, "data_mask", data_mask), fn)
         N = X.dim()
         p = _checks.check_mode(self.mode, N, fn)
         others = tuple(m for m in range(N) if m != p) if self.order is None else self.order

@@ -32,4 +32,4 @@ class FittedTensorHierarchy(FittedModel):
 
 def check_fit(tensor, mask, fn):
     """Validated (X with hidden entries zeroed, float mask or None)."""
-    return _checks.check_data(tensor, mask, fn)
+    return _checks.check_data(tensor, mask, fn, mask_name="data_mask")

@@ -181,11 +181,12 @@ class MultiHNTF(FittedTensorHierarchy):
         self.generator = _checks.check_generator(seed, generator, fn)
         self.factors_ = self.W_ = self.levels_ = None
 
-    def fit(self, tensor: torch.Tensor, factors=None, *, mask: torch.Tensor | None = None) -> "MultiHNTF":
+    def fit(self, tensor: torch.Tensor, factors=None, *, data_mask: torch.Tensor | None = None,
+            mask=_checks.DEPRECATED) -> "MultiHNTF":
         """Fit to ``tensor`` (I_1, ..., I_N) >= 0; ``factors``: the rank-r_0 first layer (CPTensor or list),
-        computed by NCPD when None; ``mask``: 1 = observed. Returns self."""
+        computed by NCPD when None; ``data_mask``: 1 = observed (``mask=`` is its deprecated name). Returns self."""
         fn = "MultiHNTF.fit"
-        X, M = check_fit(tensor, mask, fn)
+        X, M = check_fit(tensor, _checks.renamed(fn, "mask", mask, "data_mask", data_mask), fn)
         with torch.no_grad():
             F = first_layer(X, M, self.ranks[0], factors, self.ncpd, self.ncpd_kwargs, fn)
             Ws, levels, cur = [], [to_cptensor(F)], F

@@ -86,7 +86,7 @@ def _initial_factors(X, rank, init, generator, fn):
 
 
 def _prepare(tensor, rank, mask, n_iter_max, tol, seed, generator, fn):
-    X, M = _checks.check_data(tensor, mask, fn)
+    X, M = _checks.check_data(tensor, mask, fn, mask_name="data_mask")
     rank = _checks.check_rank(rank, fn)
     n_iter_max = _checks.check_int(n_iter_max, fn, "max_iter", minimum=0)
     tol = _checks.check_real(tol, fn, "tol")
@@ -130,11 +130,12 @@ def ncpd_mu(
     max_iter: int = 100,
     tol: float = 1e-6,
     epsilon: float = 1e-11,
-    mask: torch.Tensor | None = None,
+    data_mask: torch.Tensor | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     return_errors: bool = False,
     n_iter_max=_checks.DEPRECATED,
+    mask=_checks.DEPRECATED,
 ):
     """NCPD by multiplicative updates with tensorly-0.4.3 semantics (protocols §1.5).
 
@@ -152,7 +153,8 @@ def ncpd_mu(
         tol: stop after iteration it > 1 (0-based) once |err_{it-1} - err_it| < tol, err the relative error;
             0 runs all iterations without reading the device.
         epsilon: floor of numerator and denominator (0.4.3: 10e-12).
-        mask: (I_1, ..., I_N) bool or {0, 1}, 1 = observed; hidden entries are ignored (any value, NaN too).
+        data_mask: (I_1, ..., I_N) bool or {0, 1}, 1 = observed; hidden entries are ignored (any value, NaN too);
+            as in :func:`neuralnmf.fit` (``mask=``, tensorly's name, is its deprecated name).
         seed, generator: source of random draws (at most one): the random init, or the extra SVD columns.
         return_errors: also return the relative error after each iteration, a (n_iter,) tensor on the device.
 
@@ -161,7 +163,8 @@ def ncpd_mu(
     """
     fn = "ncpd_mu"
     max_iter = _checks.renamed(fn, "n_iter_max", n_iter_max, "max_iter", max_iter, 100)
-    X, M, rank, n_iter_max, tol, gen = _prepare(tensor, rank, mask, max_iter, tol, seed, generator, fn)
+    data_mask = _checks.renamed(fn, "mask", mask, "data_mask", data_mask)
+    X, M, rank, n_iter_max, tol, gen = _prepare(tensor, rank, data_mask, max_iter, tol, seed, generator, fn)
     epsilon = _checks.check_real(epsilon, fn, "epsilon")
     with torch.no_grad():
         F = _initial_factors(X, rank, init, gen, fn)
@@ -213,11 +216,12 @@ def ncpd_als(
     max_iter: int = 100,
     tol: float = 1e-6,
     warmup: int = 10,
-    mask: torch.Tensor | None = None,
+    data_mask: torch.Tensor | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     return_errors: bool = False,
     n_iter_max=_checks.DEPRECATED,
+    mask=_checks.DEPRECATED,
 ):
     """NCPD by alternating nonnegative least squares, each block solved exactly by :func:`neuralnmf.nnls`.
 
@@ -237,12 +241,13 @@ def ncpd_als(
     """
     fn = "ncpd_als"
     max_iter = _checks.renamed(fn, "n_iter_max", n_iter_max, "max_iter", max_iter, 100)
-    X, M, rank, n_iter_max, tol, gen = _prepare(tensor, rank, mask, max_iter, tol, seed, generator, fn)
+    data_mask = _checks.renamed(fn, "mask", mask, "data_mask", data_mask)
+    X, M, rank, n_iter_max, tol, gen = _prepare(tensor, rank, data_mask, max_iter, tol, seed, generator, fn)
     warmup = _checks.check_int(warmup, fn, "warmup", minimum=0)
     with torch.no_grad():
         F = _initial_factors(X, rank, init, gen, fn)
         if warmup:
-            F = list(ncpd_mu(X, rank, init=F, max_iter=warmup, tol=0.0, mask=M)[1])
+            F = list(ncpd_mu(X, rank, init=F, max_iter=warmup, tol=0.0, data_mask=M)[1])
         stop = _Stopper(X, M, n_iter_max, tol)
         N = X.dim()
         for _ in range(n_iter_max):
@@ -278,7 +283,7 @@ def first_layer(X, M, rank, factors, method, kwargs, fn):
         return as_factors(factors, fn, "factors", shape=X.shape, rank=rank, like=X)
     if method not in METHODS:
         raise ValueError(f"{fn}: ncpd must be one of {METHODS}, got {method!r}")
-    cp = ncpd(X, rank, method=method, mask=M, **(kwargs or {}))
+    cp = ncpd(X, rank, method=method, data_mask=M, **(kwargs or {}))
     return list(cp[1])
 
 
@@ -298,8 +303,11 @@ class StandardNCPD(FittedTensorHierarchy):
         self.method, self.ncpd_kwargs = method, ncpd_kwargs
         self.levels_ = None
 
-    def fit(self, tensor: torch.Tensor, *, mask: torch.Tensor | None = None) -> "StandardNCPD":
-        """Fit every rank to ``tensor`` (I_1, ..., I_N) >= 0 (``mask``: 1 = observed). Returns self."""
-        X, M = check_fit(tensor, mask, "StandardNCPD.fit")
-        self.levels_ = [ncpd(X, r, method=self.method, mask=M, **self.ncpd_kwargs) for r in self.ranks]
+    def fit(self, tensor: torch.Tensor, *, data_mask: torch.Tensor | None = None,
+            mask=_checks.DEPRECATED) -> "StandardNCPD":
+        """Fit every rank to ``tensor`` (I_1, ..., I_N) >= 0 (``data_mask``: 1 = observed; ``mask=`` is its
+        deprecated name). Returns self."""
+        fn = "StandardNCPD.fit"
+        X, M = check_fit(tensor, _checks.renamed(fn, "mask", mask, "data_mask", data_mask), fn)
+        self.levels_ = [ncpd(X, r, method=self.method, data_mask=M, **self.ncpd_kwargs) for r in self.ranks]
         return self
