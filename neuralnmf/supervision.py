@@ -9,6 +9,7 @@ errors as in the papers.
 
 from __future__ import annotations
 
+from ._checks import check_real
 from .losses import supervision_loss
 
 __all__ = ["DEFAULT_LAM", "label_weights", "term_name", "label_terms"]
@@ -28,12 +29,11 @@ def label_weights(model, lam) -> dict[int, float]:
     values = lam if isinstance(lam, dict) else {int(l): lam for l in heads}
     out = {}
     for level, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-            raise ValueError(f"lam must be a finite number >= 0 (or a dict of them per level), got {value!r}")
+        value = check_real(value, "fit", "lam" if not isinstance(lam, dict) else f"lam[{level}]")
         if str(level) not in heads:
-            raise ValueError(f"lam names level {level}, which has no classifier (labeled levels: "
+            raise ValueError(f"fit: lam names level {level}, which has no classifier (labeled levels: "
                              f"{[int(l) for l in heads]})")
-        out[int(level)] = float(value)
+        out[int(level)] = value
     for level, head in heads.items():  # levels the dict leaves out keep their form's default
         out.setdefault(int(level), DEFAULT_LAM[head.form])
     return out

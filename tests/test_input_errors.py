@@ -147,3 +147,13 @@ def test_error_types_follow_one_rule():
         fit(_model(), x, epochs=1, seed="0", progress=False)
     with pytest.raises(TypeError, match="fit: validation must be a real number"):
         fit(_model(num_classes=2), x, y=torch.arange(40) % 2, validation="0.1", epochs=1, progress=False)
+
+
+def test_lam_is_checked_like_every_real_argument():
+    x, y = _x(), torch.arange(40) % 2
+    with pytest.raises(TypeError, match="fit: lam must be a real number"):
+        fit(_model(num_classes=2), x, y=y, lam="1", epochs=1, progress=False)
+    with pytest.raises(ValueError, match="fit: lam must be a finite number >= 0"):
+        fit(_model(num_classes=2), x, y=y, lam=-1.0, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"fit: lam\[1\] must be a finite number >= 0"):
+        fit(_model(num_classes=2), x, y=y, lam={1: float("inf")}, epochs=1, progress=False)
