@@ -19,10 +19,11 @@ Build habits taken from pytorch/extension-cpp and pytorch_scatter:
 
 * OpenMP only where torch itself runs on OpenMP (``torch.__config__.parallel_info()``) and the platform's compiler
   takes -fopenmp (not Apple's clang); otherwise ``at::parallel_for`` runs on torch's own thread pool without it.
-* One library for every Python version (``py_limited_api``: setuptools defines Py_LIMITED_API, the wheel is tagged
-  cp39-abi3) with torch >= 2.6: the extension
-  uses only TORCH_LIBRARY registrations and the limited Python C API (an empty module), no pybind11. With older
-  torch it is built per Python version, as before.
+* One library for every Python version from ``requires-python`` on (pyproject.toml, read here: >= 3.10) with
+  torch >= 2.6: the extension uses only TORCH_LIBRARY registrations and the limited Python C API (an empty
+  module), no pybind11. setuptools' ``py_limited_api`` only names the file ``_C.abi3.so``; the build itself defines
+  Py_LIMITED_API for that version (0x030A0000) and tags the wheel for it (cp310-abi3), so the two agree. With
+  older torch it is built per Python version, as before.
 * The torch and CUDA versions it was built for are compiled into ``neuralnmf._C`` (``torch_version``,
   ``cuda_version``); ``neuralnmf/_extension.py`` refuses a build that does not match the installed torch.
 
@@ -30,6 +31,7 @@ Install with `pip install --no-build-isolation -e .` so the build uses the torch
 """
 import glob
 import os
+import re
 import sys
 
 import torch
@@ -39,6 +41,20 @@ from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, C
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join("csrc")
 LIMITED_API = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 6)
+
+
+def limited_api(pyproject: str) -> tuple[str, str]:
+    """(wheel tag, Py_LIMITED_API value) for the oldest Python of pyproject's requires-python: ("cp310",
+    "0x030A0000") for ">=3.10". The one place the limited API's version comes from."""
+    found = re.search(r'^requires-python\s*=\s*">=\s*3\.(\d+)"', pyproject, re.M)
+    if found is None:
+        raise SystemExit('pyproject.toml: requires-python must read ">=3.N"')
+    minor = int(found.group(1))
+    return f"cp3{minor}", f"0x03{minor:02X}0000"
+
+
+with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as _f:
+    WHEEL_TAG, PY_LIMITED_API = limited_api(_f.read())
 
 
 def _flag(name):
@@ -102,7 +118,7 @@ def get_extensions():
             f'-DNEURALNMF_CUDA_VERSION="{torch.version.cuda if with_cuda else ""}"',
             f'-DNEURALNMF_CUDA_CHOICES="{choices}"']
     extra = {"cxx": cxx}
-    define_macros = []
+    define_macros = [("Py_LIMITED_API", PY_LIMITED_API)] if LIMITED_API else []
     extension = CppExtension
     if with_cuda:
         extension = CUDAExtension
@@ -117,7 +133,7 @@ def get_extensions():
         define_macros.append(("WITH_CUDA", None))
     print(
         f"neuralnmf build: {'CPU + CUDA' if with_cuda else 'CPU only'} ({reason}); {omp}; "
-        f"{'one library for Python >= 3.9 (limited API)' if LIMITED_API else 'per Python version'}; "
+        f"{f'one library for every Python from {WHEEL_TAG} on (limited API)' if LIMITED_API else 'per Python version'}; "
         f"{'debug' if debug else 'release'}; torch {torch.__version__}; "
         f"TORCH_CUDA_ARCH_LIST={os.getenv('TORCH_CUDA_ARCH_LIST', '(torch default)')}"
         + (f"; {choices}" if choices else "")
@@ -138,5 +154,5 @@ def get_extensions():
 setup(
     ext_modules=get_extensions(),
     cmdclass={"build_ext": BuildExtension},
-    options={"bdist_wheel": {"py_limited_api": "cp39"}} if LIMITED_API else {},
+    options={"bdist_wheel": {"py_limited_api": WHEEL_TAG}} if LIMITED_API else {},
 )

@@ -10,9 +10,9 @@ from .models import NeuralNMF, NeuralNMFOutput
 from .ops import NNLSConvergenceWarning, nnls, set_validation, validation, validation_enabled
 from .projection import NonnegativeProjection, nonnegative_parameters
 from .serialization import load, save
+from ._version import __version__
 from .train import History, fit
 
-__version__ = "0.1.0"
 __all__ = [
     "nnls",
     "NNLSConvergenceWarning",

@@ -6,17 +6,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 
+from ._optional import available, require
+
 __all__ = ["progress_bar", "EpochEnd"]
 
 
 def progress_bar(epochs: int, progress: bool | None, desc: str):
-    """A tqdm bar over epochs, or None; by default only when stderr is a terminal."""
+    """A tqdm bar over epochs, or None. By default (``progress=None``) only when stderr is a terminal and tqdm is
+    installed (the extra "progress"); ``progress=True`` without tqdm raises ImportError naming the extra."""
     if progress is None:
-        progress = sys.stderr.isatty()
+        progress = sys.stderr.isatty() and available("tqdm")
     if not progress:
         return None
-    from tqdm.auto import tqdm
-
+    tqdm = require("tqdm.auto", "progress", "the progress bar (progress=True)").tqdm
     return tqdm(total=epochs, desc=desc, unit="epoch", mininterval=0.5)
 
 

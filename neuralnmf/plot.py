@@ -11,14 +11,23 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
-
+from ._optional import require
 from .topics import hierarchy_from_dictionaries, layer_topics, top_words
 
 __all__ = ["plot_layer_heatmaps", "plot_loss_curves", "plot_hierarchy"]
+
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _figure(**kwargs) -> Figure:
+    """A new matplotlib Figure; matplotlib is imported here, an optional dependency (the extra "plot")."""
+    return require("matplotlib.figure", "plot", "neuralnmf.plot").Figure(**kwargs)
 
 
 def _host(t, name: str) -> np.ndarray:
@@ -92,7 +101,7 @@ def plot_layer_heatmaps(
     finite = np.concatenate([p[np.isfinite(p)].ravel() for p in panels])
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
 
-    fig = Figure(figsize=(3.2 * n + 0.8, 3.6), layout="constrained")
+    fig = _figure(figsize=(3.2 * n + 0.8, 3.6), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
     im = None
     for ax, P, title in zip(axes, panels, titles):
@@ -160,7 +169,7 @@ def plot_loss_curves(
     series = {k: v for k, v in series.items() if len(v)}
     if not series:
         raise ValueError("history has no non-empty series of numbers to plot")
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    fig = _figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
     total = series.get("loss")
     for name, vals in series.items():
@@ -233,7 +242,7 @@ def plot_hierarchy(
     pos = [{t: (r + 0.5) / max(sizes[l], 1) for r, t in enumerate(order[l])} for l in range(L + 1)]
 
     lines_per_node = 1 + (n_words if words is not None else 0)
-    fig = Figure(figsize=(max(6.0, 1.25 * max(sizes)), (1.1 + 0.16 * lines_per_node) * (L + 1) + 0.8),
+    fig = _figure(figsize=(max(6.0, 1.25 * max(sizes)), (1.1 + 0.16 * lines_per_node) * (L + 1) + 0.8),
                  layout="constrained")
     ax = fig.add_subplot()
     boxes = {}

@@ -9,12 +9,14 @@ import time
 import torch
 
 from ..datasets import make_hierarchical_corpus
+from ..initialization import uniform
 from ..metrics import hierarchy_recovery, least_squares_accuracy, match_topics, relative_error
 from ..models import NeuralNMF
 from ..ops import nnls
 from ..plot import plot_hierarchy, plot_layer_heatmaps, plot_loss_curves
 from ..topics import format_hierarchy_tree, hierarchy_from_dictionaries
 from ..train import fit
+from .outputs import figures_available
 
 
 def topic_model_demo(args: argparse.Namespace) -> int:
@@ -53,6 +55,8 @@ def topic_model_demo(args: argparse.Namespace) -> int:
           f"recovered (per level {', '.join(f'{s:.0%}' for s in recovery.per_level)})")
     print(format_hierarchy_tree(As, corpus.vocabulary, n_words=4))
 
+    if not figures_available():
+        return 0
     os.makedirs(args.out, exist_ok=True)
     paths = [os.path.join(args.out, name) for name in ("layers.png", "hierarchy.png", "loss.png")]
     plot_layer_heatmaps(x, recons, titles=[f"layer {d}: rank {k}" for d, k in enumerate(ranks)], path=paths[0])
@@ -115,7 +119,7 @@ def nnls_demo(args: argparse.Namespace) -> int:
               f"{t_scipy / t:.0f} x slower; max |S - S_scipy| = {diff:.1e}")
 
     print("\n2. It is differentiable: learn A by gradient descent on ||X - A nnls(X, A)||^2, keeping A >= 0")
-    A_fit = torch.rand(N, k, generator=gen, dtype=dtype).to(device).requires_grad_(True)
+    A_fit = uniform(N, k, generator=gen, dtype=dtype, device=device).requires_grad_(True)
     opt = torch.optim.Adam([A_fit], lr=0.01)
     t0 = time.perf_counter()
     for step in range(args.steps + 1):

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..metrics import accuracy, least_squares_accuracy, level_errors
 from ..models import NeuralNMF
 from ..train import DEFAULT_LAM, fit

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._optional import available, install_hint
 from ..datasets.text import TextModel
 from ..metrics import topic_quality, tree_summary
 from ..plot import plot_hierarchy, plot_layer_heatmaps, plot_loss_curves
 from ..serialization import load, read_checkpoint, save
 from ..topics import document_paths, format_hierarchy_tree, layer_topics, to_html, to_json, top_words, topic_tree
-from .errors import CLIError
+from .errors import CLIError, warn
 
 __all__ = ["save_model", "load_model", "text_model", "topics_markdown", "write_figures", "json_safe", "make_out_dir",
            "HEATMAP_LIMIT", "TopicReport", "topic_report", "write_topics", "reference_texts"]
@@ -192,7 +193,17 @@ def topics_markdown(model, codes, vocabulary, named_vocabulary: bool, source: st
     return "\n".join(lines)
 
 
+def figures_available() -> bool:
+    """Whether matplotlib is there to draw the figures; without it, a warning that names the extra."""
+    if available("matplotlib"):
+        return True
+    warn(f"no figures: matplotlib is not installed ({install_hint('plot')})")
+    return False
+
+
 def write_figures(out_dir: Path, model, x, codes, history, vocabulary, named_vocabulary: bool) -> list[str]:
+    if not figures_available():
+        return []
     written = []
     plot_loss_curves(history, path=out_dir / "loss.png", title="training loss")
     written.append("loss.png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from .._version import __version__
 from ..classifiers import HEAD_FORMS
 from ..holdout import DEFAULT_VALIDATION
 from ..initialization import INIT_METHODS
@@ -127,6 +128,7 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m neuralnmf", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"neuralnmf {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("demo", help="train a 3-layer Neural NMF on a generated hierarchical corpus (seconds)")
     p.add_argument("--epochs", type=int, default=2000, help="training epochs (default: 2000)")
