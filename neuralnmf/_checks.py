@@ -24,8 +24,8 @@ import torch
 
 __all__ = ["check_int", "check_rank", "check_ranks", "check_real", "check_generator", "check_seed_or_generator",
            "check_level", "check_shape", "int_sequence", "check_max_iter", "check_batch_size", "check_tensor",
-           "check_dtype", "check_float", "check_has_values", "check_data", "check_labels", "warn_about_ranks", "renamed", "DEPRECATED",
-           "FLOAT_DTYPES", "UNLABELED"]
+           "check_dtype", "check_float", "check_has_values", "check_finite_nonnegative", "check_data", "check_labels",
+           "warn_about_ranks", "renamed", "DEPRECATED", "FLOAT_DTYPES", "UNLABELED"]
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -145,28 +145,36 @@ def int_sequence(value, name: str, *, positive: bool = False) -> list[int]:
     return out
 
 
+def _positive_or_none(value, fn: str, name: str, none_means: str) -> int | None:
+    """None, or a positive integer (TypeError for a non-integer, ValueError for <= 0)."""
+    if value is None:
+        return None
+    expected = f"{fn}: {name} must be a positive integer or None ({none_means}), got"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{expected} {value!r} ({type(value).__name__})")
+    if value <= 0:
+        raise ValueError(f"{expected} {value}")
+    return int(value)
+
+
 def check_max_iter(max_iter, fn: str) -> int:
     """None (the solver's default bound) or a positive integer; returned as the kernels take it (0 = default)."""
-    if max_iter is None:
-        return 0
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
-        raise TypeError(f"{fn}: max_iter must be a positive integer or None (the default bound), got {max_iter!r} "
-                        f"({type(max_iter).__name__})")
-    if max_iter <= 0:
-        raise ValueError(f"{fn}: max_iter must be a positive integer or None (the default bound), got {max_iter}")
-    return int(max_iter)
+    return _positive_or_none(max_iter, fn, "max_iter", "the default bound") or 0
 
 
 def check_batch_size(batch_size, fn: str) -> int | None:
     """None (full batch) or a positive integer."""
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"{fn}: batch_size must be a positive integer or None (full batch), got {batch_size!r} "
-                        f"({type(batch_size).__name__})")
-    if batch_size <= 0:
-        raise ValueError(f"{fn}: batch_size must be a positive integer or None (full batch), got {batch_size}")
-    return int(batch_size)
+    return _positive_or_none(batch_size, fn, "batch_size", "full batch")
+
+
+def check_finite_nonnegative(values: torch.Tensor, fn: str, name: str, *, where: str = "",
+                             need: str = "NMF requires nonnegative data") -> None:
+    """Every entry of ``values`` finite and >= 0 (two reads from the device); ``where`` qualifies the entries
+    (e.g. " (observed entries)")."""
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{fn}: {name} contains NaN or Inf{where}")
+    if bool((values < 0).any()):
+        raise ValueError(f"{fn}: {name} has negative entries (min {float(values.min()):.4g}); {need}")
 
 
 def check_tensor(value, fn: str, name: str) -> torch.Tensor:
@@ -231,11 +239,7 @@ def check_data(x, fn: str, name: str = "x", *, features: int | None = None, spar
     if values:
         stored = x if x.layout == torch.strided else (x.coalesce().values() if x.layout == torch.sparse_coo
                                                       else x.values())
-        if not bool(torch.isfinite(stored).all()):
-            raise ValueError(f"{fn}: {name} contains NaN or Inf")
-        if bool((stored < 0).any()):
-            raise ValueError(f"{fn}: {name} has negative entries (min {float(stored.min()):.4g}); NMF requires "
-                             "nonnegative data")
+        check_finite_nonnegative(stored, fn, name)
     return x
 
 

@@ -58,12 +58,7 @@ def check_values(x: torch.Tensor, mask: torch.Tensor | None, fn: str, name: str 
         x = sparse_products.csr_pair(x).x.values()
         mask = None
     observed = x if mask is None else torch.where(mask > 0, x, torch.zeros((), dtype=x.dtype, device=x.device))
-    if not bool(torch.isfinite(observed).all()):
-        where = "" if mask is None else " (observed entries)"
-        raise ValueError(f"{fn}: {name} contains NaN or Inf{where}")
-    if bool((observed < 0).any()):
-        raise ValueError(f"{fn}: {name} has negative entries (min {float(observed.min()):.4g}); "
-                         "NMF requires nonnegative data")
+    _checks.check_finite_nonnegative(observed, fn, name, where="" if mask is None else " (observed entries)")
 
 
 def to_papers_orientation(x: torch.Tensor, mask: torch.Tensor | None):

@@ -55,11 +55,8 @@ def check_values(X: torch.Tensor, mask: torch.Tensor | None, fn: str, name: str 
     """Observed entries finite and nonnegative; returns X with the hidden entries set to 0 (never modifies X)."""
     if mask is not None:
         X = torch.where(mask > 0, X, torch.zeros((), dtype=X.dtype, device=X.device))
-    if not bool(torch.isfinite(X).all()):
-        raise ValueError(f"{fn}: {name} contains NaN or Inf{'' if mask is None else ' (observed entries)'}")
-    if bool((X < 0).any()):
-        raise ValueError(f"{fn}: {name} has negative entries (min {float(X.min()):.4g}); nonnegative "
-                         "factorizations need nonnegative data")
+    _checks.check_finite_nonnegative(X, fn, name, where="" if mask is None else " (observed entries)",
+                                     need="nonnegative factorizations need nonnegative data")
     return X
 
 
