@@ -1,14 +1,15 @@
-"""The input checks of the metrics: tensors, floating point, integer labels, devices, sample masks."""
+"""The input checks of the metrics: tensors, floating point, integer labels, devices, sample masks (the tensor
+check is :func:`neuralnmf._checks.check_tensor`, with its advice on converting numpy arrays and lists)."""
 
 from __future__ import annotations
 
 import torch
 
+from .. import _checks
+
 
 def _tensor(t, name: str) -> torch.Tensor:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    return t
+    return _checks.check_tensor(t, "metrics", name)
 
 
 def _floating(t, name: str) -> torch.Tensor:
@@ -21,7 +22,8 @@ def _floating(t, name: str) -> torch.Tensor:
 def _labels(y, name: str = "y") -> torch.Tensor:
     _tensor(y, name)
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer class indices (e.g. torch.long), got {y.dtype}")
+        raise TypeError(f"{name} must hold integer class indices (e.g. torch.long), got {y.dtype}; convert it with "
+                        f"{name}.long()")
     return y
 
 
