@@ -10,6 +10,7 @@ from .models import NeuralNMF, NeuralNMFOutput
 from .ops import NNLSConvergenceWarning, nnls, set_validation, validation, validation_enabled
 from .projection import NonnegativeProjection, nonnegative_parameters
 from .serialization import load, save
+from .threads import set_loop_threads
 from ._version import __version__
 from .train import History, fit
 
@@ -28,6 +29,7 @@ __all__ = [
     "History",
     "save",
     "load",
+    "set_loop_threads",
     "baselines",
     "datasets",
     "metrics",

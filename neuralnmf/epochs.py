@@ -1,5 +1,5 @@
 """What :func:`neuralnmf.fit` and :func:`neuralnmf.tensor.fit_tensor` do around their epochs: the progress bar, the
-callbacks, and early stopping on the loss."""
+callbacks, early stopping on the loss, and the intra-op threads of the loop (:mod:`neuralnmf.threads`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterable
 
 from ._optional import available, require
+from .threads import loop_threads
 
 __all__ = ["progress_bar", "EpochEnd"]
 
@@ -26,11 +27,14 @@ class EpochEnd:
     """After each epoch: update the progress bar, run the callbacks, and decide whether to stop.
 
     Stops when a callback returns True, or once the relative decrease of ``logs["loss"]`` stays below ``tol`` for
-    ``patience`` epochs. Use as a context manager (it closes the bar).
+    ``patience`` epochs. Use as a context manager around the loop: it runs the loop on the threads that
+    :func:`neuralnmf.threads.loop_threads` picks for ``work`` (a step's largest product, multiply-adds; None:
+    torch's setting) and closes the bar.
     """
 
     def __init__(self, epochs: int, progress: bool | None, desc: str, tol: float | None, patience: int,
-                 callbacks: Iterable[Callable]):
+                 callbacks: Iterable[Callable], work: float | None = None):
+        self.threads = loop_threads(work)
         self.bar = progress_bar(epochs, progress, desc)
         self.tol, self.patience, self.callbacks = tol, patience, list(callbacks)
         self.best, self.calm = float("inf"), 0
@@ -53,8 +57,12 @@ class EpochEnd:
         return stop
 
     def __enter__(self) -> "EpochEnd":
+        self.threads.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        try:
+            if self.bar is not None:
+                self.bar.close()
+        finally:
+            self.threads.__exit__(*exc)

@@ -16,6 +16,7 @@ import torch
 
 from . import sparse_products
 from ._checks import check_data
+from .threads import loop_threads, step_work
 from .ops import nnls, nnls_from_products
 
 __all__ = ["nndsvd", "nndsvd_factors", "uniform", "flat_nmf", "semi_supervised_nmf", "FlatNMF", "hierarchical_nmf_init",
@@ -274,20 +275,21 @@ def hierarchical_nmf_init(x: torch.Tensor, ranks, *, max_iter: int = 200, tol: f
     ranks = [int(r) for r in ranks]
     As: list[torch.Tensor] = []
     D = None
-    for l, k in enumerate(ranks):
-        above = [level for level in (labels or {}) if level >= l]
-        if above:
-            y, mask, c = labels[min(above)]
-            W = semi_supervised_nmf(x, k, y, mask, num_classes=c, max_iter=max_iter, tol=tol,
-                                    generator=generator).dictionary
-        else:
-            W = flat_nmf(x, k, max_iter=max_iter, tol=tol, generator=generator).dictionary
-        if D is None:
-            A = W / _unit_columns(W)
-            D = A
-        else:
-            A = nnls(W, D)  # (k_prev, k)
-            A = A / _unit_columns(D @ A)
-            D = D @ A
-        As.append(A.contiguous())
+    with loop_threads(step_work(x, max(ranks))):  # one thread for a small problem (neuralnmf.threads)
+        for l, k in enumerate(ranks):
+            above = [level for level in (labels or {}) if level >= l]
+            if above:
+                y, mask, c = labels[min(above)]
+                W = semi_supervised_nmf(x, k, y, mask, num_classes=c, max_iter=max_iter, tol=tol,
+                                        generator=generator).dictionary
+            else:
+                W = flat_nmf(x, k, max_iter=max_iter, tol=tol, generator=generator).dictionary
+            if D is None:
+                A = W / _unit_columns(W)
+                D = A
+            else:
+                A = nnls(W, D)  # (k_prev, k)
+                A = A / _unit_columns(D @ A)
+                D = D @ A
+            As.append(A.contiguous())
     return As

@@ -22,6 +22,7 @@ from .losses import LOSS_TERMS
 from .supervision import DEFAULT_LAM, label_terms, label_weights, term_name
 from .optim import build_optimizer
 from .projection import NonnegativeProjection
+from .threads import step_work
 
 __all__ = ["fit", "History", "as_fit_data", "DEFAULT_LOSS", "DEFAULT_LAM", "DEFAULT_LR", "DEFAULT_EPOCHS"]
 
@@ -292,9 +293,10 @@ def fit(
     history = History()
     history.selected = {"holdout": 0 if holdout is None else int(holdout.sum()),
                         "weight_decay": {l: c["weight_decay"] for l, c in chosen.items() if "weight_decay" in c}}
+    work = step_work(source.batch.x, model.ranks[0], source.batch_size) if isinstance(source, _TensorSource) else None
     start = time.perf_counter()
     try:
-        with EpochEnd(epochs, progress, "fit", tol, patience, callbacks) as epoch_end:
+        with EpochEnd(epochs, progress, "fit", tol, patience, callbacks, work=work) as epoch_end:
             for epoch in range(epochs):
                 logs = _epoch(model, source, data_terms, classification, weights, dist, opt, params, best)
                 history.append(logs)

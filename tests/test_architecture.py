@@ -29,7 +29,7 @@ MAX_LINES = 400
 # The layers of docs/architecture.md, lowest first: a module may import from its own layer and those below.
 # A name is a module or a package (then every module in it, unless a longer name says otherwise).
 LAYERS = (
-    ("base", ("neuralnmf._checks", "neuralnmf._version", "neuralnmf._optional")),  # they import nothing from the package
+    ("base", ("neuralnmf._checks", "neuralnmf._version", "neuralnmf._optional", "neuralnmf.threads")),  # they import nothing from the package
     ("ops", ("neuralnmf._extension", "neuralnmf._library", "neuralnmf._fake", "neuralnmf._autograd",
              "neuralnmf._reference", "neuralnmf._validation", "neuralnmf.ops", "neuralnmf.sparse_products")),
     ("layers", ("neuralnmf.initialization", "neuralnmf.layers", "neuralnmf._fitted")),

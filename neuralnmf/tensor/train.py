@@ -137,7 +137,8 @@ def fit_tensor(
     projection = NonnegativeProjection(model)
     projection()
     handle = projection.attach(opt)
-    epoch_end = EpochEnd(epochs, progress, "fit_tensor", tol, patience, callbacks)
+    work = X.numel() * getattr(model, "ranks", (1,))[0]  # the reconstruction at the first rank, each step
+    epoch_end = EpochEnd(epochs, progress, "fit_tensor", tol, patience, callbacks, work=work)
     eager = epoch_end.needs_logs  # the values must reach the host every epoch
     history, rows, names = History(), [], None
     x_norm_sq = (X * X).sum() if M is None else None
