@@ -96,13 +96,14 @@ def main() -> int:
                     times[label] = (chosen, *best)
             set_loop_threads(None)
             (n0, w0, c0), (n1, w1, c1) = times["torch's"], times["by size"]
-            rows.append([name, f"{work:.2g}", epochs, "busy core" if loaded else "idle",
+            rows.append([name, f"{work:.2g}", epochs, "+ a busy core" if loaded else "none added",
+                         f"{os.getloadavg()[0]:.1f}",
                          f"{n0}: {w0:.2f} s / {c0:.2f} s", f"{n1}: {w1:.2f} s / {c1:.2f} s", f"{w0 / w1:.1f}x"])
-            say(f"_done: {name}, {'busy core' if loaded else 'idle'}_")
+            say(f"_done: {name}, {'with' if loaded else 'without'} a busy core_")
     say()
     say("## Threads of the training loop (threads: wall / CPU time of this process)")
     say()
-    say(md_table(["problem", "multiply-adds per step", "epochs", "other load", "torch's threads",
+    say(md_table(["problem", "multiply-adds per step", "epochs", "load we add", "load average", "torch's threads",
                   "threads by size (default)", "wall speedup"], rows))
     say()
     say(f"1-minute load average at the end: {os.getloadavg()[0]:.2f}")
