@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from .errors import CLIError
+from .errors import CLIError, warn
 from .parser import build_parser
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -34,4 +34,4 @@ def main(argv=None) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """The library's warnings as the command's own: one line, ``warning: ...``, without a source line."""
-    print(f"warning: {message}", file=sys.stderr)
+    warn(str(message))

@@ -20,11 +20,12 @@ class CLIError(Exception):
 
 @contextlib.contextmanager
 def user_errors(prefix: str = ""):
-    """Turn the library's errors about the user's files and arguments into a :class:`CLIError` (one line)."""
+    """Turn the library's errors about the user's files and arguments (ValueError for a wrong value, TypeError for a
+    wrong type, a missing file or optional dependency) into a :class:`CLIError` (one line)."""
     try:
         yield
     except CLIError:
         raise
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CLIError(f"{prefix}{message}") from e
