@@ -101,8 +101,8 @@ def nnls(
         A: (N, k) shared dictionary, or (..., N, k) broadcast against X's leading dimensions.
         init: a previous S (or its boolean support), shape (..., k, M), to warm-start the active set. The
             answer is the same as without it; only the work changes.
-        max_iter: bound on pivoting iterations per column (default: 5k + 10, then a Lawson-Hanson fallback
-            bounded by 3k + 10 iterations).
+        max_iter: bound on pivoting iterations per column, a positive integer (default None: 5k + 10, then a
+            Lawson-Hanson fallback bounded by 3k + 10 iterations).
         return_info: also return ``info`` (..., M) int32: 0 solved by block principal pivoting, 1 solved by
             the Lawson-Hanson fallback, -1 iteration bound hit (S feasible, not certified optimal), and on
             CUDA with validation off, -2: the column's right-hand side is NaN/Inf (S column NaN).
@@ -115,9 +115,10 @@ def nnls(
     exactly zero get zero gradient (the convention of ReLU at 0).
 
     Raises:
-        TypeError: non-tensor input, dtype other than float32/float64, or X and A of different dtypes.
+        TypeError: non-tensor input (init included), dtype other than float32/float64 (the message says how to
+            convert), X and A of different dtypes, a non-integer max_iter.
         ValueError: NaN or Inf, wrong number of dimensions, N mismatch, batch shapes that do not broadcast,
-            X and A on different devices, init of the wrong shape.
+            X, A or init on different devices, init of the wrong shape, max_iter <= 0.
 
     On CUDA the NaN/Inf check and the :class:`NNLSConvergenceWarning` read ``info`` back to the host, one
     synchronisation per call. ``neuralnmf.ops.set_validation(False)`` (or ``with
