@@ -12,14 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_data, check_level, check_rank, check_ranks
+from ._checks import check_data, check_int, check_level, check_rank, check_ranks
 from .classifiers import HEAD_FORMS, LabelHead, labels_by_level
 from .initialization import INIT_METHODS, hierarchical_nmf_init
 from .layers import NNLSLayer, SupportCache
-from .ops import nnls
 
 __all__ = ["NeuralNMF", "NeuralNMFOutput"]
 
@@ -62,6 +60,9 @@ class NeuralNMF(nn.Module):
         in_features: features per sample (e.g. vocabulary size).
         ranks: topics per layer, e.g. (9, 4, 2): layer l has a dictionary A_l of shape (k_{l-1}, k_l), with
             k_{-1} = in_features; its columns group the topics of the layer below. Ranks usually decrease.
+            "auto": every level's rank is chosen from the data (:func:`neuralnmf.select_ranks`, ``levels`` of them)
+            from ``data``, or by the first :func:`neuralnmf.fit` (or :meth:`choose_ranks`); the criteria behind the
+            choice are kept in ``rank_selection``.
         num_classes: adds classifiers, for the semi-supervised and supervised models. An int: one classifier,
             at the deepest level; a dict {level: classes}: one per labeled level (labels at several depths, e.g.
             the newsgroup at level 0 and its superclass at level 1). See ``classifier``.
@@ -92,6 +93,7 @@ class NeuralNMF(nn.Module):
             keeps their first values (zeros for "logistic", the papers' U[0, 1) draw for "papers").
         warm_start: when called again on the same input tensor, each layer warm-starts its solver from its
             previous support (the answer is unchanged; full-batch training gets faster).
+        levels: the number of levels with ``ranks="auto"`` (default 2).
 
     Shape:
         forward(x): x (M, in_features) -> NeuralNMFOutput(codes=[(M, k_0), ..., (M, k_L)], logits=(M, c),
@@ -100,41 +102,41 @@ class NeuralNMF(nn.Module):
 
     def __init__(self, in_features: int, ranks, num_classes=None, *, classifier: str = "logistic", init="nmf",
                  data=None, generator=None, nonnegative_classifier: bool = True, classifier_from_labels: bool = True,
-                 supervised_start: bool = True, warm_start: bool = True, dtype=None, device=None):
+                 supervised_start: bool = True, warm_start: bool = True, levels: int | None = None, dtype=None,
+                 device=None):
         super().__init__()
-        ranks = check_ranks(ranks, "NeuralNMF")
         in_features = check_rank(in_features, "NeuralNMF", "in_features")
         data = None if data is None else check_data(data, "NeuralNMF", "data", features=in_features)
-        counts = _class_counts(num_classes, len(ranks))
+        auto = isinstance(ranks, str)
+        if auto and ranks != "auto":
+            raise ValueError(f"NeuralNMF: ranks must be positive integers or 'auto', got {ranks!r}")
+        if auto:
+            levels = 2 if levels is None else check_int(levels, "NeuralNMF", "levels", minimum=1)
+        else:
+            ranks = check_ranks(ranks, "NeuralNMF")
+            if levels is not None and levels != len(ranks):
+                raise ValueError(f"NeuralNMF: levels={levels!r} goes with ranks='auto' (ranks {ranks} give "
+                                 f"{len(ranks)} levels)")
+            levels = len(ranks)
+        counts = _class_counts(num_classes, levels)
         if classifier not in HEAD_FORMS:
             raise ValueError(f"NeuralNMF: classifier must be one of {HEAD_FORMS}, got {classifier!r}")
         if init not in INIT_METHODS:
             raise ValueError(f"NeuralNMF: init must be one of {INIT_METHODS}, got {init!r}")
-        rising = [(a, b) for a, b in zip(ranks, ranks[1:]) if b > a]
-        if rising:
-            warnings.warn(f"NeuralNMF: ranks {ranks} increase ({rising[0][0]} then {rising[0][1]}): each layer groups "
-                          "the topics of the layer below, so a layer with more topics than its input has no unique "
-                          "codes; list ranks finest first, decreasing", UserWarning, stacklevel=2)
         if dtype is None and isinstance(data, torch.Tensor) and data.dtype in (torch.float32, torch.float64):
             dtype = data.dtype  # the user's dtype, kept end to end
         self._dtype_given = dtype is not None
-        self.in_features, self.ranks = in_features, ranks
+        self._dtype, self._device = dtype, device
+        self.in_features, self.ranks, self.levels = in_features, None, levels
         self.num_classes = (None if not counts else counts if isinstance(num_classes, Mapping)
-                            else counts[len(ranks) - 1])
+                            else counts[levels - 1])
+        self._counts = counts
         self.classifier = classifier
         self.init, self.warm_start = init, warm_start
-        sizes = (in_features, *ranks)
-        self.layers = nn.ModuleList(
-            NNLSLayer(sizes[i], sizes[i + 1], generator=generator, warm_start=False, dtype=dtype, device=device)
-            for i in range(len(ranks))
-        )
         self.nonnegative_classifier, self.classifier_from_labels = nonnegative_classifier, classifier_from_labels
         self.supervised_start = supervised_start
-        self.heads = nn.ModuleDict({
-            str(level): LabelHead(level, ranks, c, form=classifier, nonnegative=nonnegative_classifier,
-                                  generator=generator, dtype=dtype, device=device)
-            for level, c in counts.items()
-        })
+        self.layers, self.heads = nn.ModuleList(), nn.ModuleDict()
+        self.rank_selection = None  # what select_ranks found, for ranks="auto"
         self._cache = SupportCache()
         self.vocabulary: list[str] | None = None  # names of the input features, when known (neuralnmf.load sets it)
         self.text: dict | None = None  # how raw text becomes the input (set by neuralnmf.load for text models)
@@ -142,12 +144,55 @@ class NeuralNMF(nn.Module):
         self._generator = generator
         self._pending_dictionaries: tuple | None = None  # parameter versions while a data-driven start is pending
         self._pending_classifier: tuple | None = None
-        if init != "uniform" and data is not None:
+        if auto and data is not None:
+            self.choose_ranks(data)
+        elif not auto:
+            self._build(ranks)
+        if self.ranks is not None and init != "uniform" and data is not None:
             self.initialize(data, generator=generator)
-        elif init != "uniform":
+
+    def _build(self, ranks: tuple[int, ...]) -> None:
+        """The layers and classifiers of ``ranks``, with their first values (the data-driven start pending)."""
+        rising = [(a, b) for a, b in zip(ranks, ranks[1:]) if b > a]
+        if rising:
+            warnings.warn(f"NeuralNMF: ranks {ranks} increase ({rising[0][0]} then {rising[0][1]}): each layer groups "
+                          "the topics of the layer below, so a layer with more topics than its input has no unique "
+                          "codes; list ranks finest first, decreasing", UserWarning, stacklevel=3)
+        self.ranks = tuple(ranks)
+        sizes, generator, dtype, device = (self.in_features, *ranks), self._generator, self._dtype, self._device
+        self.layers = nn.ModuleList(
+            NNLSLayer(sizes[i], sizes[i + 1], generator=generator, warm_start=False, dtype=dtype, device=device)
+            for i in range(len(ranks))
+        )
+        self.heads = nn.ModuleDict({
+            str(level): LabelHead(level, ranks, c, form=self.classifier, nonnegative=self.nonnegative_classifier,
+                                  generator=generator, dtype=dtype, device=device)
+            for level, c in self._counts.items()
+        })
+        if self.init != "uniform":
             self._pending_dictionaries = self._versions()
-        if self.heads and self._pending_classifier is None and classifier_from_labels:
+        if self.heads and self.classifier_from_labels:
             self._pending_classifier = self._head_versions()
+
+    @property
+    def needs_ranks(self) -> bool:
+        """True for a model built with ``ranks="auto"`` whose ranks are not chosen yet (:meth:`choose_ranks`;
+        :func:`neuralnmf.fit` chooses them from its training data)."""
+        return self.ranks is None
+
+    def choose_ranks(self, x: torch.Tensor, **options):
+        """Choose every level's rank from ``x`` (:func:`neuralnmf.select_ranks`, ``options`` passed on; seeded from
+        the model's generator) and build the layers. Returns the :class:`neuralnmf.RankSelection`."""
+        from .rank_selection import select_ranks
+
+        if not self.needs_ranks:
+            raise ValueError(f"NeuralNMF.choose_ranks: the ranks are already {self.ranks}; build a model with "
+                             "ranks='auto' to choose them from data")
+        if self._generator is not None and "seed" not in options:
+            options["seed"] = int(torch.randint(2**31, (1,), generator=self._generator))
+        self.rank_selection = select_ranks(x, self.levels, **options)
+        self._build(self.rank_selection.ranks)
+        return self.rank_selection
 
     @property
     def labeled_levels(self) -> list[int]:
@@ -332,4 +377,5 @@ class NeuralNMF(nn.Module):
 
     def extra_repr(self) -> str:
         extra = f", num_classes={self.num_classes}" if self.num_classes is not None else ""
-        return f"in_features={self.in_features}, ranks={self.ranks}{extra}"
+        ranks = self.ranks if self.ranks is not None else f"'auto' ({self.levels} levels, chosen by the first fit)"
+        return f"in_features={self.in_features}, ranks={ranks}{extra}"

@@ -18,7 +18,7 @@ import torch
 from ._optional import require
 from .topics import hierarchy_from_dictionaries, layer_topics, top_words
 
-__all__ = ["plot_layer_heatmaps", "plot_loss_curves", "plot_hierarchy"]
+__all__ = ["plot_layer_heatmaps", "plot_loss_curves", "plot_hierarchy", "plot_rank_selection"]
 
 
 if TYPE_CHECKING:
@@ -273,5 +273,31 @@ def plot_hierarchy(
         ax.spines[side].set_visible(False)
     ax.set_title("topic hierarchy: level 0 = finest topics; edge width = share of the child's weight that goes to "
                  "the parent", fontsize=9)
+    _save(fig, path)
+    return fig
+
+
+def plot_rank_selection(selection, path=None) -> Figure:
+    """The criteria of :func:`neuralnmf.select_ranks`: held-out and fit error (left axis) and stability (right
+    axis) against the candidate rank, one panel per level, the chosen rank marked."""
+    levels = selection.levels
+    fig = _figure(figsize=(5.0 * len(levels), 3.6), layout="constrained")
+    for i, c in enumerate(levels):
+        ax = fig.add_subplot(1, len(levels), i + 1)
+        ax.plot(c.candidates, c.heldout_error, "o-", ms=3, color="C0", label="held-out error")
+        ax.plot(c.candidates, c.fit_error, "s--", ms=3, color="C2", label="fit error")
+        ax.set_xlabel("rank")
+        ax.set_ylabel("relative squared error")
+        ax.axvline(c.chosen, color="C3", lw=1)
+        ax.set_title(f"level {c.level}: rank {c.chosen}" + ("" if c.agree else
+                                                             f" (held-out {c.by_heldout}, stability {c.by_stability})"))
+        right = ax.twinx()
+        right.plot(c.candidates, c.stability, "^-", ms=3, color="C1", label="stability")
+        right.axhline(selection.settings.get("threshold", 0.8), color="C1", lw=0.8, ls=":")
+        right.set_ylim(-1.05, 1.05)
+        right.set_ylabel("stability (smallest silhouette)")
+        if i == 0:
+            handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+            ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper right")
     _save(fig, path)
     return fig

@@ -38,6 +38,9 @@ def save(model: NeuralNMF, path: str | os.PathLike, *, vocabulary=None, text: di
     """
     if not isinstance(model, NeuralNMF):
         raise TypeError(f"save: model must be a neuralnmf.NeuralNMF, got {type(model).__name__}")
+    if model.ranks is None:
+        raise ValueError("save: the model was built with ranks='auto' and has not chosen its ranks yet; fit it (or "
+                         "call model.choose_ranks(x)) first")
     vocabulary = getattr(model, "vocabulary", None) if vocabulary is None else vocabulary
     if vocabulary is not None:
         vocabulary = [str(w) for w in vocabulary]

@@ -24,6 +24,43 @@ from .outputs import (json_safe, make_out_dir, reference_texts, save_model, topi
 __all__ = ["run_fit"]
 
 
+def level_count(args) -> int:
+    """Levels of the model: the number of --ranks, or --levels with --ranks auto (checked here)."""
+    if "auto" in args.ranks:
+        if len(args.ranks) > 1:
+            raise CLIError(f"--ranks {' '.join(map(str, args.ranks))}: 'auto' chooses every level's rank; pass "
+                           "--ranks auto alone, with --levels L for the number of levels")
+        return 2 if args.levels is None else args.levels
+    if args.levels is not None and args.levels != len(args.ranks):
+        raise CLIError(f"--levels {args.levels} goes with --ranks auto; --ranks {' '.join(map(str, args.ranks))} "
+                       f"gives {len(args.ranks)} levels")
+    return len(args.ranks)
+
+
+def _choose_ranks(args, x, out_dir) -> tuple[list[int], dict]:
+    """--ranks auto: select_ranks on the documents, its table printed and its criteria written to out_dir."""
+    import os
+
+    from ..plot import plot_rank_selection
+    from ..rank_selection import select_ranks
+
+    levels = level_count(args)
+    print(f"choosing {levels} ranks from the data (held-out error and stability, neuralnmf.select_ranks) ...")
+    try:
+        selection = select_ranks(x, levels, seed=args.seed, progress=sys.stderr.isatty())
+    except ValueError as e:
+        raise CLIError(f"--ranks auto: {e}") from None
+    for c in selection.levels:
+        print(f"  level {c.level}: rank {c.chosen} (held-out error: {c.by_heldout}, stability: {c.by_stability}; "
+              f"{'agree' if c.agree else 'differ'}; searched {c.candidates[0]}..{c.candidates[-1]})")
+    print(f"chosen ranks: {' -> '.join(map(str, selection.ranks))} (criteria: rank_selection.json, .png)")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "rank_selection.json"), "w") as f:
+        json.dump(selection.as_dict(), f, indent=1)
+    plot_rank_selection(selection, os.path.join(out_dir, "rank_selection.png"))
+    return list(selection.ranks), selection.as_dict()
+
+
 def _label_files(args, levels: int) -> dict[int, str]:
     """--labels as {level: file}: FILE labels the deepest level, LEVEL=FILE that level (negative: from the deepest)."""
     files = {}
@@ -46,7 +83,7 @@ def _label_files(args, levels: int) -> dict[int, str]:
 def _labels_and_mask(args, matrix: Matrix, n: int):
     """({level: y}, train_mask, {level: known}) as numpy: labels (-1 = unknown), True = used for training (every
     level), True = label known; (None, None, None) without --labels."""
-    files = _label_files(args, len(args.ranks))
+    files = _label_files(args, level_count(args))
     if not files:
         if args.labeled_fraction is not None or args.label_mask is not None:
             raise CLIError("--labeled-fraction and --label-mask need --labels")
@@ -175,7 +212,12 @@ def run_fit(args: argparse.Namespace) -> int:
     if vocabulary is None:
         vocabulary = [f"w{j}" for j in range(n_words)]
 
-    ranks = list(args.ranks)
+    x = to_torch(matrix, dtype, device)
+    selection = None
+    if "auto" in args.ranks:
+        ranks, selection = _choose_ranks(args, x, args.out)
+    else:
+        ranks = list(args.ranks)
     rising = [(a, b) for a, b in zip(ranks, ranks[1:]) if b > a]
     if rising:
         raise CLIError(f"--ranks {' '.join(map(str, ranks))}: each level groups the topics of the level below, so "
@@ -188,7 +230,6 @@ def run_fit(args: argparse.Namespace) -> int:
         counts = {l: int(v.max()) + 1 for l, v in y.items()}
         num_classes = counts[len(ranks) - 1] if list(counts) == [len(ranks) - 1] else counts
 
-    x = to_torch(matrix, dtype, device)
     sparse = matrix.sparse
     generator = torch.Generator().manual_seed(args.seed)
     init = args.init
@@ -252,6 +293,8 @@ def run_fit(args: argparse.Namespace) -> int:
         "relative_error": errors, "relative_error_at_start": start_errors, "lam": args.lam,
         "classifier": args.classifier, "classification_loss": args.classification, "validation": args.validation,
     }
+    if selection is not None:
+        metrics["rank_selection"] = selection
     print("relative error ||X - A_0..A_l S_l|| / ||X|| per level: "
           + ", ".join(f"level {d}: {e:.4f} (start {s0:.4f})" for d, (e, s0) in enumerate(zip(errors, start_errors))))
     if y is not None:

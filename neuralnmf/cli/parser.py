@@ -109,6 +109,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _rank_or_auto(text: str):
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 def _df(text: str):
     """min_df/max_df: an integer count of documents, or a float proportion in [0, 1]."""
     try:
@@ -155,8 +159,12 @@ def _add_fit(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="documents x words: FILE.npz, FILE.mat, FILE.npy, or a FOLDER of "
                    ".txt files (see above)")
-    p.add_argument("--ranks", type=_positive_int, nargs="+", required=True, metavar="K",
-                   help="topics per level, finest first, e.g. --ranks 64 16 4")
+    p.add_argument("--ranks", type=_rank_or_auto, nargs="+", required=True, metavar="K",
+                   help="topics per level, finest first, e.g. --ranks 64 16 4; or 'auto': every level's rank chosen "
+                   "from the data (neuralnmf.select_ranks; --levels of them), its criteria written to "
+                   "rank_selection.json/.png")
+    p.add_argument("--levels", type=_positive_int, default=None, metavar="L",
+                   help="with --ranks auto: how many levels to choose (default: 2)")
     p.add_argument("--out", default="neuralnmf_fit", metavar="DIR",
                    help="output folder, created if needed; files in it are overwritten (default: ./neuralnmf_fit)")
     _add_input_options(p)
