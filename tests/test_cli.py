@@ -437,3 +437,25 @@ def test_damaged_files_give_one_clear_line(fitted, corpus, tmp_path, capsys):
     (tmp_path / "newer").mkdir()
     torch.save(newer, tmp_path / "newer" / "model.pt")
     _error(capsys, ["transform", tmp_path / "newer", d / "x.npy"], "unsupported version 7", "upgrade neuralnmf")
+
+
+def test_an_output_folder_that_cannot_be_made_fails_before_training(corpus, tmp_path, capsys):
+    """--out under a file: the error comes before any training (it used to come after the whole fit)."""
+    d, _ = corpus
+    (tmp_path / "a_file").write_text("not a folder")
+    argv = ["fit", d / "x.npz", "--ranks", "4", "2", "--epochs", "100000", "--no-progress", "--out",
+            tmp_path / "a_file" / "run"]
+    assert main([str(a) for a in argv]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: cannot create the output folder") and "a_file" in captured.err
+    assert "neuralnmf fit:" not in captured.out and "trained" not in captured.out  # nothing was built or trained
+
+
+def test_library_warnings_are_one_line_each(corpus, tmp_path, capsys):
+    """fit's warnings (here: a labeled level with fewer topics than classes) reach the user as 'warning: ...'."""
+    d, _ = corpus
+    assert main(["fit", str(d / "x.npz"), "--ranks", "4", "2", "--labels", str(d / "labels.txt"), "--epochs", "2",
+                 "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: fit: level 1 is labeled with 4 classes but has only 2 topics" in err, err
+    assert "Warning:" not in err and ".py:" not in err, err

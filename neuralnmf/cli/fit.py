@@ -7,19 +7,18 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .._version import __version__
 from ..metrics import accuracy, least_squares_accuracy, level_errors
 from ..models import NeuralNMF
 from ..train import DEFAULT_LAM, fit
 from .errors import CLIError, warn
 from .inputs import (DTYPES, Matrix, describe_indices, device_from, empty_rows, read_input, read_label_mask,
                      read_labels, read_vocabulary, to_torch)
-from .outputs import (json_safe, make_out_dir, reference_texts, save_model, topic_report, write_figures,
-                      write_topics)
+from .outputs import json_safe, make_out_dir, reference_texts, topic_report, write_fit_outputs
 
 __all__ = ["run_fit"]
 
@@ -161,19 +160,40 @@ def _classification_metrics(model, out, y: dict, train, known: dict) -> dict:
     return {"labeled_documents": int(train.sum()), "unlabeled_documents": int((~train).sum()), "levels": levels}
 
 
-def run_fit(args: argparse.Namespace) -> int:
-    """`python -m neuralnmf fit`: see the command's --help."""
-    dtype, device = DTYPES[args.dtype], device_from(args.device)
+@dataclass
+class _Documents:
+    """What fit reads from INPUT: the matrix, its vocabulary (``named``: the words are real), and the labels as
+    numpy ({level: y}, train mask, {level: known}; None without --labels)."""
+
+    source: str
+    matrix: Matrix
+    vocabulary: list[str]
+    named: bool
+    y: dict | None
+    train: np.ndarray | None
+    known: dict | None
+    dropped: list[int]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+
+def _check_options(args) -> None:
+    """The numeric options argparse cannot check by type alone."""
     if args.lr <= 0 or not math.isfinite(args.lr):
         raise CLIError(f"--lr must be a positive number, got {args.lr}")
     if args.lam is not None and (args.lam < 0 or not math.isfinite(args.lam)):
         raise CLIError(f"--lam must be a number >= 0, got {args.lam}")
     if not 0 <= args.validation < 1:
         raise CLIError(f"--validation must be a fraction in [0, 1) of the labeled documents, got {args.validation}")
+
+
+def _read_documents(args) -> _Documents:
+    """INPUT, --vocabulary and --labels read and checked; empty documents refused or (--drop-empty) left out."""
     source = str(args.input)
     matrix = read_input(source, args)
     n_docs, n_words = matrix.shape
-
     vocabulary, named = matrix.vocabulary, matrix.vocabulary is not None
     if args.vocabulary is not None:
         if matrix.text is not None:
@@ -181,41 +201,49 @@ def run_fit(args: argparse.Namespace) -> int:
                            "drop --vocabulary")
         vocabulary, named = read_vocabulary(args.vocabulary, n_words, matrix.arrays), True
     y, train, known = _labels_and_mask(args, matrix, n_docs)
+    docs = _Documents(source, matrix, vocabulary or [f"w{j}" for j in range(n_words)], named, y, train, known, [])
+    _drop_empty_documents(args, docs)
+    return docs
 
+
+def _drop_empty_documents(args, docs: _Documents) -> None:
+    """Empty documents (all-zero rows) stop fit, with advice; with --drop-empty they are left out (and their
+    labels with them)."""
+    matrix = docs.matrix
+    n_docs, n_words = matrix.shape
     empty = empty_rows(matrix.data)
-    dropped = []
-    if empty.size:
-        what = (f"{empty.size} of {n_docs} documents are empty (all-zero rows"
-                + (", no word of the vocabulary" if matrix.text is not None else "") + f"), the first at rows "
-                f"{describe_indices(empty)}" + (f" ({', '.join(matrix.documents[i] for i in empty[:3])})"
-                                                 if matrix.documents else ""))
-        if not args.drop_empty:
-            if matrix.text is None and not args.transpose and (n_docs > n_words or empty.size > n_docs // 2):
-                raise CLIError(f"{what}: documents must be rows and words columns, and this file looks like "
-                               f"words x documents ({n_docs} rows, {n_words} columns): pass --transpose (or, if "
-                               "the rows are documents, remove the empty ones or pass --drop-empty)")
-            raise CLIError(f"{what}: remove them, or pass --drop-empty to leave them out")
-        if empty.size == n_docs:
-            raise CLIError(f"{what}: nothing is left to fit")
-        warn(f"{what}; they are left out (--drop-empty), and the rows after them move up")
-        keep = np.ones(n_docs, dtype=bool)
-        keep[empty] = False
-        matrix.keep_documents(keep)
-        if y is not None:
-            y = {l: v[keep] for l, v in y.items()}
-            known = {l: v[keep] for l, v in known.items()}
-            train = train[keep]
-            if not train.any():
-                raise CLIError("no labeled document is left after dropping the empty ones")
-        dropped = empty.tolist()
-        n_docs = matrix.shape[0]
-    if vocabulary is None:
-        vocabulary = [f"w{j}" for j in range(n_words)]
+    if not empty.size:
+        return
+    what = (f"{empty.size} of {n_docs} documents are empty (all-zero rows"
+            + (", no word of the vocabulary" if matrix.text is not None else "") + f"), the first at rows "
+            f"{describe_indices(empty)}" + (f" ({', '.join(matrix.documents[i] for i in empty[:3])})"
+                                             if matrix.documents else ""))
+    if not args.drop_empty:
+        if matrix.text is None and not args.transpose and (n_docs > n_words or empty.size > n_docs // 2):
+            raise CLIError(f"{what}: documents must be rows and words columns, and this file looks like "
+                           f"words x documents ({n_docs} rows, {n_words} columns): pass --transpose (or, if "
+                           "the rows are documents, remove the empty ones or pass --drop-empty)")
+        raise CLIError(f"{what}: remove them, or pass --drop-empty to leave them out")
+    if empty.size == n_docs:
+        raise CLIError(f"{what}: nothing is left to fit")
+    warn(f"{what}; they are left out (--drop-empty), and the rows after them move up")
+    keep = np.ones(n_docs, dtype=bool)
+    keep[empty] = False
+    matrix.keep_documents(keep)
+    if docs.y is not None:
+        docs.y = {l: v[keep] for l, v in docs.y.items()}
+        docs.known = {l: v[keep] for l, v in docs.known.items()}
+        docs.train = docs.train[keep]
+        if not docs.train.any():
+            raise CLIError("no labeled document is left after dropping the empty ones")
+    docs.dropped = empty.tolist()
 
-    x = to_torch(matrix, dtype, device)
+
+def _ranks(args, x, docs: _Documents, out_dir) -> tuple[list[int], dict | None]:
+    """--ranks (or, with --ranks auto, the ranks chosen from the data), checked: (ranks, the selection or None)."""
     selection = None
     if "auto" in args.ranks:
-        ranks, selection = _choose_ranks(args, x, args.out)
+        ranks, selection = _choose_ranks(args, x, out_dir)
     else:
         ranks = list(args.ranks)
     rising = [(a, b) for a, b in zip(ranks, ranks[1:]) if b > a]
@@ -223,52 +251,69 @@ def run_fit(args: argparse.Namespace) -> int:
         raise CLIError(f"--ranks {' '.join(map(str, ranks))}: each level groups the topics of the level below, so "
                        f"ranks must not increase ({rising[0][0]} then {rising[0][1]}); list them finest first, e.g. "
                        f"--ranks {' '.join(map(str, sorted(ranks, reverse=True)))}")
-    if ranks[0] > min(n_docs, n_words):
-        warn(f"{ranks[0]} topics exceed min(documents, words) = {min(n_docs, n_words)}: some topics will be redundant")
-    num_classes = None
-    if y is not None:  # an int for labels of the deepest level only (the usual case), else one count per level
-        counts = {l: int(v.max()) + 1 for l, v in y.items()}
-        num_classes = counts[len(ranks) - 1] if list(counts) == [len(ranks) - 1] else counts
+    n_docs = docs.shape[0]
+    if ranks[0] > n_docs:  # more topics than words: fit itself warns (_checks.warn_about_ranks)
+        warn(f"{ranks[0]} topics exceed the {n_docs} documents: some topics will be redundant")
+    return ranks, selection
 
-    sparse = matrix.sparse
-    generator = torch.Generator().manual_seed(args.seed)
-    init = args.init
-    # built without data: fit starts it from x (and its classifier from the labels), never densifying x
-    model = NeuralNMF(n_words, ranks, num_classes, classifier=args.classifier, init=init, generator=generator,
-                      dtype=dtype, device=device)
 
-    kind = (f"sparse, {matrix.nnz} nonzeros ({matrix.nnz / (n_docs * n_words):.2%})" if sparse else "dense")
-    print(f"neuralnmf fit: {n_docs} documents x {n_words} words ({kind}) from {source}")
+def _class_counts(docs: _Documents) -> dict[int, int]:
+    """{level: number of classes} of the labeled levels (empty without labels)."""
+    return {} if docs.y is None else {l: int(v.max()) + 1 for l, v in docs.y.items()}
+
+
+def _build_model(args, docs: _Documents, ranks: list[int], dtype, device) -> NeuralNMF:
+    """The model, built without data: fit starts it from x (and its classifier from the labels), never densifying
+    x. Prints what is fitted."""
+    counts = _class_counts(docs)
+    # an int for labels of the deepest level only (the usual case), else one count per level
+    num_classes = (None if not counts else counts[len(ranks) - 1] if list(counts) == [len(ranks) - 1] else counts)
+    model = NeuralNMF(docs.shape[1], ranks, num_classes, classifier=args.classifier, init=args.init,
+                      generator=torch.Generator().manual_seed(args.seed), dtype=dtype, device=device)
+    (n_docs, n_words), matrix = docs.shape, docs.matrix
+    kind = (f"sparse, {matrix.nnz} nonzeros ({matrix.nnz / (n_docs * n_words):.2%})" if matrix.sparse else "dense")
+    labeled = docs.y is not None
+    print(f"neuralnmf fit: {n_docs} documents x {n_words} words ({kind}) from {docs.source}")
     print(f"model: ranks {' -> '.join(map(str, ranks))}"
           + (f", {args.classifier} classifier over " + ", ".join(f"{c} classes at level {l}" for l, c in counts.items())
-             + f" ({int(train.sum())} of {n_docs} documents labeled)" if y is not None else "")
-          + f"; init {init}; {args.loss} loss"
-          + (f", lam {args.lam if args.lam is not None else DEFAULT_LAM[args.classifier]}" if y is not None else "")
+             + f" ({int(docs.train.sum())} of {n_docs} documents labeled)" if labeled else "")
+          + f"; init {args.init}; {args.loss} loss"
+          + (f", lam {args.lam if args.lam is not None else DEFAULT_LAM[args.classifier]}" if labeled else "")
           + f", {args.epochs} epochs, Adam lr {args.lr} (relative)"
           + (f", batches of {args.batch_size}" if args.batch_size else ", full batch") + f"; {args.dtype} on {device}")
+    return model
+
+
+def _train(args, model: NeuralNMF, x, docs: _Documents):
+    """fit with the command's options: (history, seconds, each level's relative error at the start)."""
     y_t = mask_t = None
-    if y is not None:
-        y_t = {l: torch.from_numpy(np.where(train & known[l], v, 0)).to(device) for l, v in y.items()}
-        mask_t = {l: torch.from_numpy(train & known[l]).to(device) for l in y}
+    device = x.device
+    if docs.y is not None:
+        y_t = {l: torch.from_numpy(np.where(docs.train & docs.known[l], v, 0)).to(device) for l, v in docs.y.items()}
+        mask_t = {l: torch.from_numpy(docs.train & docs.known[l]).to(device) for l in docs.y}
     t0 = time.perf_counter()
     start_errors = None
-    if y is None and model.needs_initialization:  # start here rather than inside fit, to report the fit of the start
+    if docs.y is None and model.needs_initialization:  # start here rather than inside fit, to report the start
         model.initialize(x)
         with torch.no_grad():
             start_errors = level_errors(model, x, model(x).codes)
     # with labels, fit starts the model: the supervised NMF of each labeled rank and the classifiers, with the
     # labels it holds out left aside; the first epoch's terms are then the start's errors
     history = fit(model, x, y=y_t, label_mask=mask_t, loss=args.loss, lam=args.lam, classification=args.classification,
-                  validation=args.validation or None,
-                  epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                  progress=False if args.no_progress else None)
+                  validation=args.validation or None, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                  seed=args.seed, progress=False if args.no_progress else None)
     seconds = time.perf_counter() - t0
-    final = {k: v[-1] for k, v in history.items()}
+    levels = len(model.ranks)
     if start_errors is None:
         if args.loss == "hierarchical" and history.epochs:  # each level's squared relative error at epoch 0
-            start_errors = [max(history[f"level_{d}"][0], 0.0) ** 0.5 for d in range(len(ranks))]
+            start_errors = [max(history[f"level_{d}"][0], 0.0) ** 0.5 for d in range(levels)]
         else:
-            start_errors = [float("nan")] * len(ranks)
+            start_errors = [float("nan")] * levels
+    _print_training(args, history, seconds, docs.y is not None)
+    return history, seconds, start_errors
+
+
+def _print_training(args, history, seconds: float, labeled: bool) -> None:
     chosen = history.selected
     if chosen.get("holdout"):
         print(f"chosen from the data: {chosen['holdout']} labeled documents held out of the label term (--validation "
@@ -276,20 +321,27 @@ def run_fit(args: argparse.Namespace) -> int:
               f"{chosen.get('holdout_loss', float('nan')):.4g}; held-out accuracy "
               f"{chosen.get('holdout_accuracy', float('nan')):.3f}) are kept; classifier weight decay "
               + ", ".join(f"{wd:g} at level {l}" for l, wd in chosen.get("weight_decay", {}).items()))
-    elif y is not None and args.validation:
+    elif labeled and args.validation:
         print("too few labeled documents to hold some out (< 10): every epoch trains on all the labels")
+    final = {k: v[-1] for k, v in history.items()}
     print(f"trained {history.epochs} epochs in {seconds:.1f} s; final " + ", ".join(f"{k} {v:.4g}"
                                                                                 for k, v in final.items()))
 
+
+def _evaluate(args, model, x, docs: _Documents, history, seconds: float, start_errors, selection):
+    """The trained model's codes, errors, classification accuracies and topic quality: (output, metrics, report),
+    each printed."""
     model.eval()
     with torch.no_grad():
         out = model(x)
     errors = level_errors(model, x, out.codes)
+    (n_docs, n_words), matrix = docs.shape, docs.matrix
     metrics = {
-        "input": source, "documents": n_docs, "words": n_words, "nonzeros": matrix.nnz, "sparse": sparse,
-        "dropped_empty_documents": dropped, "ranks": ranks, "init": init, "loss": args.loss,
+        "input": docs.source, "documents": n_docs, "words": n_words, "nonzeros": matrix.nnz, "sparse": matrix.sparse,
+        "dropped_empty_documents": docs.dropped, "ranks": list(model.ranks), "init": args.init, "loss": args.loss,
         "epochs": history.epochs, "learning_rate": args.lr, "batch_size": args.batch_size, "seed": args.seed,
-        "dtype": args.dtype, "device": str(device), "seconds": seconds, "final_loss": final,
+        "dtype": args.dtype, "device": str(x.device), "seconds": seconds,
+        "final_loss": {k: v[-1] for k, v in history.items()},
         "relative_error": errors, "relative_error_at_start": start_errors, "lam": args.lam,
         "classifier": args.classifier, "classification_loss": args.classification, "validation": args.validation,
     }
@@ -297,8 +349,8 @@ def run_fit(args: argparse.Namespace) -> int:
         metrics["rank_selection"] = selection
     print("relative error ||X - A_0..A_l S_l|| / ||X|| per level: "
           + ", ".join(f"level {d}: {e:.4f} (start {s0:.4f})" for d, (e, s0) in enumerate(zip(errors, start_errors))))
-    if y is not None:
-        cls = _classification_metrics(model, out, y, train, known)
+    if docs.y is not None:
+        cls = _classification_metrics(model, out, docs.y, docs.train, docs.known)
         metrics["classification"] = cls
         metrics["chosen_from_data"] = json_safe(history.selected)
 
@@ -308,28 +360,26 @@ def run_fit(args: argparse.Namespace) -> int:
         for level, c in cls["levels"].items():
             print(f"accuracy at level {level}: learned classifier {fmt(c['classifier'])}; least squares on the "
                   f"level's codes {fmt(c['least_squares'])}")
-
-    report = topic_report(model, x, out.codes, vocabulary, reference_texts(source, matrix.text, matrix.documents))
+    report = topic_report(model, x, out.codes, docs.vocabulary,
+                          reference_texts(docs.source, matrix.text, matrix.documents))
     metrics.update(report.metrics())
     print(report.line())
+    return out, metrics, report
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """`python -m neuralnmf fit`: see the command's --help. Checks the options, reads the documents, makes the output
+    folder (before any training: a folder that cannot be made fails at once), builds and trains the model,
+    measures it and writes the results."""
+    dtype, device = DTYPES[args.dtype], device_from(args.device)
+    _check_options(args)
+    docs = _read_documents(args)
     out_dir = make_out_dir(args.out)
-    try:
-        training = {"input": source, "loss": args.loss, "epochs": history.epochs, "lr": args.lr, "lam": args.lam,
-                    "batch_size": args.batch_size, "seed": args.seed, "init": init, "documents": n_docs,
-                    "neuralnmf_version": __version__}
-        save_model(out_dir / "model.pt", model, vocabulary=vocabulary if named else None, text=matrix.text,
-                   training=training)
-        (out_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-        written = ["model.pt", "metrics.json"] + write_topics(out_dir, model, out.codes, vocabulary, named, source,
-                                                              args.top_words, report, matrix.documents)
-        written += write_figures(out_dir, model, x, out.codes, history, vocabulary, named)
-        if named:
-            (out_dir / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
-            written.append("vocabulary.txt")
-        if matrix.documents is not None:
-            (out_dir / "documents.txt").write_text("\n".join(matrix.documents) + "\n", encoding="utf-8")
-            written.append("documents.txt")
-    except OSError as e:
-        raise CLIError(f"cannot write to {str(out_dir)!r}: {e.strerror or e}") from e
+    x = to_torch(docs.matrix, dtype, device)
+    ranks, selection = _ranks(args, x, docs, out_dir)
+    model = _build_model(args, docs, ranks, dtype, device)
+    history, seconds, start_errors = _train(args, model, x, docs)
+    out, metrics, report = _evaluate(args, model, x, docs, history, seconds, start_errors, selection)
+    written = write_fit_outputs(out_dir, args, model, x, out, docs, history, metrics, report)
     print(f"wrote {out_dir}/: {', '.join(written)}")
     return 0

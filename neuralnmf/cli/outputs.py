@@ -4,6 +4,7 @@ figures."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from .._optional import available, install_hint
+from .._version import __version__
 from ..datasets.text import TextModel
 from ..metrics import topic_quality, tree_summary
 from ..plot import plot_hierarchy, plot_layer_heatmaps, plot_loss_curves
@@ -147,14 +149,20 @@ def write_topics(out_dir: Path, model, codes, vocabulary, named_vocabulary: bool
                       metadata={"source": source, "named_vocabulary": named_vocabulary})
     to_json(tree, path=out_dir / "topics.json")
     to_html(tree, path=out_dir / "topics.html", title=f"Topic tree of {Path(source).name}")
+    write_paths(out_dir / "paths.tsv", codes, documents)
+    return ["topics.md", "topics.json", "topics.html", "paths.tsv"]
+
+
+def write_paths(path: Path, codes, documents: list[str] | None = None) -> None:
+    """Each document's path through the levels as TSV: its topic (the largest code) and that topic's share of the
+    document's codes at every level; documents without codes get '-'. codes: one (documents, k_l) per level."""
     paths = document_paths(codes=codes)
     levels = range(paths.topics.shape[1])
     rows = ["document\t" + "\t".join(f"level_{l}\tshare_{l}" for l in levels)]
     for i, (t, w) in enumerate(zip(paths.topics.tolist(), paths.weights.tolist())):
         name = documents[i] if documents is not None else str(i)
         rows.append(name + "\t" + "\t".join(f"{f'L{l}.T{t[l]}' if t[l] >= 0 else '-'}\t{w[l]:.4f}" for l in levels))
-    (out_dir / "paths.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return ["topics.md", "topics.json", "topics.html", "paths.tsv"]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
 def topics_markdown(model, codes, vocabulary, named_vocabulary: bool, source: str, n_words: int,
@@ -229,6 +237,32 @@ def json_safe(value):
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
+
+
+def write_fit_outputs(out_dir: Path, args, model, x, out, docs, history, metrics: dict, report) -> list[str]:
+    """What ``fit`` writes: model.pt, metrics.json, the topics, the figures, vocabulary.txt and documents.txt in
+    ``out_dir`` (``docs``: the command's documents, ``out``: the model's output on them); returns the names
+    written."""
+    matrix, vocabulary, named = docs.matrix, docs.vocabulary, docs.named
+    try:
+        training = {"input": docs.source, "loss": args.loss, "epochs": history.epochs, "lr": args.lr,
+                    "lam": args.lam, "batch_size": args.batch_size, "seed": args.seed, "init": args.init,
+                    "documents": docs.shape[0], "neuralnmf_version": __version__}
+        save_model(out_dir / "model.pt", model, vocabulary=vocabulary if named else None, text=matrix.text,
+                   training=training)
+        (out_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
+        written = ["model.pt", "metrics.json"] + write_topics(out_dir, model, out.codes, vocabulary, named,
+                                                              docs.source, args.top_words, report, matrix.documents)
+        written += write_figures(out_dir, model, x, out.codes, history, vocabulary, named)
+        if named:
+            (out_dir / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+            written.append("vocabulary.txt")
+        if matrix.documents is not None:
+            (out_dir / "documents.txt").write_text("\n".join(matrix.documents) + "\n", encoding="utf-8")
+            written.append("documents.txt")
+    except OSError as e:
+        raise CLIError(f"cannot write to {str(out_dir)!r}: {e.strerror or e}") from e
+    return written
 
 
 def make_out_dir(path) -> Path:
