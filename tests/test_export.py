@@ -215,6 +215,10 @@ def test_cli_writes_quality_tree_and_paths(tmp_path, capsys):
     assert rows[0] == "document\tlevel_0\tshare_0\tlevel_1\tshare_1"
     assert [r.split("\t")[0] for r in rows[1:]] == sorted(DOCS) == tree["documents"]["names"]
     assert [r.split("\t")[1] for r in rows[1:]] == [f"L0.T{p[0]}" for p in tree["documents"]["paths"]]
+    # transform writes the same paths for the same documents under the saved model
+    assert main(["transform", str(out), str(folder), "--out", str(tmp_path / "codes.npy")]) == 0
+    assert "each document's topic and its share at every level" in capsys.readouterr().out
+    assert (tmp_path / "codes_paths.tsv").read_text().splitlines() == rows
 
 
 def test_cli_matrix_input_gives_u_mass_only(planted, tmp_path, capsys):

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from ..metrics import level_errors
+from ..topics import level_codes
 from .errors import CLIError, warn
 from .inputs import describe_indices, device_from, empty_rows, read_input, to_torch
-from .outputs import load_model, text_model
+from .outputs import load_model, text_model, write_paths
 
 __all__ = ["run_transform"]
 
@@ -40,12 +41,16 @@ def run_transform(args: argparse.Namespace) -> int:
               f"{describe_indices(empty)}): their codes are zero")
     dtype = model.layers[0].A.dtype
     x = to_torch(matrix, dtype, device)
-    codes = model.transform(x, depth)
+    with torch.no_grad():
+        levels = level_codes(model, x)  # every level: the documents' paths
+    codes = levels[depth]
     err = level_errors(model, x, [codes], depths=[depth])[0]
     out = Path(args.out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, codes.cpu().numpy())
+        paths = out.with_name(out.name.removesuffix(".npy") + "_paths.tsv")
+        write_paths(paths, levels, matrix.documents)
     except OSError as e:
         raise CLIError(f"cannot write {str(out)!r}: {e.strerror or e}") from e
     predicted = []
@@ -65,6 +70,7 @@ def run_transform(args: argparse.Namespace) -> int:
     busiest = counts.argsort(descending=True, stable=True)[:10].tolist()
     print(f"wrote {out}: codes of {n_docs} documents x {c.shape[1]} topics of level {depth} "
           f"(levels 0..{L - 1}, ranks {list(model.ranks)}), {str(dtype).removeprefix('torch.')}")
+    print(f"wrote {paths}: each document's topic and its share at every level (levels 0..{L - 1})")
     if matrix.documents is not None:
         print("rows follow the sorted file names: " + ", ".join(matrix.documents[:3])
               + (", ..." if n_docs > 3 else ""))
