@@ -9,6 +9,7 @@ from .layers import NNLSLayer
 from .models import NeuralNMF, NeuralNMFOutput
 from .ops import NNLSConvergenceWarning, nnls, set_validation, validation, validation_enabled
 from .projection import NonnegativeProjection, nonnegative_parameters
+from .rank_selection import RankSelection, select_ranks
 from .serialization import load, save
 from .threads import set_loop_threads
 from ._version import __version__
@@ -26,6 +27,8 @@ __all__ = [
     "NonnegativeProjection",
     "nonnegative_parameters",
     "fit",
+    "select_ranks",
+    "RankSelection",
     "History",
     "save",
     "load",

@@ -87,12 +87,6 @@ class RankSelection:
                 rows.append(f"| {c.level} | {rank} | {h:.4f} | {f:.4f} | {s:.3f} | {', '.join(marks)} |")
         return "\n".join(rows)
 
-    def plot(self, path=None):
-        """One panel per level: held-out and fit error (left axis) and stability (right axis) against the rank."""
-        from .plot import plot_rank_selection
-
-        return plot_rank_selection(self, path)
-
     def __repr__(self) -> str:
         agree = ", ".join(f"level {c.level}: {'agree' if c.agree else 'differ'}" for c in self.levels)
         return f"RankSelection(ranks={self.ranks}; {agree})"
