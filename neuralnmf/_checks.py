@@ -24,7 +24,7 @@ import torch
 
 __all__ = ["check_int", "check_rank", "check_ranks", "check_real", "check_generator", "check_seed_or_generator",
            "check_level", "check_shape", "int_sequence", "check_max_iter", "check_batch_size", "check_tensor",
-           "check_dtype", "check_float", "check_has_values", "check_finite_nonnegative", "check_data", "check_labels",
+           "check_dtype", "check_float", "check_has_values", "check_finite_nonnegative", "check_data", "check_observed", "check_labels",
            "warn_about_ranks", "renamed", "DEPRECATED", "FLOAT_DTYPES", "UNLABELED"]
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -241,6 +241,26 @@ def check_data(x, fn: str, name: str = "x", *, features: int | None = None, spar
                                                       else x.values())
         check_finite_nonnegative(stored, fn, name)
     return x
+
+
+def check_observed(mask, x: torch.Tensor, fn: str, name: str, what: str = "x") -> torch.Tensor | None:
+    """None, or a mask of ``x``'s shape and device, bool or {0, 1} (1 = observed), as a float tensor of x's dtype.
+    ``what`` names x in the messages."""
+    if mask is None:
+        return None
+    check_tensor(mask, fn, name)
+    if tuple(mask.shape) != tuple(x.shape):
+        raise ValueError(f"{fn}: {name} must have the shape of {what} {tuple(x.shape)}, got {tuple(mask.shape)}")
+    if mask.device != x.device:
+        raise ValueError(f"{fn}: {name} is on {mask.device} but {what} is on {x.device}; they must be on the same "
+                         "device")
+    if mask.dtype == torch.bool:
+        return mask.to(x.dtype)
+    if mask.is_complex():
+        raise TypeError(f"{fn}: {name} must be bool or hold real 0/1 values (True = observed), got {mask.dtype}")
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError(f"{fn}: {name} must hold only 0 and 1 (1 = observed), found other values")
+    return mask.to(x.dtype)
 
 
 def check_labels(y, label_mask, num_classes, samples: int, device, fn: str, *, name: str = "y",

@@ -348,8 +348,9 @@ def _epoch(model, source, data_terms, classification, weights: dict, dist, opt, 
 
 def _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, generator, device, validation):
     if not isinstance(x, torch.Tensor):
-        if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__") or hasattr(x, "__array__"):
-            _checks.check_tensor(x, "fit", "x")  # a numpy array is data, not a source of batches: say how to convert
+        if hasattr(x, "__array__"):  # a numpy array is data, not a source of batches: say how to convert it
+            _checks.check_tensor(x, "fit", "x")
+        if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
             raise TypeError(f"fit: x must be a torch.Tensor or a re-iterable source of batches, got "
                             f"{type(x).__name__}")
         if any(v is not None for v in (y, label_mask, data_mask, batch_size)):
@@ -368,10 +369,7 @@ def _batch_source(model, x, y, label_mask, data_mask, batch_size, shuffle, gener
             labeled = torch.ones_like(holdout) if mask is None else mask
             held[level] = holdout & labeled
             labels[level] = (y_l, labeled & ~holdout)
-    if data_mask is not None:
-        data_mask = torch.as_tensor(data_mask, device=x.device)
-        if data_mask.shape != x.shape:
-            raise ValueError(f"data_mask must have the shape of x {tuple(x.shape)}, got {tuple(data_mask.shape)}")
+    data_mask = _checks.check_observed(data_mask, x, "fit", "data_mask")
     return _TensorSource(Batch(x, labels, held, data_mask), batch_size, shuffle, generator, holdout)
 
 

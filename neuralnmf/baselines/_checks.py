@@ -26,25 +26,10 @@ def check_data(x, fn: str, name: str = "x", *, allow_sparse: bool = False) -> to
 def check_data_mask(mask, x: torch.Tensor, fn: str, name: str = "data_mask") -> torch.Tensor | None:
     """None, or a (M, N) bool / {0, 1} mask on x's device; returned as a float {0, 1} tensor of x's dtype.
     A sparse x takes no mask (its absent entries are observed zeros)."""
-    if mask is None:
-        return None
-    if x.layout != torch.strided:
+    if mask is not None and x.layout != torch.strided:
         raise ValueError(f"{fn}: {name} is not supported with a sparse x: a sparse matrix's absent entries are "
                          "observed zeros; pass a dense x to mask entries")
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor or None, got {type(mask).__name__}")
-    if tuple(mask.shape) != tuple(x.shape):
-        raise ValueError(f"{fn}: {name} must have the shape of x {tuple(x.shape)} (samples, features), "
-                         f"got {tuple(mask.shape)}")
-    if mask.device != x.device:
-        raise ValueError(f"{fn}: {name} is on {mask.device} but x is on {x.device}; they must be on the same device")
-    if mask.dtype == torch.bool:
-        return mask.to(x.dtype)
-    if mask.is_complex():
-        raise TypeError(f"{fn}: {name} must be bool or real {{0, 1}} values, got {mask.dtype}")
-    if not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError(f"{fn}: {name} must hold only 0 and 1 (True = observed), found other values")
-    return mask.to(x.dtype)
+    return _checks.check_observed(mask, x, fn, name)
 
 
 def check_values(x: torch.Tensor, mask: torch.Tensor | None, fn: str, name: str = "x") -> None:

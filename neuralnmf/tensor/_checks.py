@@ -34,21 +34,7 @@ def check_tensor(X, fn: str, name: str = "tensor", *, min_ndim: int = 2) -> torc
 
 def check_mask(mask, X: torch.Tensor, fn: str, name: str = "mask") -> torch.Tensor | None:
     """None, or a mask of X's shape (bool or {0, 1}, 1 = observed as in tensorly) as a float tensor of X's dtype."""
-    if mask is None:
-        return None
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor or None, got {type(mask).__name__}")
-    if tuple(mask.shape) != tuple(X.shape):
-        raise ValueError(f"{fn}: {name} must have the shape of the tensor {tuple(X.shape)}, got {tuple(mask.shape)}")
-    if mask.device != X.device:
-        raise ValueError(f"{fn}: {name} is on {mask.device} but the tensor is on {X.device}")
-    if mask.dtype == torch.bool:
-        return mask.to(X.dtype)
-    if mask.is_complex():
-        raise TypeError(f"{fn}: {name} must be bool or hold real 0/1 values, got {mask.dtype}")
-    if not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError(f"{fn}: {name} must hold only 0 and 1 (1 = observed), found other values")
-    return mask.to(X.dtype)
+    return _checks.check_observed(mask, X, fn, name, "the tensor")
 
 
 def check_values(X: torch.Tensor, mask: torch.Tensor | None, fn: str, name: str = "tensor") -> torch.Tensor:
