@@ -18,7 +18,8 @@ from ..train import DEFAULT_LAM, fit
 from .errors import CLIError, warn
 from .inputs import (DTYPES, Matrix, describe_indices, device_from, empty_rows, read_input, read_label_mask,
                      read_labels, read_vocabulary, to_torch)
-from .outputs import json_safe, make_out_dir, reference_texts, topic_report, write_fit_outputs
+from .outputs import (figures_available, json_safe, make_out_dir, reference_texts, topic_report,
+                      write_fit_outputs)
 
 __all__ = ["run_fit"]
 
@@ -40,7 +41,6 @@ def _choose_ranks(args, x, out_dir) -> tuple[list[int], dict]:
     """--ranks auto: select_ranks on the documents, its table printed and its criteria written to out_dir."""
     import os
 
-    from ..plot import plot_rank_selection
     from ..rank_selection import select_ranks
 
     levels = level_count(args)
@@ -56,7 +56,10 @@ def _choose_ranks(args, x, out_dir) -> tuple[list[int], dict]:
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "rank_selection.json"), "w") as f:
         json.dump(selection.as_dict(), f, indent=1)
-    plot_rank_selection(selection, os.path.join(out_dir, "rank_selection.png"))
+    if figures_available():
+        from ..plot import plot_rank_selection
+
+        plot_rank_selection(selection, os.path.join(out_dir, "rank_selection.png"))
     return list(selection.ranks), selection.as_dict()
 
 
