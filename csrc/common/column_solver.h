@@ -244,7 +244,18 @@ class ColumnSolver {
       x[out[a]] = 0.0;
       y[out[a]] = -w[a];
     }
-    for (int c = 0; c < p; ++c) {
+    // x_i = u_i - H_iZ w for i on F: four rows at a time (independent sums, each in its own order)
+    int c = 0;
+    for (; c + 4 <= p; c += 4) {
+      const int* i4 = in + c;
+      double s[4] = {u[i4[0]], u[i4[1]], u[i4[2]], u[i4[3]]};
+      gathered_dots4<-1>(H_, n, i4, out, w, z, s);
+      for (int r = 0; r < 4; ++r) {
+        x[i4[r]] = s[r];
+        y[i4[r]] = 0.0;
+      }
+    }
+    for (; c < p; ++c) {
       const int i = in[c];
       const double* Hi = H_ + i * n;
       double s = u[i];
@@ -253,6 +264,37 @@ class ColumnSolver {
       y[i] = 0.0;
     }
     return true;
+  }
+
+  // s[r] += SIGN * sum_{c < m} R[rows[r] * n + cols[c]] * v[c] for r = 0..3, each sum in increasing c: the
+  // terms and order of four separate loops, whose dependency chains now overlap.
+  template <int SIGN>
+  NNLS_HD static void gathered_dots4(const double* R, int n, const int* rows, const int* cols, const double* v, int m,
+                                     double* s) {
+    const double* R0 = R + rows[0] * n;
+    const double* R1 = R + rows[1] * n;
+    const double* R2 = R + rows[2] * n;
+    const double* R3 = R + rows[3] * n;
+    double s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    for (int c = 0; c < m; ++c) {
+      const int j = cols[c];
+      const double vc = v[c];
+      if (SIGN > 0) {
+        s0 += R0[j] * vc;
+        s1 += R1[j] * vc;
+        s2 += R2[j] * vc;
+        s3 += R3[j] * vc;
+      } else {
+        s0 -= R0[j] * vc;
+        s1 -= R1[j] * vc;
+        s2 -= R2[j] * vc;
+        s3 -= R3[j] * vc;
+      }
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
   }
 
   // The dual path goes through H = G^{-1}, whose error grows with cond(G); one step of iterative refinement
@@ -266,20 +308,40 @@ class ColumnSolver {
     const int* out = ws_.out;
     double* r = ws_.z;
     double* w = ws_.w;
-    for (int a = 0; a < p; ++a) {
+    double* xp = ws_.y;  // x on F, packed (y is not read after a converged solve)
+    for (int c = 0; c < p; ++c) xp[c] = x[in[c]];
+    // Four rows at a time in each product (gathered_dots4: every sum keeps its terms and their order).
+    int a = 0;
+    for (; a + 4 <= p; a += 4) {
+      double s[4] = {b[in[a]], b[in[a + 1]], b[in[a + 2]], b[in[a + 3]]};
+      gathered_dots4<-1>(G_, n, in + a, in, xp, p, s);
+      for (int q = 0; q < 4; ++q) r[a + q] = s[q];
+    }
+    for (; a < p; ++a) {
       const double* Gi = G_ + in[a] * n;
       double s = b[in[a]];
-      for (int c = 0; c < p; ++c) s -= Gi[in[c]] * x[in[c]];
+      for (int c = 0; c < p; ++c) s -= Gi[in[c]] * xp[c];
       r[a] = s;
     }
-    for (int a = 0; a < z; ++a) {
+    for (a = 0; a + 4 <= z; a += 4) {
+      double s[4] = {0.0, 0.0, 0.0, 0.0};
+      gathered_dots4<1>(H_, n, out + a, in, r, p, s);
+      for (int q = 0; q < 4; ++q) w[a + q] = s[q];
+    }
+    for (; a < z; ++a) {
       const double* Hi = H_ + out[a] * n;
       double s = 0.0;
       for (int c = 0; c < p; ++c) s += Hi[in[c]] * r[c];
       w[a] = s;
     }
     if (z > 0) cholesky_solve_inplace(ws_.M, z, w);
-    for (int a = 0; a < p; ++a) {
+    for (a = 0; a + 4 <= p; a += 4) {
+      double s[4] = {0.0, 0.0, 0.0, 0.0};
+      gathered_dots4<1>(H_, n, in + a, in, r, p, s);
+      gathered_dots4<-1>(H_, n, in + a, out, w, z, s);
+      for (int q = 0; q < 4; ++q) x[in[a + q]] += s[q];
+    }
+    for (; a < p; ++a) {
       const double* Hi = H_ + in[a] * n;
       double s = 0.0;
       for (int c = 0; c < p; ++c) s += Hi[in[c]] * r[c];

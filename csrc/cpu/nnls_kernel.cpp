@@ -15,6 +15,7 @@
 #include "../common/column_solver.h"
 #include "host_workspace.h"
 #include "scaled_gram.h"
+#include "support_predict.h"
 
 namespace neuralnmf {
 namespace cpu {
@@ -55,50 +56,73 @@ struct RhsView {
 // Solves every column of the chunk and writes S (k, len) and info (len). Returns false, leaving the chunk
 // unfinished, when a right-hand side is not finite (NaN/Inf data, or overflow to be rescaled by the caller).
 // u = H b is left to the solver, which forms it only for a column whose support covers most of the rank.
+// Columns go in tiles: each tile's scaled right-hand sides are read first, then (without a caller's init or
+// iteration bound, at ranks where it pays) a BLAS-3 guess of their supports warm-starts the exact solves
+// (support_predict.h). The guess changes only the pivoting path: S is computed on the final support alone.
 template <typename scalar_t, typename rhs_t>
 bool solve_chunk(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const bool> init, int64_t len,
                  int64_t max_iter, double x_scale, Strided<scalar_t> S, int32_t* info) {
   const int64_t kr = g.kr;
   const double* H = g.H.empty() ? nullptr : g.H.data();
+  // No guess under a caller's iteration bound: there the pivoting sequence from the cold start is the contract
+  // (the CUDA kernels' deferred columns and their host emulation make the same decisions as this one).
+  const bool predict = init.data == nullptr && max_iter <= 0 && SupportPredictor::worth_it(g);
+  const int64_t T = SupportPredictor::kTile;
   std::atomic<bool> all_finite{true};
   const int64_t grain = std::max<int64_t>(1, kTaskFlops / (kr * kr + 1));
   at::parallel_for(0, len, grain, [&](int64_t j0, int64_t j1) {
     HostWorkspace ws(kr);
     ColumnSolver solver(static_cast<int>(kr), g.G.data(), H, ws.view(kr));
-    std::vector<double> b(kr), x(kr);
-    std::vector<uint8_t> passive(kr);
-    for (int64_t j = j0; j < j1; ++j) {
-      double c = 0.0, probe = 0.0;  // probe: v * 0 is NaN exactly when v is NaN or Inf (max() skips NaN)
-      for (int64_t i = 0; i < kr; ++i) {
-        const double v = B.at(i, j);
-        b[i] = v;
-        const double a = std::abs(v);
-        c = a > c ? a : c;
-        probe += v * 0.0;
-      }
-      if (probe != 0.0 || !std::isfinite(c)) {
-        all_finite = false;
-        return;
-      }
-      if (c == 0.0) {  // A^T x = 0: S = 0 is optimal
-        for (int64_t i = 0; i < kr; ++i) S.at(g.idx[i], j) = scalar_t(0);
-        info[j] = kConverged;
-        continue;
-      }
-      const double inv = 1.0 / c;
-      for (int64_t i = 0; i < kr; ++i) b[i] *= inv;
-      if (init.data != nullptr) {
-        for (int64_t i = 0; i < kr; ++i) passive[i] = init.at(g.idx[i], j) ? 1 : 0;
-      }
-      info[j] = solver.solve(b.data(), nullptr, init.data ? passive.data() : nullptr, max_iter, x.data());
-      const double back = c * g.a_scale;  // divided by x_scale last: the product may not fit in between
-      if (x_scale == 1.0) {  // (a division per entry costs more than the rest of this loop)
+    std::optional<SupportPredictor> predictor;
+    if (predict) predictor.emplace(g);
+    std::vector<double> tile(T * kr), scale(T), x(kr);  // tile: b_i of the tile's column t at t * kr + i
+    std::vector<uint8_t> passive(kr * T);
+    for (int64_t t0 = j0; t0 < j1; t0 += T) {
+      const int64_t n = std::min(T, j1 - t0);
+      for (int64_t t = 0; t < n; ++t) {
+        const int64_t j = t0 + t;
+        double c = 0.0, probe = 0.0;  // probe: v * 0 is NaN exactly when v is NaN or Inf (max() skips NaN)
         for (int64_t i = 0; i < kr; ++i) {
-          S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back);
+          const double v = B.at(i, j);
+          tile[t * kr + i] = v;
+          const double a = std::abs(v);
+          c = a > c ? a : c;
+          probe += v * 0.0;
         }
-      } else {
-        for (int64_t i = 0; i < kr; ++i) {
-          S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back / x_scale);
+        if (probe != 0.0 || !std::isfinite(c)) {
+          all_finite = false;
+          return;
+        }
+        scale[t] = c;
+        const double inv = c == 0.0 ? 0.0 : 1.0 / c;
+        for (int64_t i = 0; i < kr; ++i) tile[t * kr + i] *= inv;
+      }
+      const bool guessed = predictor && predictor->predict(tile.data(), n, passive.data());
+      for (int64_t t = 0; t < n; ++t) {
+        const int64_t j = t0 + t;
+        const double c = scale[t];
+        if (c == 0.0) {  // A^T x = 0: S = 0 is optimal
+          for (int64_t i = 0; i < kr; ++i) S.at(g.idx[i], j) = scalar_t(0);
+          info[j] = kConverged;
+          continue;
+        }
+        const uint8_t* start = nullptr;
+        if (init.data != nullptr) {
+          for (int64_t i = 0; i < kr; ++i) passive[i] = init.at(g.idx[i], j) ? 1 : 0;
+          start = passive.data();
+        } else if (guessed) {
+          start = passive.data() + t * kr;
+        }
+        info[j] = solver.solve(tile.data() + t * kr, nullptr, start, max_iter, x.data());
+        const double back = c * g.a_scale;  // divided by x_scale last: the product may not fit in between
+        if (x_scale == 1.0) {  // (a division per entry costs more than the rest of this loop)
+          for (int64_t i = 0; i < kr; ++i) {
+            S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back);
+          }
+        } else {
+          for (int64_t i = 0; i < kr; ++i) {
+            S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back / x_scale);
+          }
         }
       }
     }
@@ -138,16 +162,18 @@ class DataSource : public RhsSource {
     for (int64_t i = 0; i < g.kr; ++i) iota_[i] = i;
   }
 
-  // Layouts measured fastest with MKL: float64 (kr, len) = Ad^T X; float32 (len, kr) = X^T Ad in float32,
-  // then widened (the Gram matrix and the solves stay float64).
+  // Layouts measured fastest with MKL (1 thread, N = 500 and 2000, M = 20000): float64 (kr, len) = Ad^T X;
+  // float32 the same below rank 32 (X^T Ad took 2.6x as long at k = 8, N = 500, and 5.9x at N = 2000), from
+  // rank 32 on (len, kr) = X^T Ad (0-4% faster); float32 products are then widened (the Gram matrix and the
+  // solves stay float64).
   bool solve(int64_t c0, int64_t len, double x_scale, Strided<const bool> init, int64_t max_iter, at::Tensor& Sb,
              int32_t* info) const override {
     at::Tensor Xc = X_.narrow(1, c0, len);
     if (x_scale != 1.0) Xc = Xc * x_scale;
     at::Tensor B;
     RhsView<double> view{nullptr, 0, 0, iota_.data(), ones_.data()};
-    if (Xc.scalar_type() == at::kDouble) {
-      B = at::mm(g_.Ad.t(), Xc);
+    if (Xc.scalar_type() == at::kDouble || g_.kr < 32) {
+      B = at::mm(Ad_x_.t(), Xc).to(at::kDouble);
       view.row = B.stride(0);
       view.col = B.stride(1);
     } else {
