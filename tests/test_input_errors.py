@@ -157,3 +157,23 @@ def test_lam_is_checked_like_every_real_argument():
         fit(_model(num_classes=2), x, y=y, lam=-1.0, epochs=1, progress=False)
     with pytest.raises(ValueError, match=r"fit: lam\[1\] must be a finite number >= 0"):
         fit(_model(num_classes=2), x, y=y, lam={1: float("inf")}, epochs=1, progress=False)
+
+
+def test_data_masks_are_checked_the_same_everywhere():
+    """fit, the matrix baselines and the tensor models share one mask check (_checks.check_observed)."""
+    from neuralnmf.tensor import ncpd
+
+    x = _x()
+    half = torch.full((40, 10), 0.5, dtype=torch.float64)
+    for call in (lambda m: fit(_model(), x, data_mask=m, epochs=1, progress=False),
+                 lambda m: nmf_mu(x, 3, max_iter=1, data_mask=m)):
+        with pytest.raises(ValueError, match="data_mask must hold only 0 and 1"):
+            call(half)
+        with pytest.raises(ValueError, match=r"data_mask must have the shape of x \(40, 10\)"):
+            call(half[:, :3])
+        with pytest.raises(TypeError, match="data_mask must be a torch.Tensor, got ndarray; convert it"):
+            call((half > 0).numpy())
+    with pytest.raises(ValueError, match="data_mask must hold only 0 and 1"):
+        ncpd(x.reshape(4, 10, 10), 2, data_mask=half.reshape(4, 10, 10), max_iter=1)
+    fit(_model(), x, data_mask=torch.rand(40, 10, generator=torch.Generator().manual_seed(0)) > 0.1, epochs=1,
+        progress=False)
