@@ -88,14 +88,18 @@ NNLS_FI bool GroupSolver<Grp, VPL>::cholesky(const double* S, const int* list, i
 template <class Grp, int VPL>
 NNLS_FI void GroupSolver<Grp, VPL>::cholesky_solve(int m, double (&w)[ROWS], bool forward) const {
   const double* M = ws_.M;
-  for (int j = 0; forward && j < m; ++j) {  // L v = w, by columns: w_i -= L_ij v_j in increasing j, as the CPU
+  // Entry j of either substitution: w_j <- w_j / L_jj on the lane that owns row j, its value on every lane.
+  const auto divide = [&](int j) {
     const int owner = j % L;
     double wj = 0.0;
     if (g_.lane() == owner) {
       wj = slot(w, j / L) * ws_.dinv[j];
       set_slot(w, j / L, wj);
     }
-    wj = g_.bcast(wj, owner);
+    return g_.bcast(wj, owner);
+  };
+  for (int j = 0; forward && j < m; ++j) {  // L v = w, by columns: w_i -= L_ij v_j in increasing j, as the CPU
+    const double wj = divide(j);
 #pragma unroll
     for (int t = 0; t < ROWS; ++t) {
       const int i = t * L + g_.lane();
@@ -103,13 +107,7 @@ NNLS_FI void GroupSolver<Grp, VPL>::cholesky_solve(int m, double (&w)[ROWS], boo
     }
   }
   for (int j = m - 1; j >= 0; --j) {  // L^T w = v, by columns
-    const int owner = j % L;
-    double wj = 0.0;
-    if (g_.lane() == owner) {
-      wj = slot(w, j / L) * ws_.dinv[j];
-      set_slot(w, j / L, wj);
-    }
-    wj = g_.bcast(wj, owner);
+    const double wj = divide(j);
 #pragma unroll
     for (int t = 0; t < ROWS; ++t) {
       const int i = t * L + g_.lane();
