@@ -103,7 +103,7 @@ K32_SOURCE = os.path.join(CSRC, "cuda", "group_kernels_k32.cu")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pack, min_blocks, ok", [("1", "6", True), ("3", "4", False)])
+@pytest.mark.parametrize("pack, min_blocks, ok", [("1", "6", True), ("2", "1", True), ("3", "4", False)])
 def test_k32_kernels_compile_with_each_build_choice(pack, min_blocks, ok, tmp_path):
     nvcc = _nvcc()
     if nvcc is None:
