@@ -32,13 +32,15 @@ from ._optional import available, require
 from .ops import nnls_from_products
 from .threads import loop_threads, step_work
 
-__all__ = ["select_ranks", "RankSelection", "LevelCriteria", "DEFAULT_REPLICATES", "DEFAULT_THRESHOLD",
+__all__ = ["select_ranks", "rank_rule", "RankSelection", "LevelCriteria", "DEFAULT_REPLICATES", "DEFAULT_THRESHOLD",
            "DEFAULT_HOLDOUT"]
 
 DEFAULT_REPLICATES = 6
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_HOLDOUT = 0.2
 HELDOUT_TOLERANCE = 0.02
+ELBOW_REACH = 1.25
+ELBOW_SHARE = 0.03
 
 
 @dataclass
@@ -53,6 +55,7 @@ class LevelCriteria:
     chosen: int
     by_heldout: int
     by_stability: int | None
+    heldout_se: list[float] = field(default_factory=list)
 
     @property
     def agree(self) -> bool:
@@ -61,6 +64,7 @@ class LevelCriteria:
 
     def as_dict(self) -> dict:
         return {"level": self.level, "candidates": self.candidates, "heldout_error": self.heldout_error,
+                "heldout_se": self.heldout_se,
                 "fit_error": self.fit_error, "stability": self.stability, "chosen": self.chosen,
                 "by_heldout": self.by_heldout, "by_stability": self.by_stability, "agree": self.agree}
 
@@ -72,9 +76,11 @@ class RankSelection:
     ranks: tuple[int, ...]
     levels: list[LevelCriteria] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    sweep: dict = field(default_factory=dict)  # every candidate's criteria, as rank_rule takes them
 
     def as_dict(self) -> dict:
-        return {"ranks": list(self.ranks), "levels": [c.as_dict() for c in self.levels], "settings": self.settings}
+        return {"ranks": list(self.ranks), "levels": [c.as_dict() for c in self.levels], "settings": self.settings,
+                "sweep": self.sweep}
 
     def table(self) -> str:
         """The criteria as a markdown table, one row per (level, candidate), the chosen rank in bold."""
@@ -210,11 +216,14 @@ def _peaks(candidates, stability, threshold) -> list[int]:
 
 
 def _elbows(candidates, heldout, window: int = 3, ratio: float = 3.0) -> list[int]:
-    """Ranks where the held-out error stops falling: the step into k gains at least ``ratio`` times any of the next
-    ``window`` steps."""
+    """Ranks where the held-out error stops falling: the step into k is at least ELBOW_SHARE of the whole fall and
+    gains at least ``ratio`` times any of the next ``window`` steps."""
     out = []
+    fall = max(heldout) - min(heldout)
     for i in range(1, len(candidates)):
         gain_in = heldout[i - 1] - heldout[i]
+        if gain_in < ELBOW_SHARE * fall:  # too small a step to be a level
+            continue
         after = heldout[i + 1 : i + 1 + window]
         if not after:  # the last candidate: nothing after it to compare with
             break
@@ -224,12 +233,16 @@ def _elbows(candidates, heldout, window: int = 3, ratio: float = 3.0) -> list[in
     return out
 
 
-def _by_heldout(candidates, heldout, se) -> int:
-    """The one-standard-error rule: the smallest rank whose held-out error is within one standard error (over the
-    replicates) of the smallest, and never more than HELDOUT_TOLERANCE above it."""
+def _finest(candidates, heldout, se, elbows) -> int:
+    """The finest level: the one-standard-error rule (the smallest rank whose held-out error is within one standard
+    error of the smallest, and never more than HELDOUT_TOLERANCE above it), moved down to the last held-out elbow
+    at or below it whose error is within ELBOW_REACH of the smallest: the rank where the last large drop ends
+    (a replicate caught in a local minimum at exactly that rank can leave its mean a little above the next ranks')."""
     i = int(np.argmin(heldout))
     bound = heldout[i] + min(se[i], HELDOUT_TOLERANCE * heldout[i])
-    return next(k for k, h in zip(candidates, heldout) if h <= bound)
+    one_se = next(k for k, h in zip(candidates, heldout) if h <= bound)
+    near = [k for k, h in zip(candidates, heldout) if k in elbows and k <= one_se and h <= heldout[i] * ELBOW_REACH]
+    return max(near, default=one_se)
 
 
 def select_ranks(x: torch.Tensor, levels: int = 2, *, candidates=None, replicates: int = DEFAULT_REPLICATES,
@@ -291,8 +304,18 @@ def select_ranks(x: torch.Tensor, levels: int = 2, *, candidates=None, replicate
     with loop_threads(step_work(Y, max(ks) * replicates)):  # many small fits: one thread unless they are large
         scores = [_score(Y, k, draws, generator, max_iter, tol) for k in _progress(ks, progress)]
     heldout, fit_error, stability, heldout_se = (list(v) for v in zip(*scores))
-    result = RankSelection((), settings={"replicates": replicates, "holdout": holdout, "threshold": threshold,
-                                         "max_iter": max_iter, "tol": tol, "seed": seed})
+    settings = {"replicates": replicates, "holdout": holdout, "threshold": threshold, "max_iter": max_iter,
+                "tol": tol, "seed": seed}
+    return rank_rule(ks, heldout, heldout_se, fit_error, stability, levels, threshold, settings)
+
+
+def rank_rule(ks, heldout, heldout_se, fit_error, stability, levels: int, threshold: float = DEFAULT_THRESHOLD,
+                 settings: dict | None = None) -> RankSelection:
+    """The rule of :func:`select_ranks` applied to measured criteria (one value per candidate in ``ks``): a pure
+    function, so that criteria kept from a sweep can be judged again."""
+    result = RankSelection((), settings=dict(settings or {}, threshold=threshold),
+                           sweep={"candidates": list(ks), "heldout_error": list(heldout), "heldout_se": list(heldout_se),
+                                  "fit_error": list(fit_error), "stability": list(stability)})
     elbows = _elbows(ks, heldout)
     stable = [k for k, v in zip(ks, stability) if v >= threshold]
     peaks = _peaks(ks, stability, threshold)
@@ -305,9 +328,10 @@ def select_ranks(x: torch.Tensor, levels: int = 2, *, candidates=None, replicate
                              f"fewer levels (got {levels}) or smaller candidates")
         cand = [ks[i] for i in idx]
         h, f, s = [heldout[i] for i in idx], [fit_error[i] for i in idx], [stability[i] for i in idx]
+        se = [heldout_se[i] for i in idx]
         by_stability = max((k for k in peaks if k in cand), default=None)
         if level == 0:
-            by_heldout = chosen = _by_heldout(cand, h, [heldout_se[i] for i in idx])
+            by_heldout = chosen = _finest(cand, h, se, elbows)
         else:
             by_heldout = max((k for k in elbows if k in cand), default=None)
             both = [k for k in elbows if k in cand and k in stable]
@@ -316,7 +340,7 @@ def select_ranks(x: torch.Tensor, levels: int = 2, *, candidates=None, replicate
                 raise ValueError(f"select_ranks: the data show no rank below {below} for level {level}: no stable "
                                  "peak and no held-out elbow among the candidates "
                                  f"{cand} (stability {[round(v, 3) for v in s]}); pass fewer levels")
-        result.levels.append(LevelCriteria(level, cand, h, f, s, chosen, by_heldout, by_stability))
+        result.levels.append(LevelCriteria(level, cand, h, f, s, chosen, by_heldout, by_stability, se))
         result.ranks = (*result.ranks, chosen)
         below = chosen
     return result

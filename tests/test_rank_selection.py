@@ -9,7 +9,7 @@ import torch
 
 from neuralnmf import NeuralNMF, fit, load, save
 from neuralnmf.datasets import make_planted_corpus
-from neuralnmf.rank_selection import RankSelection, cluster_silhouettes, select_ranks
+from neuralnmf.rank_selection import RankSelection, cluster_silhouettes, rank_rule, select_ranks
 
 
 def planted(ranks=(12, 4, 2), seed=0, snr_db=20.0, size=(8, 6)):
@@ -30,6 +30,10 @@ def test_planted_hierarchy_recovered_at_every_level(seed):
     assert stab[4] > 0.8 and stab[5] < 0.5  # four topics agree across the replicates, five do not
     assert json.loads(json.dumps(sel.as_dict()))["ranks"] == [12, 4, 2]
     assert "**12**" in sel.table()
+    sweep = sel.as_dict()["sweep"]  # the rule judged again from the kept criteria gives the same choice
+    again = rank_rule(sweep["candidates"], sweep["heldout_error"], sweep["heldout_se"], sweep["fit_error"],
+                      sweep["stability"], 3)
+    assert again.ranks == sel.ranks and again.as_dict()["levels"] == sel.as_dict()["levels"]
 
 
 def test_heldout_error_drops_at_the_rank_of_exact_low_rank_data():
