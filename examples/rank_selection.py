@@ -88,6 +88,7 @@ def news20(archive: str, documents: int, seed: int) -> int:
     sel = select_ranks(x, levels=2, candidates=range(1, 41), seed=seed, progress=True)
     print(sel.table())
     print(f"chosen ranks {sel.ranks} in {time.perf_counter() - t0:.0f} s")
+    print(json.dumps(sel.as_dict()))
     return 0
 
 
