@@ -31,8 +31,7 @@ def test_planted_hierarchy_recovered_at_every_level(seed):
     assert json.loads(json.dumps(sel.as_dict()))["ranks"] == [12, 4, 2]
     assert "**12**" in sel.table()
     sweep = sel.as_dict()["sweep"]  # the rule judged again from the kept criteria gives the same choice
-    again = rank_rule(sweep["candidates"], sweep["heldout_error"], sweep["heldout_se"], sweep["fit_error"],
-                      sweep["stability"], 3)
+    again = rank_rule(**sweep, levels=3)
     assert again.ranks == sel.ranks and again.as_dict()["levels"] == sel.as_dict()["levels"]
 
 
