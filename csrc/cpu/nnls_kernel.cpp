@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <atomic>
 #include <cmath>
 #include <optional>
@@ -115,13 +116,18 @@ bool solve_chunk(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const boo
         }
         info[j] = solver.solve(tile.data() + t * kr, nullptr, start, max_iter, x.data());
         const double back = c * g.a_scale;  // divided by x_scale last: the product may not fit in between
+        // A code below round-off of the column's largest is zero: it keeps a degenerate variable (value and
+        // gradient both at round-off) out of the support the backward reads, whichever side of 0 rounding put it.
+        double xmax = 0.0;
+        for (int64_t i = 0; i < kr; ++i) xmax = x[i] > xmax ? x[i] : xmax;
+        const double zero_below = static_cast<double>(kr) * DBL_EPSILON * xmax;
         if (x_scale == 1.0) {  // (a division per entry costs more than the rest of this loop)
           for (int64_t i = 0; i < kr; ++i) {
-            S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back);
+            S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > zero_below ? x[i] : 0.0) * g.d[i] * back);
           }
         } else {
           for (int64_t i = 0; i < kr; ++i) {
-            S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > 0.0 ? x[i] : 0.0) * g.d[i] * back / x_scale);
+            S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > zero_below ? x[i] : 0.0) * g.d[i] * back / x_scale);
           }
         }
       }
