@@ -1,7 +1,9 @@
-"""The per-column solver keeps its Cholesky factor from one pivoting step to the next and updates it (deletes
-and appends) instead of refactoring (csrc/common/column_solver.h). These tests aim at what updates can get
-wrong: long chains of exchanges, sets that hover around k/2 (where the solver switches between the factor of
-G_FF and that of H_ZZ), large ranks, nearly collinear dictionaries, float32. Every answer is checked against
+"""Large ranks and long pivoting chains. Written for a per-column solver that kept its Cholesky factor between
+pivoting steps and updated it (4b21fbb, reverted in 78e3e31: S must be a function of the final support alone);
+the solver on main refactors the support at every step and starts from a BLAS-3 guess of it
+(tests/test_nnls_support_guess.py). These tests aim at what such solvers can get wrong: long chains of
+exchanges, sets that hover around k/2 (where the solver switches between the factor of G_FF and that of
+H_ZZ), large ranks, nearly collinear dictionaries, float32. Every answer is checked against
 references that share nothing with the kernel: the KKT conditions, scipy.optimize.nnls, and a fresh
 least-squares solve (torch.linalg.lstsq, QR) on the support the kernel found.
 """

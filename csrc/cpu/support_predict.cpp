@@ -17,6 +17,7 @@ SupportPredictor::SupportPredictor(const ScaledGram& g) : kr_(g.kr), hinv_(g.kr)
 
 bool SupportPredictor::predict(const double* B, int64_t n, uint8_t* passive) {
   const int64_t kr = kr_, T = kTile;
+  if (n < kMinColumns) return false;  // a few columns do not pay for the ATen calls
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
   const at::Tensor Bt = at::from_blob(const_cast<double*>(B), {kr, n}, {1, kr}, f64);  // B^T
   at::Tensor X = X_.narrow(1, 0, n);

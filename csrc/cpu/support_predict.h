@@ -31,6 +31,7 @@ class SupportPredictor {
   static constexpr int64_t kMinRank = 16;  // below, pivoting from the unconstrained solution is cheap enough
   static constexpr int64_t kTile = 512;    // columns per block (the scratch stays in the caches)
   static constexpr int64_t kGroup = 8;     // variables per Gauss-Seidel group
+  static constexpr int64_t kMinColumns = 64;  // smaller tiles (small problems, a chunk's tail) start cold
   // Sweeps per block from the mean number of negative entries of u per column (none below kMinNegative):
   // 1 + (negatives + 4) / 8, at most kMaxSweeps. Measured on uniform data, 1 thread, M = 20000: N=500 k=32
   // (8 negatives) best at 2-3 sweeps, k=64 (24) at 4-6, k=128 (56) and 256 (122) at 6-8; N=2000 k=32
