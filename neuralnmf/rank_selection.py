@@ -235,15 +235,16 @@ def _elbows(candidates, heldout, window: int = 3, ratio: float = 3.0) -> list[in
 def _finest(candidates, reps: np.ndarray, fall: float) -> int:
     """The finest level: the smallest rank whose held-out error is as good as the best rank's, replicate by
     replicate. Its excess (the median over the replicates of its error minus the best rank's on the same left-out
-    block) is within one standard error of the best rank's mean error or FINEST_TOLERANCE of the curve's whole
+    block) is within one standard error of those paired differences or FINEST_TOLERANCE of the curve's whole
     fall; or it ends the last large drop: within LAST_DROP_TOLERANCE of the fall and under a third of the excess of
     the candidate before it. Paired and median: a replicate caught in a local minimum at exactly the right rank
     does not push the choice past it (with the mean it did: 34 for a planted 32)."""
     best = int(np.argmin(reps.mean(1)))
-    se = reps[best].std() / math.sqrt(reps.shape[1])
-    excess = np.median(reps - reps[best], axis=1)
+    paired = reps - reps[best]  # (candidates, replicates): each rank against the best on the same blocks
+    excess = np.median(paired, axis=1)
+    se = paired.std(axis=1) / math.sqrt(reps.shape[1])  # standard error of the paired differences
     for i, (k, e) in enumerate(zip(candidates, excess)):
-        if e <= max(se, FINEST_TOLERANCE * fall):
+        if e <= max(se[i], FINEST_TOLERANCE * fall):
             return k
         if i > 0 and e <= LAST_DROP_TOLERANCE * fall and e <= excess[i - 1] / 3:
             return k
