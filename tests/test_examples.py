@@ -115,3 +115,11 @@ def test_supervised_benchmark_runs_on_a_slice(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     rows = [l for l in out.stdout.splitlines() if l.startswith("|")]
     assert len(rows) == 14 and [l for l in again.stdout.splitlines() if l.startswith("|")] == rows
+
+
+def test_rank_selection_example_runs_on_one_small_cell(tmp_path):
+    out = _run(os.path.join("examples", "rank_selection.py"), "--seeds", "1", "--configs", "8,3", "--noises", "20 dB",
+               "--out", str(tmp_path / "runs.jsonl"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| (8, 3) | 20 dB | 1 | 100% | 100% / 100% |" in out.stdout
+    assert (tmp_path / "runs.jsonl").read_text().count("\n") == 1
