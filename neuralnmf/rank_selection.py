@@ -13,8 +13,8 @@ a random start by exact alternating NNLS. One set of fits gives both criteria:
   their loadings), matched one to one across replicates, form k clusters; the smallest cluster silhouette (cosine)
   is near 1 when every replicate finds the same k topics, and drops when k splits or merges topics arbitrarily.
 
-The rule: the largest candidate whose stability is at least ``threshold`` and whose held-out error is at most
-``tolerance`` above the smallest held-out error among the candidates up to it... (see :func:`select_ranks`).
+The rule that turns the two curves into one rank per level is :func:`rank_rule` (described in :func:`select_ranks`
+and docs/rank_selection.md).
 """
 
 from __future__ import annotations
@@ -260,15 +260,17 @@ def select_ranks(x: torch.Tensor, levels: int = 2, *, candidates=None, replicate
     NNLS call per alternating step for all of them) and scores each candidate by its held-out error and its
     stability. The rule:
 
-    * level 0: the smallest rank whose held-out error is within 2% of the smallest (more topics stop predicting
-      entries no fit saw);
-    * each level above: the largest *stable peak* below the rank chosen beneath it: a rank whose stability reaches
-      ``threshold`` and exceeds both neighbouring candidates' (the replicates agree on these topics, and not on one
-      topic more or one less). A planted hierarchy shows one peak per level. With no peak below, the largest
-      held-out elbow below (where the held-out error stops falling), else the level cannot be chosen (error).
+    * level 0: the smallest rank whose held-out error is as good as the best rank's, replicate by replicate (the
+      median of the paired differences within their standard error or 1% of the curve's fall), or that ends the
+      last large drop (more topics stop predicting entries no fit saw);
+    * each level above: the largest held-out *elbow* below the rank chosen beneath it (the step into it is large,
+      the next steps small) whose stability reaches ``threshold``; failing that, the largest *stable peak* (a
+      rank more stable than both neighbouring candidates), else the largest elbow, else an error. A planted
+      hierarchy shows an elbow and a peak at every level.
 
-    Both criteria's own choices are reported per level (``by_heldout``: the held-out minimum at level 0, the
-    largest held-out elbow above; ``by_stability``: the largest stable peak), with whether they agree.
+    Both criteria's own choices are reported per level (``by_heldout``: the level-0 choice, the largest held-out
+    elbow above; ``by_stability``: the largest stable peak), with whether they agree. :func:`rank_rule` applies
+    the rule to a kept sweep (``selection.sweep``) without refitting.
 
     Args:
         x: (samples, features) >= 0, dense or sparse (densified: the criteria fit submatrices of it).
