@@ -18,6 +18,7 @@ from ._checks import check_data, check_int, check_level, check_rank, check_ranks
 from .classifiers import HEAD_FORMS, LabelHead, labels_by_level
 from .initialization import INIT_METHODS, hierarchical_nmf_init
 from .layers import NNLSLayer, SupportCache
+from .rank_selection import DEFAULT_LEVELS, select_ranks
 
 __all__ = ["NeuralNMF", "NeuralNMFOutput"]
 
@@ -93,7 +94,7 @@ class NeuralNMF(nn.Module):
             keeps their first values (zeros for "logistic", the papers' U[0, 1) draw for "papers").
         warm_start: when called again on the same input tensor, each layer warm-starts its solver from its
             previous support (the answer is unchanged; full-batch training gets faster).
-        levels: the number of levels with ``ranks="auto"`` (default 2).
+        levels: the number of levels with ``ranks="auto"`` (default :data:`neuralnmf.rank_selection.DEFAULT_LEVELS`, 2).
 
     Shape:
         forward(x): x (M, in_features) -> NeuralNMFOutput(codes=[(M, k_0), ..., (M, k_L)], logits=(M, c),
@@ -111,7 +112,7 @@ class NeuralNMF(nn.Module):
         if auto and ranks != "auto":
             raise ValueError(f"NeuralNMF: ranks must be positive integers or 'auto', got {ranks!r}")
         if auto:
-            levels = 2 if levels is None else check_int(levels, "NeuralNMF", "levels", minimum=1)
+            levels = DEFAULT_LEVELS if levels is None else check_int(levels, "NeuralNMF", "levels", minimum=1)
         else:
             ranks = check_ranks(ranks, "NeuralNMF")
             if levels is not None and levels != len(ranks):
@@ -183,8 +184,6 @@ class NeuralNMF(nn.Module):
     def choose_ranks(self, x: torch.Tensor, **options):
         """Choose every level's rank from ``x`` (:func:`neuralnmf.select_ranks`, ``options`` passed on; seeded from
         the model's generator) and build the layers. Returns the :class:`neuralnmf.RankSelection`."""
-        from .rank_selection import select_ranks
-
         if not self.needs_ranks:
             raise ValueError(f"NeuralNMF.choose_ranks: the ranks are already {self.ranks}; build a model with "
                              "ranks='auto' to choose them from data")

@@ -27,14 +27,16 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ._checks import check_int, check_real
+from ._checks import check_data, check_int, check_real
 from ._optional import available, require
+from .initialization import nndsvd_factors
 from .ops import nnls_from_products
 from .threads import loop_threads, step_work
 
-__all__ = ["select_ranks", "rank_rule", "RankSelection", "LevelCriteria", "DEFAULT_REPLICATES", "DEFAULT_THRESHOLD",
-           "DEFAULT_HOLDOUT"]
+__all__ = ["select_ranks", "rank_rule", "RankSelection", "LevelCriteria", "DEFAULT_LEVELS", "DEFAULT_REPLICATES",
+           "DEFAULT_THRESHOLD", "DEFAULT_HOLDOUT"]
 
+DEFAULT_LEVELS = 2
 DEFAULT_REPLICATES = 6
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_HOLDOUT = 0.2
@@ -116,9 +118,7 @@ def _relative(Y: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
 
 
 def _anls(Y: torch.Tensor, k: int, generator: torch.Generator, max_iter: int, tol: float):
-    """NMF of every replicate Y_r ~ H_r W_r^T at rank k from a random start, by exact alternating NNLS (batched)."""
-    from .initialization import nndsvd_factors
-
+    """NMF of every replicate Y_r ~ H_r W_r^T at rank k from its NNDSVD, by exact alternating NNLS (batched)."""
     W = torch.stack([nndsvd_factors(Y[r], k, "nndsvd", generator)[0] for r in range(Y.shape[0])])
     H = _codes(Y, W)
     previous = None
@@ -185,7 +185,8 @@ def _draws(m: int, n: int, replicates: int, holdout: float, generator: torch.Gen
 
 
 def _score(Y: torch.Tensor, k: int, draws, generator, max_iter: int, tol: float):
-    """(held-out error, fit error, stability, the replicates' held-out errors) of rank k on dense Y (m, n) over the replicates' draws."""
+    """(fit error, stability, the replicates' held-out errors) of rank k on dense Y (m, n) over the replicates'
+    draws."""
     n = Y.shape[1]
     fit_Y = torch.stack([Y[keep_r][:, keep_c] for _, keep_r, _, keep_c in draws])
     H, W, error = _anls(fit_Y, k, generator, max_iter, tol)
@@ -199,7 +200,7 @@ def _score(Y: torch.Tensor, k: int, draws, generator, max_iter: int, tol: float)
     for r, (_, _, out_c, keep_c) in enumerate(draws):
         topics[r, keep_c], topics[r, out_c] = W[r], W_out[r]
     topics = topics / torch.linalg.vector_norm(topics, dim=1, keepdim=True).clamp_min(torch.finfo(Y.dtype).tiny)
-    return float(heldout.mean()), float(error.mean()), _stability(topics), heldout.tolist()
+    return float(error.mean()), _stability(topics), heldout.tolist()
 
 
 def _peaks(candidates, stability, threshold) -> list[int]:
@@ -251,7 +252,7 @@ def _finest(candidates, reps: np.ndarray, fall: float) -> int:
     return candidates[best]
 
 
-def select_ranks(x: torch.Tensor, levels: int = 2, *, candidates=None, replicates: int = DEFAULT_REPLICATES,
+def select_ranks(x: torch.Tensor, levels: int = DEFAULT_LEVELS, *, candidates=None, replicates: int = DEFAULT_REPLICATES,
                  holdout: float = DEFAULT_HOLDOUT, threshold: float = DEFAULT_THRESHOLD, max_iter: int = 100,
                  tol: float = 1e-4, seed: int = 0, progress: bool | None = None) -> RankSelection:
     """Choose the rank of every level of a topic hierarchy from the data (module docstring: the criteria).
@@ -275,7 +276,7 @@ def select_ranks(x: torch.Tensor, levels: int = 2, *, candidates=None, replicate
     Args:
         x: (samples, features) >= 0, dense or sparse (densified: the criteria fit submatrices of it).
         levels: how many levels (ranks) to choose, finest first.
-        candidates: the ranks to try (default: 2 to 24, then every second rank to 64, capped by the data's size).
+        candidates: the ranks to try (default: 1 to 24, then every second rank to 64, capped by the data's size).
         replicates: perturbed fits per candidate (at least 2; stability compares them).
         holdout: share of the documents and of the features each fit leaves out, in (0, 0.5].
         threshold: the smallest cluster silhouette a stable peak needs, in (-1, 1].
@@ -291,8 +292,6 @@ def select_ranks(x: torch.Tensor, levels: int = 2, *, candidates=None, replicate
         TypeError / ValueError: x not a nonnegative finite float matrix; levels, replicates, holdout, threshold or
             candidates out of range; data too small for the candidates, or a level with no candidate left.
     """
-    from ._checks import check_data
-
     x = check_data(x, "select_ranks", "x")
     levels = check_int(levels, "select_ranks", "levels", minimum=1)
     replicates = check_int(replicates, "select_ranks", "replicates", minimum=2)
@@ -311,7 +310,7 @@ def select_ranks(x: torch.Tensor, levels: int = 2, *, candidates=None, replicate
     draws = _draws(m, n, replicates, holdout, generator)
     with loop_threads(step_work(Y, max(ks) * replicates)):  # many small fits: one thread unless they are large
         scores = [_score(Y, k, draws, generator, max_iter, tol) for k in _progress(ks, progress)]
-    heldout, fit_error, stability, per_replicate = (list(v) for v in zip(*scores))
+    fit_error, stability, per_replicate = (list(v) for v in zip(*scores))
     settings = {"replicates": replicates, "holdout": holdout, "threshold": threshold, "max_iter": max_iter,
                 "tol": tol, "seed": seed}
     return rank_rule(ks, per_replicate, fit_error, stability, levels, threshold, settings)

@@ -14,6 +14,7 @@ import torch
 
 from ..metrics import accuracy, least_squares_accuracy, level_errors
 from ..models import NeuralNMF
+from ..rank_selection import DEFAULT_LEVELS, select_ranks
 from ..train import DEFAULT_LAM, fit
 from .errors import CLIError, warn
 from .inputs import (DTYPES, Matrix, describe_indices, device_from, empty_rows, read_input, read_label_mask,
@@ -30,7 +31,7 @@ def level_count(args) -> int:
         if len(args.ranks) > 1:
             raise CLIError(f"--ranks {' '.join(map(str, args.ranks))}: 'auto' chooses every level's rank; pass "
                            "--ranks auto alone, with --levels L for the number of levels")
-        return 2 if args.levels is None else args.levels
+        return DEFAULT_LEVELS if args.levels is None else args.levels
     if args.levels is not None and args.levels != len(args.ranks):
         raise CLIError(f"--levels {args.levels} goes with --ranks auto; --ranks {' '.join(map(str, args.ranks))} "
                        f"gives {len(args.ranks)} levels")
@@ -38,11 +39,8 @@ def level_count(args) -> int:
 
 
 def _choose_ranks(args, x, out_dir) -> tuple[list[int], dict]:
-    """--ranks auto: select_ranks on the documents, its table printed and its criteria written to out_dir."""
-    import os
-
-    from ..rank_selection import select_ranks
-
+    """--ranks auto: select_ranks on the documents, its table printed and its criteria written to out_dir (made
+    by run_fit before)."""
     levels = level_count(args)
     print(f"choosing {levels} ranks from the data (held-out error and stability, neuralnmf.select_ranks) ...")
     try:
@@ -53,13 +51,11 @@ def _choose_ranks(args, x, out_dir) -> tuple[list[int], dict]:
         print(f"  level {c.level}: rank {c.chosen} (held-out error: {c.by_heldout}, stability: {c.by_stability}; "
               f"{'agree' if c.agree else 'differ'}; searched {c.candidates[0]}..{c.candidates[-1]})")
     print(f"chosen ranks: {' -> '.join(map(str, selection.ranks))} (criteria: rank_selection.json, .png)")
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "rank_selection.json"), "w") as f:
-        json.dump(selection.as_dict(), f, indent=1)
+    (out_dir / "rank_selection.json").write_text(json.dumps(selection.as_dict(), indent=1), encoding="utf-8")
     if figures_available():
         from ..plot import plot_rank_selection
 
-        plot_rank_selection(selection, os.path.join(out_dir, "rank_selection.png"))
+        plot_rank_selection(selection, out_dir / "rank_selection.png")
     return list(selection.ranks), selection.as_dict()
 
 
