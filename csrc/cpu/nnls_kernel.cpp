@@ -178,7 +178,13 @@ class DataSource : public RhsSource {
     if (x_scale != 1.0) Xc = Xc * x_scale;
     at::Tensor B;
     RhsView<double> view{nullptr, 0, 0, iota_.data(), ones_.data()};
-    if (Xc.scalar_type() == at::kDouble || g_.kr < 32) {
+    if (g_.H.empty() && Xc.scalar_type() != at::kDouble) {
+      // G singular: a float32 product leaves b outside G's range by its rounding, and the active-set fallback
+      // then follows a null direction (codes of 1e9 on a 5 x 14 problem); in float64 b is in range.
+      B = at::mm(g_.Ad.t(), Xc.to(at::kDouble));
+      view.row = B.stride(0);
+      view.col = B.stride(1);
+    } else if (Xc.scalar_type() == at::kDouble || g_.kr < 32) {
       B = at::mm(Ad_x_.t(), Xc).to(at::kDouble);
       view.row = B.stride(0);
       view.col = B.stride(1);
