@@ -7,6 +7,7 @@ Run from the repository root:
     python benchmarks/bench_nnls.py --skip-peers   # no scipy / NeuralNMF==1.0.0 / pure-torch reference
     python benchmarks/bench_nnls.py --only 3 4     # just some sections (e.g. to re-run one disturbed by load)
     python benchmarks/bench_nnls.py --only 1 5 --threads 1   # the issue-18 tables, on one thread
+    python benchmarks/bench_nnls.py --only 1 --threads 1 --skip-peers --ks 32 64   # some ranks of section 1
 
 On a shared machine, other processes distort the timings: each timed row reports how long our threads waited
 for a CPU during its best repeats ("runq wait", from /proc/self/task/*/schedstat; '!' marks disturbed rows), and
@@ -38,6 +39,7 @@ NeuralNMF==1.0.0 fnnls==1.0.0``, as before the rename) is found with ``--peer-di
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import multiprocessing
 import os
@@ -682,6 +684,8 @@ def parse_args(argv=None):
     p.add_argument("--only", type=int, nargs="+", default=[1, 2, 3, 4, 5], choices=[1, 2, 3, 4, 5], metavar="N",
                    help="run only these sections (1 forward, 2 NeuralNMF, 3 scaling in M, 4 memory, 5 20 Newsgroups)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's default)")
+    p.add_argument("--ks", type=int, nargs="+", default=None, metavar="K",
+                   help="only these ranks in sections 1 and 2 (e.g. --ks 32 64 for the cells of the 2.5x target)")
     p.add_argument("--archive", default=None, help="20news-bydate.tar.gz (default: $NEURALNMF_DATA_DIR or "
                    "../shared/data)")
     p.add_argument("--peer-dir", default=DEFAULT_PEER_DIR, help="folder NeuralNMF==1.0.0 was pip --target'ed to")
@@ -691,6 +695,8 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = QUICK if args.quick else FULL
+    if args.ks is not None:
+        cfg = dataclasses.replace(cfg, ks=tuple(args.ks))
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     global MIN_TOTAL_S, RETRIES

@@ -15,6 +15,7 @@
 #include "../checks.h"
 #include "../common/column_solver.h"
 #include "host_workspace.h"
+#include "lane_solver.h"
 #include "scaled_gram.h"
 #include "support_predict.h"
 
@@ -75,9 +76,15 @@ bool solve_chunk(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const boo
     HostWorkspace ws(kr);
     ColumnSolver solver(static_cast<int>(kr), g.G.data(), H, ws.view(kr));
     std::optional<SupportPredictor> predictor;
+    std::optional<LaneSolver> lanes;  // the guessed tiles' solves, 8 columns at a time (lane_solver.h)
     if (predict) predictor.emplace(g);
-    std::vector<double> tile(T * kr), scale(T), x(kr);  // tile: b_i of the tile's column t at t * kr + i
-    std::vector<uint8_t> passive(kr * T);
+    if (predict && LaneSolver::kernel() != nullptr) lanes.emplace(kr, g.G.data(), H);
+    std::vector<double> tile(T * kr), scale(T), x(kr), xs;  // tile: b_i of the tile's column t at t * kr + i
+    std::vector<uint8_t> passive(kr * T), use, done(T, 0);
+    if (lanes) {
+      xs.resize(T * kr);
+      use.resize(T);
+    }
     for (int64_t t0 = j0; t0 < j1; t0 += T) {
       const int64_t n = std::min(T, j1 - t0);
       for (int64_t t = 0; t < n; ++t) {
@@ -99,6 +106,12 @@ bool solve_chunk(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const boo
         for (int64_t i = 0; i < kr; ++i) tile[t * kr + i] *= inv;
       }
       const bool guessed = predictor && predictor->predict(tile.data(), n, passive.data());
+      if (guessed && lanes) {
+        for (int64_t t = 0; t < n; ++t) use[t] = scale[t] != 0.0;
+        lanes->solve(tile.data(), n, use.data(), passive.data(), xs.data(), done.data());
+      } else {
+        std::fill(done.begin(), done.end(), 0);
+      }
       for (int64_t t = 0; t < n; ++t) {
         const int64_t j = t0 + t;
         const double c = scale[t];
@@ -114,20 +127,26 @@ bool solve_chunk(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const boo
         } else if (guessed) {
           start = passive.data() + t * kr;
         }
-        info[j] = solver.solve(tile.data() + t * kr, nullptr, start, max_iter, x.data());
+        const double* xt = x.data();
+        if (done[t]) {  // solved in the lanes: the scalar solver's x on the same final support, to the bit
+          xt = xs.data() + t * kr;
+          info[j] = kConverged;
+        } else {
+          info[j] = solver.solve(tile.data() + t * kr, nullptr, start, max_iter, x.data());
+        }
         const double back = c * g.a_scale;  // divided by x_scale last: the product may not fit in between
         // A code below round-off of the column's largest is zero: it keeps a degenerate variable (value and
         // gradient both at round-off) out of the support the backward reads, whichever side of 0 rounding put it.
         double xmax = 0.0;
-        for (int64_t i = 0; i < kr; ++i) xmax = x[i] > xmax ? x[i] : xmax;
+        for (int64_t i = 0; i < kr; ++i) xmax = xt[i] > xmax ? xt[i] : xmax;
         const double zero_below = static_cast<double>(kr) * DBL_EPSILON * xmax;
         if (x_scale == 1.0) {  // (a division per entry costs more than the rest of this loop)
           for (int64_t i = 0; i < kr; ++i) {
-            S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > zero_below ? x[i] : 0.0) * g.d[i] * back);
+            S.at(g.idx[i], j) = static_cast<scalar_t>((xt[i] > zero_below ? xt[i] : 0.0) * g.d[i] * back);
           }
         } else {
           for (int64_t i = 0; i < kr; ++i) {
-            S.at(g.idx[i], j) = static_cast<scalar_t>((x[i] > zero_below ? x[i] : 0.0) * g.d[i] * back / x_scale);
+            S.at(g.idx[i], j) = static_cast<scalar_t>((xt[i] > zero_below ? xt[i] : 0.0) * g.d[i] * back / x_scale);
           }
         }
       }
