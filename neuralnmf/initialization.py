@@ -18,9 +18,10 @@ from . import sparse_products
 from ._checks import check_data
 from .threads import loop_threads, step_work
 from .ops import nnls, nnls_from_products
+from .tree_start import DEFAULT_MIN_CHILDREN, MAX_SHARE, group_topics, topic_shares, tree_nmf
 
 __all__ = ["nndsvd", "nndsvd_factors", "uniform", "flat_nmf", "semi_supervised_nmf", "FlatNMF", "hierarchical_nmf_init",
-           "INIT_METHODS", "LAYER_INIT_METHODS"]
+           "tree_levels", "INIT_METHODS", "LAYER_INIT_METHODS"]
 
 LAYER_INIT_METHODS = ("uniform", "nndsvd", "nndsvda", "nndsvdar")
 """Initializations of a single :class:`neuralnmf.NNLSLayer`."""
@@ -255,8 +256,10 @@ def _unit_columns(D: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def hierarchical_nmf_init(x: torch.Tensor, ranks, *, max_iter: int = 200, tol: float = 1e-5,
-                          generator=None, labels: dict | None = None) -> list[torch.Tensor]:
-    """Dictionaries [A_0 (features, k_0), A_1 (k_0, k_1), ...] that start every level at the flat NMF of its rank.
+                          generator=None, labels: dict | None = None, tree=False,
+                          min_children: int = DEFAULT_MIN_CHILDREN) -> list[torch.Tensor]:
+    """Dictionaries [A_0 (features, k_0), A_1 (k_0, k_1), ...] that start every level at the flat NMF of its rank,
+    or (``tree``) every unlabeled level above the first as a tree over the level below.
 
     W_l is the flat NMF dictionary of x at rank k_l (:func:`flat_nmf`). Then A_0 = W_0 and
     A_l = argmin_{A >= 0} ||W_l - A_0 ⋯ A_{l-1} A||_F (exact NNLS, one column per topic), so each composed dictionary
@@ -271,13 +274,24 @@ def hierarchical_nmf_init(x: torch.Tensor, ranks, *, max_iter: int = 200, tol: f
             :func:`semi_supervised_nmf` of x at rank k_l with the labels of the nearest labeled level at or above l
             (the deepest level's labels shape every level beneath it), so that supervised levels start at the
             supervised NMF of their rank.
+        tree: True: the levels of :func:`tree_levels` (l >= 1, no labeled level at or above l), or a collection
+            of levels >= 1, start as a tree: the level-(l-1) topics grouped by similarity into k_l parents of at least ``min_children``
+            (:func:`neuralnmf.tree_start.group_topics`), each child's weight fitted to x
+            (:func:`neuralnmf.tree_start.tree_nmf`); A_l then has one nonzero per row.
     """
     ranks = [int(r) for r in ranks]
     As: list[torch.Tensor] = []
     D = None
+    structured = tree_levels(len(ranks), labels) if tree is True else tuple(tree or ())
     with loop_threads(step_work(x, max(ranks))):  # one thread for a small problem (neuralnmf.threads)
         for l, k in enumerate(ranks):
             above = [level for level in (labels or {}) if level >= l]
+            if l in structured:
+                groups = group_topics(D, k, min_children, shares=topic_shares(x, D).cpu(), max_share=MAX_SHARE / k)
+                A = tree_nmf(x, D, groups, k, max_iter=max_iter, tol=tol)
+                D = D @ A
+                As.append(A.contiguous())
+                continue
             if above:
                 y, mask, c = labels[min(above)]
                 W = semi_supervised_nmf(x, k, y, mask, num_classes=c, max_iter=max_iter, tol=tol,
@@ -293,3 +307,10 @@ def hierarchical_nmf_init(x: torch.Tensor, ranks, *, max_iter: int = 200, tol: f
                 D = D @ A
             As.append(A.contiguous())
     return As
+
+
+def tree_levels(levels: int, labels=None) -> tuple[int, ...]:
+    """The levels that the tree start structures: l >= 1 with no labeled level at or above l (labels: a dict or
+    collection of labeled levels). Supervised levels keep the soft dictionaries of the supervised start."""
+    labeled = list(labels or ())
+    return tuple(l for l in range(1, levels) if not any(level >= l for level in labeled))

@@ -75,12 +75,14 @@ class NNLSLayer(nn.Module):
         self.warm_start = warm_start
         self.A = nn.Parameter(torch.empty(in_features, rank, dtype=dtype, device=device))
         self._cache = SupportCache()
+        self.register_buffer("parents", None)  # (in_features,) long: A's one nonzero per row, for a tree level
         self.reset_parameters(init, data=data, generator=generator)
 
     @torch.no_grad()
     def reset_parameters(self, init="uniform", *, data=None, generator=None) -> None:
-        """Re-initialize A; see the class docstring for the options."""
+        """Re-initialize A (and drop a tree, :meth:`keep_tree_`); see the class docstring for the options."""
         self._cache.clear()
+        self.parents = None
         if isinstance(init, torch.Tensor):
             if init.shape != self.A.shape:
                 raise ValueError(f"NNLSLayer: init tensor must have shape {tuple(self.A.shape)}, got {tuple(init.shape)}")
@@ -124,6 +126,20 @@ class NNLSLayer(nn.Module):
         if self.warm_start:
             self._cache.store(x, [S.detach() > 0])
         return S if flat else S.reshape(*x.shape[:-1], self.rank)
+
+    @torch.no_grad()
+    def keep_tree_(self) -> None:
+        """Zero every entry of A off its tree: with ``parents`` set (a tree level of :class:`neuralnmf.NeuralNMF`),
+        input topic i feeds output topic parents[i] only. :class:`neuralnmf.NonnegativeProjection` calls it."""
+        if self.parents is not None:
+            index = self.parents[:, None].to(self.A.device)
+            kept = self.A.gather(1, index)
+            self.A.zero_().scatter_(1, index, kept)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        tree = state_dict.get(prefix + "parents")  # a tree level's state sets the tree; any other clears it
+        self.parents = None if tree is None else tree.detach().clone().to(self.A.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, rank={self.rank}"

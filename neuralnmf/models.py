@@ -16,7 +16,8 @@ from torch import nn
 
 from ._checks import check_data, check_int, check_level, check_rank, check_ranks
 from .classifiers import HEAD_FORMS, LabelHead, labels_by_level
-from .initialization import INIT_METHODS, hierarchical_nmf_init
+from .initialization import INIT_METHODS, hierarchical_nmf_init, tree_levels
+from .tree_start import DEFAULT_MIN_CHILDREN
 from .layers import NNLSLayer, SupportCache
 from .rank_selection import DEFAULT_LEVELS, select_ranks
 
@@ -95,6 +96,11 @@ class NeuralNMF(nn.Module):
         warm_start: when called again on the same input tensor, each layer warm-starts its solver from its
             previous support (the answer is unchanged; full-batch training gets faster).
         levels: the number of levels with ``ranks="auto"`` (default :data:`neuralnmf.rank_selection.DEFAULT_LEVELS`, 2).
+        tree: with the "nmf" start, every level above the first with no classifier at or above it is a tree: its
+            topics group the level below by similarity, each child feeding exactly one parent, and training keeps
+            that structure (:mod:`neuralnmf.tree_start`). Without it, trained levels copy single children and one
+            broad parent holds most documents (docs/topic_quality.md). False: the papers' dense A_l.
+        min_children: the fewest children of a parent in a tree level (at most k_(l-1) // k_l).
 
     Shape:
         forward(x): x (M, in_features) -> NeuralNMFOutput(codes=[(M, k_0), ..., (M, k_L)], logits=(M, c),
@@ -103,8 +109,8 @@ class NeuralNMF(nn.Module):
 
     def __init__(self, in_features: int, ranks, num_classes=None, *, classifier: str = "logistic", init="nmf",
                  data=None, generator=None, nonnegative_classifier: bool = True, classifier_from_labels: bool = True,
-                 supervised_start: bool = True, warm_start: bool = True, levels: int | None = None, dtype=None,
-                 device=None):
+                 supervised_start: bool = True, warm_start: bool = True, levels: int | None = None,
+                 tree: bool = True, min_children: int = DEFAULT_MIN_CHILDREN, dtype=None, device=None):
         super().__init__()
         in_features = check_rank(in_features, "NeuralNMF", "in_features")
         data = None if data is None else check_data(data, "NeuralNMF", "data", features=in_features)
@@ -136,6 +142,7 @@ class NeuralNMF(nn.Module):
         self.init, self.warm_start = init, warm_start
         self.nonnegative_classifier, self.classifier_from_labels = nonnegative_classifier, classifier_from_labels
         self.supervised_start = supervised_start
+        self.tree, self.min_children = bool(tree), check_int(min_children, "NeuralNMF", "min_children", minimum=1)
         self.layers, self.heads = nn.ModuleList(), nn.ModuleDict()
         self.rank_selection = None  # what select_ranks found, for ranks="auto"
         self._cache = SupportCache()
@@ -268,9 +275,13 @@ class NeuralNMF(nn.Module):
                 for level, (y_l, mask) in labels.items():
                     keep = torch.ones_like(y_l, dtype=torch.bool) if mask is None else mask
                     start_labels[level] = (y_l, keep if hold is None else keep & ~hold, self.head(level).num_classes)
-            for layer, A in zip(self.layers, hierarchical_nmf_init(h, self.ranks, generator=generator,
-                                                                   labels=start_labels)):
+            trees = tree_levels(len(self.layers), self.labeled_levels) if self.tree else ()
+            starts = hierarchical_nmf_init(h, self.ranks, generator=generator, labels=start_labels, tree=trees,
+                                           min_children=self.min_children)
+            for l, (layer, A) in enumerate(zip(self.layers, starts)):
                 layer.reset_parameters(A.to(layer.A.device))
+                if l in trees:
+                    layer.parents = A.argmax(1).to(layer.A.device)
         else:
             for layer in self.layers:
                 layer.reset_parameters(method, data=h, generator=generator)

@@ -31,7 +31,8 @@ def nonnegative_parameters(module: nn.Module) -> list[nn.Parameter]:
 
 
 class NonnegativeProjection:
-    """Projects parameters onto the nonnegative orthant (in place): p <- max(p, 0).
+    """Projects parameters onto the nonnegative orthant (in place): p <- max(p, 0); for a module, then onto the
+    trees of its tree levels (every submodule's ``keep_tree_()``, :meth:`neuralnmf.NNLSLayer.keep_tree_`).
 
     Args:
         params: a module (its declared nonnegative parameters are used) or an iterable of tensors.
@@ -39,6 +40,7 @@ class NonnegativeProjection:
 
     def __init__(self, params: nn.Module | Iterable[torch.Tensor]):
         self.params = nonnegative_parameters(params) if isinstance(params, nn.Module) else list(params)
+        self.trees = [m for m in params.modules() if hasattr(m, "keep_tree_")] if isinstance(params, nn.Module) else []
 
     @torch.no_grad()
     def __call__(self) -> None:
@@ -47,6 +49,8 @@ class NonnegativeProjection:
             groups.setdefault((p.device, p.dtype), []).append(p)
         for tensors in groups.values():
             torch._foreach_clamp_min_(tensors, 0.0)
+        for module in self.trees:
+            module.keep_tree_()
 
     def attach(self, optimizer: torch.optim.Optimizer):
         """Run the projection after every ``optimizer.step()``; returns a handle with ``.remove()``."""

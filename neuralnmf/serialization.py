@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .models import NeuralNMF
+from .tree_start import DEFAULT_MIN_CHILDREN
 
 __all__ = ["save", "load", "FORMAT"]
 
@@ -57,6 +58,8 @@ def save(model: NeuralNMF, path: str | os.PathLike, *, vocabulary=None, text: di
                             else int(model.num_classes)),
             "classifier": model.classifier,
             "nonnegative_classifier": bool(model.nonnegative_classifier),
+            "tree": bool(model.tree),
+            "min_children": int(model.min_children),
             "dtype": str(model.layers[0].A.dtype).removeprefix("torch."),
         },
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -111,7 +114,8 @@ def load(path: str | os.PathLike, *, device=None) -> NeuralNMF:
     # files written before classifiers per level had the papers' classifier as "B"
     classifier = cfg.get("classifier", "papers")
     model = NeuralNMF(cfg["in_features"], cfg["ranks"], cfg["num_classes"], classifier=classifier, init="uniform",
-                      dtype=dtype, device=device, nonnegative_classifier=cfg.get("nonnegative_classifier", True))
+                      dtype=dtype, device=device, nonnegative_classifier=cfg.get("nonnegative_classifier", True),
+                      tree=cfg.get("tree", False), min_children=cfg.get("min_children", DEFAULT_MIN_CHILDREN))
     state = dict(ckpt["state_dict"])
     if "B" in state and model.heads:
         state[f"heads.{model.labeled_levels[-1]}.weight"] = state.pop("B")

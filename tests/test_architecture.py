@@ -32,7 +32,7 @@ LAYERS = (
     ("base", ("neuralnmf._checks", "neuralnmf._version", "neuralnmf._optional", "neuralnmf.threads")),  # they import nothing from the package
     ("ops", ("neuralnmf._extension", "neuralnmf._library", "neuralnmf._fake", "neuralnmf._autograd",
              "neuralnmf._reference", "neuralnmf._validation", "neuralnmf.ops", "neuralnmf.sparse_products")),
-    ("layers", ("neuralnmf.initialization", "neuralnmf.layers", "neuralnmf._fitted")),
+    ("layers", ("neuralnmf.initialization", "neuralnmf.tree_start", "neuralnmf.layers", "neuralnmf._fitted")),
     ("models", ("neuralnmf.classifiers", "neuralnmf.models", "neuralnmf.projection", "neuralnmf.rank_selection",
                 "neuralnmf.baselines", "neuralnmf.tensor")),
     ("training", ("neuralnmf.losses", "neuralnmf.optim", "neuralnmf.epochs", "neuralnmf.supervision",

@@ -88,7 +88,7 @@ def test_fit_writes_every_output(fitted):
         assert (out / png).read_bytes()[:8] == PNG
     ckpt = torch.load(out / "model.pt", weights_only=True)
     assert ckpt["config"] == {"in_features": 87, "ranks": [9, 4, 2], "num_classes": 4, "classifier": "logistic",
-                              "nonnegative_classifier": True, "dtype": "float32"}
+                              "nonnegative_classifier": True, "tree": True, "min_children": 2, "dtype": "float32"}
     # the logistic classifier of the deepest level reads the codes of every level: 9 + 4 + 2 features
     assert ckpt["state_dict"]["layers.0.A"].shape == (87, 9) and ckpt["state_dict"]["heads.2.weight"].shape == (4, 15)
     assert len(ckpt["vocabulary"]) == 87 and ckpt["text"] is None

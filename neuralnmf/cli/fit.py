@@ -268,6 +268,7 @@ def _build_model(args, docs: _Documents, ranks: list[int], dtype, device) -> Neu
     # an int for labels of the deepest level only (the usual case), else one count per level
     num_classes = (None if not counts else counts[len(ranks) - 1] if list(counts) == [len(ranks) - 1] else counts)
     model = NeuralNMF(docs.shape[1], ranks, num_classes, classifier=args.classifier, init=args.init,
+                      tree=args.tree, min_children=args.min_children,
                       generator=torch.Generator().manual_seed(args.seed), dtype=dtype, device=device)
     (n_docs, n_words), matrix = docs.shape, docs.matrix
     kind = (f"sparse, {matrix.nnz} nonzeros ({matrix.nnz / (n_docs * n_words):.2%})" if matrix.sparse else "dense")

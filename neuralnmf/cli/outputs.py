@@ -149,14 +149,16 @@ def write_topics(out_dir: Path, model, codes, vocabulary, named_vocabulary: bool
                       metadata={"source": source, "named_vocabulary": named_vocabulary})
     to_json(tree, path=out_dir / "topics.json")
     to_html(tree, path=out_dir / "topics.html", title=f"Topic tree of {Path(source).name}")
-    write_paths(out_dir / "paths.tsv", codes, documents)
+    write_paths(out_dir / "paths.tsv", codes, documents, model)
     return ["topics.md", "topics.json", "topics.html", "paths.tsv"]
 
 
-def write_paths(path: Path, codes, documents: list[str] | None = None) -> None:
-    """Each document's path through the levels as TSV: its topic (the largest code) and that topic's share of the
-    document's codes at every level; documents without codes get '-'. codes: one (documents, k_l) per level."""
-    paths = document_paths(codes=codes)
+def write_paths(path: Path, codes, documents: list[str] | None = None, model=None) -> None:
+    """Each document's path through the levels as TSV: its topic at every level (:func:`document_paths`: its
+    finest topic and that topic's ancestors in ``model``'s tree; without a model, each level's largest code) and
+    that topic's share of the document's codes; documents without codes get '-'. codes: one (documents, k_l)
+    per level."""
+    paths = document_paths(model, codes=codes)
     levels = range(paths.topics.shape[1])
     rows = ["document\t" + "\t".join(f"level_{l}\tshare_{l}" for l in levels)]
     for i, (t, w) in enumerate(zip(paths.topics.tolist(), paths.weights.tolist())):

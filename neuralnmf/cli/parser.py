@@ -10,6 +10,7 @@ from ..classifiers import HEAD_FORMS
 from ..holdout import DEFAULT_VALIDATION
 from ..initialization import INIT_METHODS
 from ..losses import LOSS_TERMS
+from ..tree_start import DEFAULT_MIN_CHILDREN
 from ..train import DEFAULT_EPOCHS, DEFAULT_LAM, DEFAULT_LOSS, DEFAULT_LR
 from .demos import nnls_demo, topic_model_demo
 from .fit import run_fit
@@ -47,6 +48,10 @@ into 4 broad ones. With --labels it also learns a classifier (of the deepest lev
 The defaults are those of the Python API (neuralnmf.NeuralNMF and neuralnmf.fit) and were chosen on real corpora:
   --init nmf            every level starts at the flat NMF of its rank (exact alternating NNLS from NNDSVD; a
                         sparse input is never densified), so each level fits as well as flat NMF before training
+  --min-children 2      levels above the first (without labels) are trees: their topics group the level below by
+                        similarity, each child feeding one parent, at least 2 children per parent; without it
+                        parents copy one child and one topic holds half the corpus (--no-tree: the papers' dense
+                        dictionaries; docs/topic_quality.md)
   --loss hierarchical   every level reconstructs the data: sum_l ||X - A_0..A_l S_l||^2 / ||X||^2. The papers'
                         energy loss (--loss energy) has a scale escape that collapses the topics on real
                         vocabularies; it is kept for reproducing the papers
@@ -190,6 +195,10 @@ def _add_fit(sub) -> None:
     g.add_argument("--init", choices=list(INIT_METHODS), default="nmf",
                    help="how the dictionaries start: nmf (every level at the flat NMF of its rank), nndsvd/nndsvda/"
                    "nndsvdar (NNDSVD of each level's input), uniform (random, the papers') (default: nmf)")
+    g.add_argument("--no-tree", dest="tree", action="store_false",
+                   help="dense dictionaries above the first level (the papers') instead of a topic tree")
+    g.add_argument("--min-children", type=_positive_int, default=DEFAULT_MIN_CHILDREN, metavar="N",
+                   help=f"fewest children of a parent topic in a tree level (default: {DEFAULT_MIN_CHILDREN})")
     g.add_argument("--loss", choices=sorted(LOSS_TERMS), default=DEFAULT_LOSS,
                    help="hierarchical: every level reconstructs the data; reconstruction: only the deepest level "
                    "counts; energy: the papers' energy, each level fits the codes of the level below (collapses on "

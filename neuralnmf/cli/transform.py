@@ -50,7 +50,7 @@ def run_transform(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, codes.cpu().numpy())
         paths = out.with_name(out.name.removesuffix(".npy") + "_paths.tsv")
-        write_paths(paths, levels, matrix.documents)
+        write_paths(paths, levels, matrix.documents, model)
     except OSError as e:
         raise CLIError(f"cannot write {str(out)!r}: {e.strerror or e}") from e
     predicted = []

@@ -23,9 +23,11 @@ def tree_summary(model_or_dictionaries, x: torch.Tensor | None = None, *, codes=
     Returns:
         One dict per level with ``level``, ``topics``; on levels >= 1 (parents): ``children`` (per topic),
         ``one_child_share`` (share of the level's topics with exactly one child), ``childless_share``,
-        ``children_mean``; with documents: ``documents`` (per topic: documents whose largest code is that topic),
-        ``largest_documents_share`` (the largest of these over all documents), ``largest_weight_share`` (the largest
-        topic's part of all topic weight at the level: its codes' sum times its column's sum).
+        ``children_mean``; with documents: ``documents`` (per topic: documents whose path passes through it,
+        :func:`neuralnmf.topics.document_paths`: their finest topic is it or one of its descendants),
+        ``largest_documents_share`` (the largest of these over all documents), ``largest_code_share`` (the largest
+        share of documents whose largest code at the level is one topic, the tree aside), ``largest_weight_share``
+        (the largest topic's part of all topic weight at the level: its codes' sum times its column's sum).
     """
     As = [A.detach().cpu().double() for A in dictionaries_of(model_or_dictionaries)]
     hier = hierarchy_from_dictionaries(As)
@@ -46,6 +48,9 @@ def tree_summary(model_or_dictionaries, x: torch.Tensor | None = None, *, codes=
             col = paths.topics[:, l].cpu()
             counts = torch.bincount(col[col >= 0], minlength=k)
             m = max(col.shape[0], 1)
+            c = codes[l].detach().cpu()
+            largest = c.argmax(1)[c.amax(1) > 0] if k else c.new_zeros(0, dtype=torch.long)
+            entry["largest_code_share"] = float(torch.bincount(largest, minlength=k).max()) / m if k else 0.0
             mass = codes[l].detach().cpu().double().sum(0) * T.sum(0)
             entry.update(documents=counts.tolist(), largest_documents_share=float(counts.max()) / m,
                          largest_weight_share=float(mass.max() / mass.sum()) if float(mass.sum()) > 0 else 0.0)

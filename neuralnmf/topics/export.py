@@ -15,8 +15,9 @@ tree``); :func:`to_json` writes it; :func:`from_json` reads it back and checks i
   level, -1 when the row is all zero), parent_weight the share of its weight that goes there; children: the indices
   of the level-(l-1) topics whose parent it is, heaviest link first.
 * With documents x: share = the topic's part of all topic weight at its level (its codes' sum times its column's
-  sum); documents = how many documents have their largest code at this level on this topic; paths[i][l] = that
-  topic for document i (-1: all its codes are zero), weights[i][l] = its share of the document's codes at level l.
+  sum); documents = how many documents' paths pass through this topic; paths[i][l] = document i's topic at level
+  l (:func:`document_paths`: its finest topic, then that topic's ancestors; -1: all its codes are zero),
+  weights[i][l] = that topic's share of the document's codes at level l.
 """
 
 from __future__ import annotations
@@ -75,12 +76,14 @@ def _check_codes(codes, As) -> list[torch.Tensor]:
 
 
 class DocumentPaths(NamedTuple):
-    """Each document's topic at every level.
+    """Each document's path down the topic tree.
 
     Attributes:
-        topics: (documents, levels) long; topics[i, l] = argmax_t S_l[i, t] (ties: lowest t), -1 where the document's
-            level-l codes are all zero.
-        weights: (documents, levels); that code's share of the document's level-l codes (0 where all are zero).
+        topics: (documents, levels) long; topics[i, 0] = argmax_t S_0[i, t] (ties: lowest t), the document's finest
+            topic, and topics[i, l] its ancestor at level l (the parent of topics[i, l - 1]); the level's largest
+            code where a topic feeds no parent or no dictionaries are given; -1 where the document's level-l codes
+            are all zero.
+        weights: (documents, levels); that topic's share of the document's level-l codes (0 where all are zero).
     """
 
     topics: torch.Tensor
@@ -88,25 +91,35 @@ class DocumentPaths(NamedTuple):
 
 
 def document_paths(model_or_dictionaries=None, x: torch.Tensor | None = None, *, codes=None) -> DocumentPaths:
-    """The topic every document belongs to at every level (its largest code), with that code's share.
+    """Every document's path through the levels: its finest topic (largest level-0 code), then that topic's
+    parent at each level above (:func:`neuralnmf.topics.hierarchy_from_dictionaries`), so that every path is a
+    path of the tree that :func:`topic_tree` and the views draw. With ``codes`` alone, each level's largest code.
 
     Give a model (or dictionaries) and the documents ``x``, or the ``codes`` of a forward pass (one (documents, k_l)
     tensor per level). Tensors stay on the codes' device.
     """
+    parents = None
     if codes is None:
         if model_or_dictionaries is None or x is None:
             raise ValueError("document_paths needs a model (or dictionaries) and x, or codes")
         codes = level_codes(model_or_dictionaries, x)
-    elif model_or_dictionaries is not None:
-        codes = _check_codes(codes, dictionaries_of(model_or_dictionaries))
+    if model_or_dictionaries is not None:
+        As = dictionaries_of(model_or_dictionaries)
+        codes = _check_codes(codes, As)
+        parents = hierarchy_from_dictionaries([A.detach() for A in As]).parents
     topics, weights = [], []
-    for c in codes:
+    for l, c in enumerate(codes):
         c = c.detach()
         best, arg = c.max(1) if c.shape[1] else (c.new_zeros(c.shape[0]), c.new_zeros(c.shape[0], dtype=torch.long))
+        if parents is not None and l > 0:  # the parent of the level below's topic, where it has one
+            below = topics[-1]
+            up = parents[l - 1].to(below.device)[below.clamp_min(0)]
+            arg = torch.where((below >= 0) & (up >= 0), up, arg)
         total = c.sum(1)
         nonzero = best > 0
+        chosen = c.gather(1, arg[:, None])[:, 0] if c.shape[1] else best
         topics.append(torch.where(nonzero, arg, torch.full_like(arg, -1)))
-        weights.append(torch.where(nonzero, best / torch.where(nonzero, total, torch.ones_like(total)),
+        weights.append(torch.where(nonzero, chosen / torch.where(nonzero, total, torch.ones_like(total)),
                                    torch.zeros_like(best)))
     return DocumentPaths(torch.stack(topics, 1), torch.stack(weights, 1))
 
@@ -149,7 +162,7 @@ def topic_tree(model_or_dictionaries, vocabulary: Sequence[str], x: torch.Tensor
     paths = None
     if codes is not None:
         codes = [c.detach().cpu().double() for c in _check_codes(codes, As)]
-        paths = document_paths(codes=codes)
+        paths = document_paths(As, codes=codes)
         if document_names is not None and len(document_names) != codes[0].shape[0]:
             raise ValueError(f"document_names has {len(document_names)} names for {codes[0].shape[0]} documents")
     levels = []
