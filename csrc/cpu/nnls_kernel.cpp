@@ -80,6 +80,7 @@ bool solve_chunk(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const boo
     if (predict) predictor.emplace(g);
     if (predict && LaneSolver::kernel() != nullptr) lanes.emplace(kr, g.G.data(), H);
     std::vector<double> tile(T * kr), scale(T), x(kr), xs;  // tile: b_i of the tile's column t at t * kr + i
+    std::vector<double> codes(T * kr);  // the tile's S, written to S by rows once the tile is done
     std::vector<uint8_t> passive(kr * T), use, done(T, 0);
     if (lanes) {
       xs.resize(T * kr);
@@ -115,8 +116,9 @@ bool solve_chunk(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const boo
       for (int64_t t = 0; t < n; ++t) {
         const int64_t j = t0 + t;
         const double c = scale[t];
+        double* out = codes.data() + t * kr;
         if (c == 0.0) {  // A^T x = 0: S = 0 is optimal
-          for (int64_t i = 0; i < kr; ++i) S.at(g.idx[i], j) = scalar_t(0);
+          for (int64_t i = 0; i < kr; ++i) out[i] = 0.0;
           info[j] = kConverged;
           continue;
         }
@@ -141,13 +143,20 @@ bool solve_chunk(const ScaledGram& g, const RhsView<rhs_t>& B, Strided<const boo
         for (int64_t i = 0; i < kr; ++i) xmax = xt[i] > xmax ? xt[i] : xmax;
         const double zero_below = static_cast<double>(kr) * DBL_EPSILON * xmax;
         if (x_scale == 1.0) {  // (a division per entry costs more than the rest of this loop)
-          for (int64_t i = 0; i < kr; ++i) {
-            S.at(g.idx[i], j) = static_cast<scalar_t>((xt[i] > zero_below ? xt[i] : 0.0) * g.d[i] * back);
-          }
+          for (int64_t i = 0; i < kr; ++i) out[i] = (xt[i] > zero_below ? xt[i] : 0.0) * g.d[i] * back;
         } else {
-          for (int64_t i = 0; i < kr; ++i) {
-            S.at(g.idx[i], j) = static_cast<scalar_t>((xt[i] > zero_below ? xt[i] : 0.0) * g.d[i] * back / x_scale);
-          }
+          for (int64_t i = 0; i < kr; ++i) out[i] = (xt[i] > zero_below ? xt[i] : 0.0) * g.d[i] * back / x_scale;
+        }
+      }
+      // S along its contiguous dimension: a column of a row-major (k, M) S is k stores to k cache lines
+      if (S.col == 1) {
+        for (int64_t i = 0; i < kr; ++i) {
+          scalar_t* row = &S.at(g.idx[i], t0);
+          for (int64_t t = 0; t < n; ++t) row[t] = static_cast<scalar_t>(codes[t * kr + i]);
+        }
+      } else {
+        for (int64_t t = 0; t < n; ++t) {
+          for (int64_t i = 0; i < kr; ++i) S.at(g.idx[i], t0 + t) = static_cast<scalar_t>(codes[t * kr + i]);
         }
       }
     }
@@ -196,24 +205,22 @@ class DataSource : public RhsSource {
     at::Tensor Xc = X_.narrow(1, c0, len);
     if (x_scale != 1.0) Xc = Xc * x_scale;
     at::Tensor B;
-    RhsView<double> view{nullptr, 0, 0, iota_.data(), ones_.data()};
     if (g_.H.empty() && Xc.scalar_type() != at::kDouble) {
       // G singular: a float32 product leaves b outside G's range by its rounding, and the active-set fallback
       // then follows a null direction (codes of 1e9 on a 5 x 14 problem); in float64 b is in range.
       B = at::mm(g_.Ad.t(), Xc.to(at::kDouble));
-      view.row = B.stride(0);
-      view.col = B.stride(1);
     } else if (Xc.scalar_type() == at::kDouble || g_.kr < 32) {
-      B = at::mm(Ad_x_.t(), Xc).to(at::kDouble);
-      view.row = B.stride(0);
-      view.col = B.stride(1);
+      B = at::mm(Ad_x_.t(), Xc);
     } else {
-      B = at::mm(Xc.t(), Ad_x_).to(at::kDouble);
-      view.row = B.stride(1);
-      view.col = B.stride(0);
+      B = at::mm(Xc.t(), Ad_x_).t();
     }
-    view.data = B.data_ptr<double>();
-    return solve_view(g_, view, init, c0, len, max_iter, x_scale, Sb, info);
+    // float32 products are read in place and widened as they are read (the same values as a float64 copy)
+    bool done = false;
+    AT_DISPATCH_FLOATING_TYPES(B.scalar_type(), "nnls_products", [&] {
+      const RhsView<scalar_t> view{B.data_ptr<scalar_t>(), B.stride(0), B.stride(1), iota_.data(), ones_.data()};
+      done = solve_view(g_, view, init, c0, len, max_iter, x_scale, Sb, info);
+    });
+    return done;
   }
 
   double repair(int64_t c0, int64_t len) const override {
