@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse
 import torch
 
+import neuralnmf
 from neuralnmf.cli import main
 from neuralnmf.cli import outputs
 from neuralnmf.datasets.text import TextModel, read_text_folder
@@ -459,3 +460,25 @@ def test_library_warnings_are_one_line_each(corpus, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "warning: fit: level 1 is labeled with 4 classes but has only 2 topics" in err, err
     assert "Warning:" not in err and ".py:" not in err, err
+
+
+def test_tree_options_reach_the_model(corpus, tmp_path):
+    """Unsupervised fits are trees by default (--min-children 2); --no-tree gives the papers' dense dictionaries;
+    paths.tsv follows the tree."""
+    d, _ = corpus
+    for extra, tree in (([], True), (["--no-tree"], False), (["--min-children", "3"], True)):
+        out = tmp_path / ("_".join(extra) or "default")
+        done = _run("fit", str(d / "x.npz"), "--ranks", "9", "4", "2", "--epochs", "20", "--out", str(out),
+                    "--no-progress", *extra)
+        assert done.returncode == 0, done.stderr
+        model = neuralnmf.load(out)
+        assert model.tree is tree and model.min_children == (3 if "3" in extra else 2)
+        parents = [layer.parents for layer in model.layers]
+        assert parents[0] is None and all((p is not None) is tree for p in parents[1:])
+        if tree:
+            counts = torch.bincount(parents[1], minlength=4)
+            assert int(counts.min()) >= 2  # with --min-children 3 too: 9 // 4 = 2 caps the request
+            rows = [line.split("\t") for line in (out / "paths.tsv").read_text().splitlines()[1:]]
+            for row in rows:
+                t0, t1 = int(row[1].split(".T")[1]), int(row[3].split(".T")[1])
+                assert int(parents[1][t0]) == t1

@@ -111,17 +111,19 @@ class TopicReport:
                  "computes it: NPMI (sliding window of 10 words), C_V (window of 110), UMass (documents); diversity "
                  "is the share of distinct words among the level's top-10 words. *One-child parents* is the share "
                  "of a level's topics with exactly one child; *largest topic* the largest share of the documents "
-                 "that one topic holds."]
+                 "that one topic holds (documents whose finest topic is it or below it); *largest code* the largest "
+                 "share of documents whose largest code at the level is one topic."]
         if not self.texts:
             lines += ["", "NPMI and C_V need the documents' text (a folder of .txt files as INPUT); this input is "
                       "a matrix, so only UMass is given."]
         lines += ["", "| level | topics |" + "".join(f" {_NAMES[m]} |" for m in measures)
-                  + " diversity | one-child parents | largest topic |",
-                  "|---|---:|" + "---:|" * (len(measures) + 3)]
+                  + " diversity | one-child parents | largest topic | largest code |",
+                  "|---|---:|" + "---:|" * (len(measures) + 4)]
         for q, t in zip(self.quality, self.summary):
             one = f"{t['one_child_share']:.0%}" if "one_child_share" in t else "–"
             lines.append(f"| {q['level']} | {q['topics']} |" + "".join(f" {_num(q[m]['mean'])} |" for m in measures)
-                         + f" {_num(q['diversity'])} | {one} | {t.get('largest_documents_share', 0):.0%} |")
+                         + f" {_num(q['diversity'])} | {one} | {t.get('largest_documents_share', 0):.0%} |"
+                         + f" {t.get('largest_code_share', 0):.0%} |")
         return lines
 
 
@@ -176,7 +178,8 @@ def topics_markdown(model, codes, vocabulary, named_vocabulary: bool, source: st
              "topics; each level groups the topics of the level below. A topic `L{l}.T{t}` is topic t of level l; "
              "its words are the heaviest entries of its column of A_0 ⋯ A_l, each with its weight relative to the "
              "topic's top word (1.00). *share* is the topic's part of all topic weight at its level, and "
-             "*documents* counts the documents whose largest code at that level is this topic."]
+             "*documents* counts the documents whose path passes through this topic: their finest topic (largest "
+             "level-0 code) is this topic or one of its descendants."]
     if not named_vocabulary:
         lines += ["", "No vocabulary was given (--vocabulary), so words are named by column: `w{column}`."]
     for level, (T, c) in enumerate(zip(layer_topics(As), codes)):

@@ -127,7 +127,8 @@ def html_page(tree: dict, title: str = "Topic tree") -> str:
     about = (f"Ranks {ranks}, finest level (0) first; level l groups the topics of level l - 1. "
              + (f"{docs['count']} documents. " if docs else "")
              + "A topic's share is its part of all topic weight at its level; docs counts the documents whose "
-               "largest code is that topic; [x] is the share of a topic's weight that goes to its parent.")
+               "path passes through it (their finest topic is it or below it); [x] is the share of a topic's "
+               "weight that goes to its parent.")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{_html.escape(title)}</title><style>{_STYLE}</style></head>
