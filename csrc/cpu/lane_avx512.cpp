@@ -3,6 +3,12 @@
 #include "lane_isa.h"
 
 #if NEURALNMF_LANES
+#include <immintrin.h>  // (each intrinsic carries its own target: nothing here is compiled for AVX-512 by default)
+#define NEURALNMF_LANES_SQRT(v) ((V)_mm512_mask_sqrt_pd((__m512d)(v), 0xFF, (__m512d)(v)))  // IEEE sqrt per lane
+// base[idx] in the lanes where live is set, src elsewhere
+#define NEURALNMF_LANES_GATHER(src, live, idx, base)                                                         \
+  ((V)_mm512_mask_i64gather_pd((__m512d)(src), _mm512_test_epi64_mask((__m512i)(live), (__m512i)(live)), \
+                               (__m512i)(idx), (base), 8))
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
 #pragma clang fp contract(off)

@@ -72,10 +72,14 @@ VI lanes_cholesky(V* M, int n, double rtol) {
     const V diag = d;
     for (int p = 0; p < j; ++p) d -= Mj[p] * Mj[p];
     ok &= (d > rt * diag) & (diag > zero);
+#ifdef NEURALNMF_LANES_SQRT
+    d = NEURALNMF_LANES_SQRT(d);
+#else
     alignas(64) double root[kLanes];
     *reinterpret_cast<V*>(root) = d;
     for (int l = 0; l < kLanes; ++l) root[l] = sqrt(root[l]);
     d = *reinterpret_cast<V*>(root);
+#endif
     Mj[j] = d;
     const V inv = one / d;
     int i = j + 1;
@@ -161,7 +165,29 @@ void lanes_dots(const double* R, int n, const int* cs, int nc, const V* v, V* s)
 }
 
 // Packs each lane's sub-matrix R[list][list] (lower triangle) into M, padded to size P with identity rows.
-void lanes_pack(const double* R, int n, const int* lists, const int* sizes, int P, V* M) {
+void lanes_pack(const double* R, int n, const int* lists, const int* sizes, int P, V* M, VI* col, VI* row) {
+#ifdef NEURALNMF_LANES_GATHER
+  // one gather per entry of the triangle: lane l reads R[list_l[a]][list_l[c]], or the identity past its size
+  VI size;
+  for (int l = 0; l < kLanes; ++l) size[l] = sizes[l];
+  for (int a = 0; a < P; ++a) {
+    for (int l = 0; l < kLanes; ++l) {
+      const long long in = a < sizes[l] ? lists[l * n + a] : 0;
+      at(col, a, l) = in;
+      at(row, a, l) = in * n;
+    }
+  }
+  const V zero = splat(0.0), one = splat(1.0);
+  for (int a = 0; a < P; ++a) {
+    V* Ma = M + a * (a + 1) / 2;
+    const VI ra = row[a];
+    const VI live = VI{a, a, a, a, a, a, a, a} < size;
+    for (int c = 0; c < a; ++c) Ma[c] = NEURALNMF_LANES_GATHER(zero, live, ra + col[c], R);
+    Ma[a] = NEURALNMF_LANES_GATHER(one, live, ra + col[a], R);
+  }
+#else
+  (void)col;
+  (void)row;
   for (int l = 0; l < kLanes; ++l) {
     const int* in = lists + l * n;
     const int p = sizes[l];
@@ -176,6 +202,7 @@ void lanes_pack(const double* R, int n, const int* lists, const int* sizes, int 
       }
     }
   }
+#endif
 }
 
 void lanes_solve_group(LaneGroup& g) {
@@ -253,7 +280,7 @@ void lanes_solve_group(LaneGroup& g) {
       iota[i] = i;
     }
     lanes_dots<1>(g.H, n, iota, n, b, u);
-    lanes_pack(g.H, n, outs, z, P, M);
+    lanes_pack(g.H, n, outs, z, P, M, (VI*)r, (VI*)y);  // (r and y: free until later)
     ok = lanes_cholesky(M, P, kPivotRtol);
     for (int l = 0; l < kLanes; ++l) {
       const int* out = outs + l * n;
@@ -272,7 +299,7 @@ void lanes_solve_group(LaneGroup& g) {
     }
   } else {
     for (int l = 0; l < kLanes; ++l) P = p[l] > P ? p[l] : P;
-    lanes_pack(g.G, n, lists, p, P, M);
+    lanes_pack(g.G, n, lists, p, P, M, (VI*)r, (VI*)y);
     ok = lanes_cholesky(M, P, kPivotRtol);
     for (int l = 0; l < kLanes; ++l) {
       const int* in = lists + l * n;
