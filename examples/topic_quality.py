@@ -2,6 +2,7 @@
 scikit-learn's NMF (and LDA) at the same ranks.
 
     python examples/topic_quality.py ../shared/data/20news-bydate.tar.gz [--ranks 50 20 10] [--epochs 300] [--lda]
+        [--seeds 3]
     python examples/topic_quality.py ../shared/data/20news-bydate.tar.gz --published-protocol
 
 1. All 18 846 documents (train and test; headers, footers and quotes stripped, as ``fetch_20newsgroups`` does, fed
@@ -13,7 +14,9 @@ scikit-learn's NMF (and LDA) at the same ranks.
    scikit-learn ``NMF(init="nndsvd")`` at every rank; with ``--lda``, ``LatentDirichletAllocation`` on the counts.
 3. Every level's top-10 words scored by :func:`neuralnmf.metrics.topic_quality` on the same texts (the training
    documents are the reference corpus): NPMI (window 10), C_V (window 110), UMass (documents), diversity; printed
-   as a markdown table, with the tree measures of :func:`neuralnmf.metrics.tree_summary`.
+   as a markdown table, with the tree measures of :func:`neuralnmf.metrics.tree_summary`. With ``--seeds N`` every
+   model is fitted from N seeds (the model's generator, scikit-learn's ``random_state``) and each row is the mean,
+   with every seed's NPMI beside it: one seed's NPMI moves by about 0.01 between seeds.
 
 ``--published-protocol`` instead runs the published comparison's grid with scikit-learn's NMF only: K = 10, 20, 30,
 40, 50, three seeds each (random starts), and prints the mean NPMI and diversity over the 15 fits.
@@ -69,6 +72,21 @@ def quality_row(name, level, q, summary=None):
     return row
 
 
+def mean_rows(rows):
+    """One row per (model, level, k): the mean of every measure over the seeds, and the NPMI of each seed."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["level"], r["k"]), []).append(r)
+    out = []
+    for (model, level, k), rs in groups.items():
+        row = {"model": model, "level": level, "k": k, "npmi_per_seed": [r["npmi"] for r in rs]}
+        for c in ("npmi", "c_v", "u_mass", "diversity", "one_child", "largest_docs"):
+            values = [r[c] for r in rs if r.get(c) is not None]
+            row[c] = float(np.mean(values)) if values else None
+        out.append(row)
+    return out
+
+
 def published_protocol(x, texts, vocab, NMF, topic_quality) -> None:
     """sklearn NMF at K = 10..50 (step 10), seeds 0, 1, 2, random starts: mean NPMI and diversity."""
     npmi, div = [], []
@@ -92,7 +110,9 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=300)
     p.add_argument("--min-df", type=float, default=0.005)
     p.add_argument("--lda", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--seeds", type=int, default=1, help="seeds (model starts and scikit-learn's random_state): "
+                   "every row is the mean over them, with each seed's NPMI")
     p.add_argument("--json", default=None, help="also write the rows to this file")
     p.add_argument("--published-protocol", action="store_true", help="NMF at K = 10..50, 3 seeds: the means")
     args = p.parse_args()
@@ -111,37 +131,38 @@ def main() -> None:
     if args.published_protocol:
         published_protocol(x, texts, vocab, NMF, topic_quality)
         return
-    rows = []
-    t = time.perf_counter()
-    model = neuralnmf.NeuralNMF(len(vocab), args.ranks, generator=torch.Generator().manual_seed(args.seed),
-                                dtype=torch.float32)
     xt = scipy_to_torch(x, dtype=torch.float32)
-    neuralnmf.fit(model, xt, epochs=args.epochs, progress=False)
-    model.eval()
-    print(f"Neural NMF fitted: {time.perf_counter() - t:.0f} s", flush=True)
-    tq = time.perf_counter()
-    q = topic_quality(model, vocab, texts=texts)
-    print(f"topic_quality of its 3 levels (NPMI, C_V, UMass): {time.perf_counter() - tq:.1f} s", flush=True)
-    summ = tree_summary(model, xt)
-    for l, (ql, sl) in enumerate(zip(q, summ)):
-        rows.append(quality_row("Neural NMF " + "-".join(map(str, args.ranks)), l, ql, sl))
-    print(f"Neural NMF: {time.perf_counter() - t:.0f} s", flush=True)
-    for k in args.ranks:
+    rows = []
+    for seed in range(args.seed, args.seed + args.seeds):
         t = time.perf_counter()
-        nmf = NMF(k, init="nndsvd", max_iter=400, random_state=args.seed).fit(x)
-        rows.append(quality_row("sklearn NMF", 0, topic_quality([torch.from_numpy(nmf.components_.T.copy())], vocab,
-                                                                texts=texts)[0]))
-        print(f"NMF {k}: {time.perf_counter() - t:.0f} s", flush=True)
-        if args.lda:
+        model = neuralnmf.NeuralNMF(len(vocab), args.ranks, generator=torch.Generator().manual_seed(seed),
+                                    dtype=torch.float32)
+        neuralnmf.fit(model, xt, epochs=args.epochs, progress=False)
+        model.eval()
+        q = topic_quality(model, vocab, texts=texts)
+        for l, (ql, sl) in enumerate(zip(q, tree_summary(model, xt))):
+            rows.append(quality_row("Neural NMF " + "-".join(map(str, args.ranks)), l, ql, sl))
+        print(f"seed {seed}: Neural NMF fitted and scored in {time.perf_counter() - t:.0f} s", flush=True)
+        for k in args.ranks:
             t = time.perf_counter()
-            lda = LatentDirichletAllocation(k, learning_method="online", random_state=args.seed, n_jobs=1).fit(counts)
-            rows.append(quality_row("sklearn LDA", 0, topic_quality([torch.from_numpy(lda.components_.T.copy())],
+            nmf = NMF(k, init="nndsvd", max_iter=400, random_state=seed).fit(x)
+            rows.append(quality_row("sklearn NMF", 0, topic_quality([torch.from_numpy(nmf.components_.T.copy())],
                                                                     vocab, texts=texts)[0]))
-            print(f"LDA {k}: {time.perf_counter() - t:.0f} s", flush=True)
-    cols = ["model", "level", "k", "npmi", "c_v", "u_mass", "diversity", "one_child", "largest_docs"]
+            print(f"seed {seed}: NMF {k}: {time.perf_counter() - t:.0f} s", flush=True)
+            if args.lda:
+                t = time.perf_counter()
+                lda = LatentDirichletAllocation(k, learning_method="online", random_state=seed, n_jobs=1).fit(counts)
+                rows.append(quality_row("sklearn LDA", 0, topic_quality([torch.from_numpy(lda.components_.T.copy())],
+                                                                        vocab, texts=texts)[0]))
+                print(f"seed {seed}: LDA {k}: {time.perf_counter() - t:.0f} s", flush=True)
+        for r in rows:
+            r.setdefault("seed", seed)
+    rows = mean_rows(rows)
+    cols = ["model", "level", "k", "npmi", "npmi_per_seed", "c_v", "u_mass", "diversity", "one_child", "largest_docs"]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in sorted(rows, key=lambda r: (-r["k"], r["model"])):
-        print("| " + " | ".join("" if r.get(c) is None else f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c])
+        print("| " + " | ".join("" if r.get(c) is None else f"{r[c]:.3f}" if isinstance(r[c], float)
+                                else ", ".join(f"{v:.3f}" for v in r[c]) if isinstance(r[c], list) else str(r[c])
                                 for c in cols) + " |")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if args.json:

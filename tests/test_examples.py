@@ -123,3 +123,31 @@ def test_rank_selection_example_runs_on_one_small_cell(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| (8, 3) | 20 dB | 1 | 100% | 100% / 100% |" in out.stdout
     assert (tmp_path / "runs.jsonl").read_text().count("\n") == 1
+
+
+def test_topic_quality_example_runs_with_two_seeds(tmp_path):
+    """examples/topic_quality.py on all of 20 Newsgroups at tiny ranks: one row per model and level, each the mean
+    of its seeds with every seed's NPMI, and the same rows in --json."""
+    import json
+
+    import pytest
+
+    from neuralnmf.datasets import find_data_file
+
+    archive = find_data_file("20news-bydate.tar.gz")
+    if archive is None:
+        pytest.skip("../shared/data/20news-bydate.tar.gz absent")
+    pytest.importorskip("sklearn")
+    out = _run(os.path.join("examples", "topic_quality.py"), str(archive), "--ranks", "4", "2", "--epochs", "2",
+               "--seeds", "2", "--json", str(tmp_path / "rows.json"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "2186 words" in out.stdout
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert sorted((r["model"], r["level"], r["k"]) for r in rows) == [
+        ("Neural NMF 4-2", 0, 4), ("Neural NMF 4-2", 1, 2), ("sklearn NMF", 0, 2), ("sklearn NMF", 0, 4)]
+    for r in rows:
+        assert len(r["npmi_per_seed"]) == 2 and abs(r["npmi"] - sum(r["npmi_per_seed"]) / 2) < 1e-12
+        assert -1 <= r["npmi"] <= 1 and 0 < r["diversity"] <= 1
+    tree = next(r for r in rows if r["model"].startswith("Neural") and r["level"] == 1)
+    assert tree["one_child"] == 0.0  # 4 topics in 2 parents of 2 children
+    assert "| Neural NMF 4-2 | 1 | 2 |" in out.stdout
