@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--uneven", action="store_true", help="give the processes different numbers of documents")
     parser.add_argument("--out", default=None, help="rank 0 saves the trained state_dict here")
+    parser.add_argument("--unsupervised", action="store_true", help="ranks (9, 4, 2) without labels, started by fit "
+                        "from rank 0's share (tree levels sent to the others); every rank saves to OUT.RANK")
     args = parser.parse_args()
 
     use_cuda = torch.cuda.is_available()
@@ -42,6 +44,16 @@ def main() -> None:
     corpus = make_hierarchical_corpus(seed=0, device=device)
     mine = shard_indices(corpus.x.shape[0], rank, world, args.uneven).to(device)
     x, y, labeled = corpus.x[mine], corpus.labels[1][mine], corpus.label_mask(40)[mine]
+    if args.unsupervised:
+        model = NeuralNMF(87, (9, 4, 2), dtype=torch.float64, device=device, generator=torch.Generator().manual_seed(0))
+        history = fit(model, x, epochs=args.epochs, progress=False)
+        if args.out:
+            torch.save(model.state_dict(), f"{args.out}.{rank}")
+        print(f"rank {rank}: final loss {history['loss'][-1]:.6f}")
+        gc.collect()
+        dist.barrier()
+        dist.destroy_process_group()
+        return
     model = NeuralNMF(87, (9, 4), num_classes=4, dtype=torch.float64, device=device,
                       generator=torch.Generator().manual_seed(0))
     # Every process generated the whole corpus, so each can start from all of it. Without this, fit starts the

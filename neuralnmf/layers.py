@@ -136,6 +136,17 @@ class NNLSLayer(nn.Module):
             kept = self.A.gather(1, index)
             self.A.zero_().scatter_(1, index, kept)
 
+    @torch.no_grad()
+    def share_tree_(self, dist) -> None:
+        """Take process 0's tree (or its absence) under torch.distributed, as its parameters are broadcast."""
+        has = torch.tensor([self.parents is not None], dtype=torch.long, device=self.A.device)
+        dist.broadcast(has, src=0)
+        tree = self.parents if self.parents is not None else torch.zeros(self.in_features, dtype=torch.long,
+                                                                          device=self.A.device)
+        if int(has.item()):
+            dist.broadcast(tree, src=0)
+        self.parents = tree if int(has.item()) else None
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         tree = state_dict.get(prefix + "parents")  # a tree level's state sets the tree; any other clears it
         self.parents = None if tree is None else tree.detach().clone().to(self.A.device)

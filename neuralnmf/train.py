@@ -279,6 +279,8 @@ def fit(
         with torch.no_grad():
             for p in model.parameters():
                 dist.broadcast(p.data, src=0)
+            for layer in (m for m in model.modules() if hasattr(m, "share_tree_")):
+                layer.share_tree_(dist)  # and the trees the projection keeps
             for head in getattr(model, "heads", {}).values():
                 dist.broadcast(head.scale, src=0)
                 dist.broadcast(head.decay, src=0)
