@@ -5,10 +5,12 @@ hierarchy started (and trained) from flat NMFs has parents with one child and on
 (docs/topic_quality.md). The tree start groups the finer topics instead:
 
 1. :func:`group_topics`: average-linkage agglomerative clustering of the child topics by the cosine similarity
-   of their word vectors, into ``k`` groups of at least ``min_children`` each, no group holding more than
-   ``MAX_SHARE / k`` of the level's weight (:func:`topic_shares`) while a lighter merge exists: a broad topic
-   of everyday words then joins a small group instead of pulling its nearest neighbours into one parent that
-   holds most documents.
+   of their codes over the documents (topics that documents use together group: their words then co-occur, which
+   is what coherence measures; the cosine of the topics' word vectors gave parents of lower NPMI, 0.069 against
+   0.110 at the top of a 20-10-5 hierarchy of 20 Newsgroups), into ``k`` groups of at least ``min_children``
+   each, no group holding more than ``MAX_SHARE / k`` of the level's weight (:func:`topic_shares`) while a
+   lighter merge exists: a broad topic of everyday words then joins a small group instead of pulling its
+   nearest neighbours into one parent that holds most documents.
 2. :func:`tree_nmf`: the weights of the children in their parent, by exact alternating NNLS on the data:
    min ||x - H (C A)^T|| over H >= 0 and over A >= 0 with one nonzero per row, at the child's parent.
 
@@ -24,7 +26,7 @@ import torch
 from . import sparse_products
 from .ops import nnls_from_products
 
-__all__ = ["group_topics", "topic_shares", "tree_nmf", "effective_min_children", "MAX_SHARE",
+__all__ = ["group_topics", "topic_codes", "topic_shares", "tree_nmf", "effective_min_children", "MAX_SHARE",
            "HEAVY_MERGE_SIMILARITY", "DEFAULT_MIN_CHILDREN"]
 
 DEFAULT_MIN_CHILDREN = 2
@@ -58,7 +60,8 @@ def _coverable(sizes: np.ndarray, m: int) -> int:
 
 def group_topics(topics: torch.Tensor, k: int, min_children: int = DEFAULT_MIN_CHILDREN, shares=None,
                  max_share: float | None = None) -> torch.Tensor:
-    """Group the columns of ``topics`` (features, n) into ``k`` groups of at least ``min_children`` (reduced to
+    """Group the columns of ``topics`` (d, n), one vector per topic (its codes over d documents in the tree start,
+    or its d word weights), into ``k`` groups of at least ``min_children`` (reduced to
     ``n // k`` when larger), most similar first: average-linkage agglomerative clustering on the cosine
     similarity. A merge that would leave fewer than ``k`` groups of ``min_children`` is skipped. One whose group
     would hold more than ``max_share`` of the ``shares`` (n,) waits while a merge within that share is at least
@@ -109,10 +112,14 @@ def group_topics(topics: torch.Tensor, k: int, min_children: int = DEFAULT_MIN_C
     return groups
 
 
-def topic_shares(x: torch.Tensor, topics: torch.Tensor) -> torch.Tensor:
-    """Each topic's share of the data's weight: sum of its codes q(x, topics) times its column sum. (k,)"""
-    H = nnls_from_products(_products(x, topics).mT, topics).mT
-    mass = H.sum(0) * topics.sum(0)
+def topic_codes(x: torch.Tensor, topics: torch.Tensor) -> torch.Tensor:
+    """The codes q(x, topics) of the samples x (samples, features): (samples, k)."""
+    return nnls_from_products(_products(x, topics).mT, topics).mT
+
+
+def topic_shares(codes: torch.Tensor, topics: torch.Tensor) -> torch.Tensor:
+    """Each topic's share of the data's weight: the sum of its codes (samples, k) times its column sum. (k,)"""
+    mass = codes.sum(0) * topics.sum(0)
     return mass / mass.sum().clamp_min(torch.finfo(mass.dtype).tiny)
 
 
