@@ -18,7 +18,8 @@ from . import sparse_products
 from ._checks import check_data
 from .threads import loop_threads, step_work
 from .ops import nnls, nnls_from_products
-from .tree_start import DEFAULT_MIN_CHILDREN, MAX_SHARE, group_topics, topic_codes, topic_shares, tree_nmf
+from .tree_start import (DEFAULT_MIN_CHILDREN, MAX_SHARE, group_topics, topic_codes, topic_profiles, topic_shares,
+                         tree_nmf)
 
 __all__ = ["nndsvd", "nndsvd_factors", "uniform", "flat_nmf", "semi_supervised_nmf", "FlatNMF", "hierarchical_nmf_init",
            "tree_levels", "INIT_METHODS", "LAYER_INIT_METHODS"]
@@ -287,8 +288,9 @@ def hierarchical_nmf_init(x: torch.Tensor, ranks, *, max_iter: int = 200, tol: f
         for l, k in enumerate(ranks):
             above = [level for level in (labels or {}) if level >= l]
             if l in structured:
-                H = topic_codes(x, D)  # topics that documents use together group
-                groups = group_topics(H, k, min_children, shares=topic_shares(H, D).cpu(), max_share=MAX_SHARE / k)
+                H = topic_codes(x, D)
+                groups = group_topics(topic_profiles(D, H), k, min_children, shares=topic_shares(H, D).cpu(),
+                                      max_share=MAX_SHARE / k)
                 A = tree_nmf(x, D, groups, k, max_iter=max_iter, tol=tol)
                 D = D @ A
                 As.append(A.contiguous())

@@ -11,7 +11,7 @@ from neuralnmf import NeuralNMF, NonnegativeProjection, fit
 from neuralnmf.datasets import make_planted_corpus
 from neuralnmf.metrics import hierarchy_recovery, tree_summary
 from neuralnmf.topics import document_paths, hierarchy_from_dictionaries
-from neuralnmf.tree_start import effective_min_children, group_topics, tree_nmf
+from neuralnmf.tree_start import effective_min_children, group_topics, topic_profiles, tree_nmf
 
 scipy_optimize = pytest.importorskip("scipy.optimize")
 
@@ -171,3 +171,15 @@ def test_document_paths_follow_the_tree():
     assert torch.equal(loose.topics[:, 1], codes[1].argmax(1))
     share = codes[1].gather(1, paths.topics[:, 1:]).squeeze(1) / codes[1].sum(1)
     torch.testing.assert_close(paths.weights[:, 1], share)
+
+
+def test_topic_profiles_give_the_mean_of_the_word_and_code_cosines():
+    g = torch.Generator().manual_seed(5)
+    topics, codes = torch.rand(30, 6, generator=g, dtype=torch.float64), torch.rand(40, 6, generator=g,
+                                                                                       dtype=torch.float64)
+
+    def cosine(v):
+        v = v / v.norm(dim=0)
+        return v.mT @ v
+
+    torch.testing.assert_close(cosine(topic_profiles(topics, codes)), (cosine(topics) + cosine(codes)) / 2)
