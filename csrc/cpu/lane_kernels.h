@@ -125,6 +125,20 @@ void lanes_cholesky_solve(const V* L, int n, V* x) {
   }
 }
 
+// Each lane's entries of v at its index list (lists + l * n, sizes[l] of them; zero past that, up to P) into w,
+// solved with the packed factor M, and written into out at the same indices.
+void lanes_solve_listed(const V* M, int P, const int* lists, const int* sizes, int n, const V* v, V* w, V* out) {
+  for (int l = 0; l < kLanes; ++l) {
+    const int* in = lists + l * n;
+    for (int a = 0; a < P; ++a) at(w, a, l) = a < sizes[l] ? at(v, in[a], l) : 0.0;
+  }
+  lanes_cholesky_solve(M, P, w);
+  for (int l = 0; l < kLanes; ++l) {
+    const int* in = lists + l * n;
+    for (int a = 0; a < sizes[l]; ++a) at(out, in[a], l) = at(w, a, l);
+  }
+}
+
 // s[i] = s[i] + SIGN * R[i][c] * v[c] for c in cs (increasing), every lane (R symmetric: R[i][c] = R[c][i]).
 // Eight rows at a time, each its own chain of additions.
 template <int SIGN>
@@ -282,15 +296,7 @@ void lanes_solve_group(LaneGroup& g) {
     lanes_dots<1>(g.H, n, iota, n, b, u);
     lanes_pack(g.H, n, outs, z, P, M, (VI*)r, (VI*)y);  // (r and y: free until later)
     ok = lanes_cholesky(M, P, kPivotRtol);
-    for (int l = 0; l < kLanes; ++l) {
-      const int* out = outs + l * n;
-      for (int a = 0; a < P; ++a) at(w, a, l) = a < z[l] ? at(u, out[a], l) : 0.0;
-    }
-    lanes_cholesky_solve(M, P, w);
-    for (int l = 0; l < kLanes; ++l) {
-      const int* out = outs + l * n;
-      for (int a = 0; a < z[l]; ++a) at(wf, out[a], l) = at(w, a, l);
-    }
+    lanes_solve_listed(M, P, outs, z, n, u, w, wf);
     for (int i = 0; i < n; ++i) x[i] = u[i];
     lanes_dots<-1>(g.H, n, cz, nz, wf, x);  // x_F = u_F - H_FZ w (wf: w on Z, 0 on F)
     for (int i = 0; i < n; ++i) {
@@ -301,16 +307,8 @@ void lanes_solve_group(LaneGroup& g) {
     for (int l = 0; l < kLanes; ++l) P = p[l] > P ? p[l] : P;
     lanes_pack(g.G, n, lists, p, P, M, (VI*)r, (VI*)y);
     ok = lanes_cholesky(M, P, kPivotRtol);
-    for (int l = 0; l < kLanes; ++l) {
-      const int* in = lists + l * n;
-      for (int a = 0; a < P; ++a) at(w, a, l) = a < p[l] ? at(b, in[a], l) : 0.0;
-    }
-    lanes_cholesky_solve(M, P, w);
     for (int i = 0; i < n; ++i) x[i] = zero;
-    for (int l = 0; l < kLanes; ++l) {
-      const int* in = lists + l * n;
-      for (int a = 0; a < p[l]; ++a) at(x, in[a], l) = at(w, a, l);
-    }
+    lanes_solve_listed(M, P, lists, p, n, b, w, x);
     for (int i = 0; i < n; ++i) y[i] = -b[i];
     lanes_dots<1>(g.G, n, cs, nf, x, y);  // y = G_:F x_F - b (x: 0 off F)
     for (int i = 0; i < n; ++i) y[i] = sel(fm[i], zero, y[i]);
@@ -347,15 +345,7 @@ void lanes_solve_group(LaneGroup& g) {
       wf[i] = zero;
     }
     lanes_dots<1>(g.H, n, cs, nf, r, u);
-    for (int l = 0; l < kLanes; ++l) {
-      const int* out = outs + l * n;
-      for (int a = 0; a < P; ++a) at(w, a, l) = a < z[l] ? at(u, out[a], l) : 0.0;
-    }
-    lanes_cholesky_solve(M, P, w);
-    for (int l = 0; l < kLanes; ++l) {
-      const int* out = outs + l * n;
-      for (int a = 0; a < z[l]; ++a) at(wf, out[a], l) = at(w, a, l);
-    }
+    lanes_solve_listed(M, P, outs, z, n, u, w, wf);
     lanes_dots<-1>(g.H, n, cz, nz, wf, u);
     for (int i = 0; i < n; ++i) x[i] = sel(fm[i], x[i] + u[i], x[i]);
   }
