@@ -4,6 +4,7 @@
 // small problems of deep Neural NMF layers, ATen calls would cost more than the arithmetic.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -336,6 +337,9 @@ std::tuple<at::Tensor, at::Tensor> for_each_item(const at::Tensor& A, bool batch
 std::tuple<at::Tensor, at::Tensor> nnls_forward_kernel(const at::Tensor& X, const at::Tensor& A,
                                                         const std::optional<at::Tensor>& init, int64_t max_iter) {
   check_nnls_inputs(X, A, init);
+  // the products A^T X in X's dtype under torch.autocast (bfloat16 products had no kernel, and lose the digits
+  // that the exact solve keeps)
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const bool batched = X.dim() == 3;
   const int64_t N = X.size(-2), M = X.size(-1);
   return for_each_item(A, batched, batched ? X.size(0) : 1, M, X.options(), std::nullopt, /*with_Ad=*/true,
@@ -356,6 +360,7 @@ std::tuple<at::Tensor, at::Tensor> nnls_forward_kernel(const at::Tensor& X, cons
 std::tuple<at::Tensor, at::Tensor> nnls_rhs_kernel(const at::Tensor& AtX, const at::Tensor& A,
                                                     const std::optional<at::Tensor>& init, int64_t max_iter) {
   check_nnls_rhs_inputs(AtX, A, init);
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // the Gram in A's dtype
   const bool batched = AtX.dim() == 3;
   const int64_t M = AtX.size(-1);
   return for_each_item(A, batched, batched ? AtX.size(0) : 1, M, AtX.options(), AtX, /*with_Ad=*/false,

@@ -21,6 +21,7 @@
 #include <ATen/ops/isfinite.h>
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/mm.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <ATen/ops/where.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -85,6 +86,7 @@ std::tuple<at::Tensor, at::Tensor> nnls_forward_kernel(const at::Tensor& X, cons
                                                         const std::optional<at::Tensor>& init, int64_t max_iter) {
   check_nnls_inputs(X, A, init);
   const c10::cuda::CUDAGuard guard(X.device());
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // products in the GEMM dtype
   const bool batched = X.dim() == 3;
   const at::Tensor X3 = batched ? X : X.unsqueeze(0);  // any strides: cuBLAS and the kernels read them
   const int64_t nb = X3.size(0), N = X3.size(1), M = X3.size(2), k = A.size(-1);
@@ -155,6 +157,7 @@ std::tuple<at::Tensor, at::Tensor> nnls_rhs_kernel(const at::Tensor& AtX, const 
                                                     const std::optional<at::Tensor>& init, int64_t max_iter) {
   check_nnls_rhs_inputs(AtX, A, init);
   const c10::cuda::CUDAGuard guard(AtX.device());
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const bool batched = AtX.dim() == 3;
   const at::Tensor B3 = batched ? AtX : AtX.unsqueeze(0);
   const int64_t nb = B3.size(0), k = B3.size(1), M = B3.size(2);
