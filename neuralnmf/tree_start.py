@@ -85,19 +85,28 @@ def group_topics(topics: torch.Tensor, k: int, min_children: int = DEFAULT_MIN_C
     share = np.full(n, 1.0 / n) if shares is None else np.asarray(shares, dtype=np.float64).copy()
     cap = np.inf if max_share is None else float(max_share)
 
-    def feasible(a: int, b: int) -> bool:
-        return _coverable(np.concatenate([np.delete(sizes, [a, b]), [sizes[a] + sizes[b]]]), m) >= k
-
     while len(members) > k:
         average = link / np.outer(sizes, sizes)
         np.fill_diagonal(average, -np.inf)
-        pairs = [divmod(int(f), len(members)) for f in np.argsort(average, axis=None)[::-1]]
-        pairs = [(a, b) for a, b in pairs if a < b and feasible(a, b)]
-        within = [(a, b) for a, b in pairs if share[a] + share[b] <= cap]
-        if within and (within[0] == pairs[0] or average[within[0]] >= HEAVY_MERGE_SIMILARITY * average[pairs[0]]):
-            a, b = within[0]  # the most similar merge within the cap, unless a heavy one is far more similar
-        elif pairs:
-            a, b = pairs[0]
+        feasible: dict = {}  # whether merging clusters of these two sizes leaves k coverable groups
+        best = within = None  # the most similar feasible merge, and the most similar one within the cap
+        for flat in np.argsort(average, axis=None)[::-1]:
+            a, b = divmod(int(flat), len(members))
+            if a >= b:
+                continue
+            key = (min(sizes[a], sizes[b]), max(sizes[a], sizes[b]))
+            if key not in feasible:
+                feasible[key] = _coverable(np.concatenate([np.delete(sizes, [a, b]), [sizes[a] + sizes[b]]]), m) >= k
+            if not feasible[key]:
+                continue
+            best = best or (a, b)
+            if share[a] + share[b] <= cap:
+                within = (a, b)
+                break
+        if within and (within == best or average[within] >= HEAVY_MERGE_SIMILARITY * average[best]):
+            a, b = within  # the most similar merge within the cap, unless a heavy one is far more similar
+        elif best:
+            a, b = best
         else:  # no merge keeps the bound: join the two smallest clusters
             a, b = sorted(np.argsort(sizes, kind="stable")[:2].tolist())
         members[a] += members.pop(b)
