@@ -47,21 +47,6 @@ def uniform(rows: int, cols: int, *, generator=None, dtype=None, device=None) ->
     return draw.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
-def _matmul(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """x @ W for a dense or sparse x (M, N) and a dense W (N, q)."""
-    return sparse_products.matmul(x, W) if x.layout != torch.strided else x @ W
-
-
-def _matmul_t(x: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
-    """x^T @ H for a dense or sparse x (M, N) and a dense H (M, q), without transposing a sparse x."""
-    return sparse_products.matmul_t(x, H) if x.layout != torch.strided else x.mT @ H
-
-
-def _squared_norm(x: torch.Tensor) -> torch.Tensor:
-    values = sparse_products.csr_pair(x).x.values() if x.layout != torch.strided else x
-    return (values * values).sum()
-
-
 def _truncated_svd(x: torch.Tensor, q: int, generator, randomized: bool | None = None):
     """Leading q singular triplets of x (M, N): U (M, q), s (q,), V (N, q).
 
@@ -76,11 +61,11 @@ def _truncated_svd(x: torch.Tensor, q: int, generator, randomized: bool | None =
         return U[:, :q], s[:q], Vh[:q].mT
     width = min(q + 10, M, N)
     omega = torch.randn(N, width, generator=generator, dtype=torch.float64).to(dtype=x.dtype, device=x.device)
-    Q = torch.linalg.qr(_matmul(x, omega)).Q  # (M, width)
+    Q = torch.linalg.qr(sparse_products.matmul(x, omega)).Q  # (M, width)
     for _ in range(4):
-        Q = torch.linalg.qr(_matmul_t(x, Q)).Q  # (N, width)
-        Q = torch.linalg.qr(_matmul(x, Q)).Q  # (M, width)
-    Bt = _matmul_t(x, Q)  # (N, width) = (Q^T x)^T
+        Q = torch.linalg.qr(sparse_products.matmul_t(x, Q)).Q  # (N, width)
+        Q = torch.linalg.qr(sparse_products.matmul(x, Q)).Q  # (M, width)
+    Bt = sparse_products.matmul_t(x, Q)  # (N, width) = (Q^T x)^T
     Vb, s, UbT = torch.linalg.svd(Bt, full_matrices=False)  # Bt = Vb diag(s) Ub^T
     return (Q @ UbT.mT)[:, :q], s[:q], Vb[:, :q]
 
@@ -174,21 +159,21 @@ def flat_nmf(x: torch.Tensor, rank: int, *, max_iter: int = 200, tol: float = 1e
     check_data(x, "flat_nmf", "x")
     if generator is None:  # deterministic by default: the same data always gives the same start
         generator = torch.Generator().manual_seed(0)
-    energy = _squared_norm(x).clamp_min(torch.finfo(x.dtype).tiny)
+    energy = sparse_products.squared_norm(x).clamp_min(torch.finfo(x.dtype).tiny)
     # plain NNDSVD: exact NNLS steps move entries off zero freely, and the mean that NNDSVDa fills zeros with
     # smears every topic (on the papers' toy table ANLS from NNDSVDa stalls at 0.108 instead of 0.0236)
     W, _ = nndsvd_factors(x, rank, "nndsvd", generator, randomized=True)  # the same start, dense or sparse
     previous, error, steps = None, float("nan"), 0
     for steps in range(1, max_iter + 1):
-        H = nnls_from_products(_matmul(x, W).mT, W).mT  # (M, k): codes of the samples
-        xtH = _matmul_t(x, H)  # (N, k)
+        H = nnls_from_products(sparse_products.matmul(x, W).mT, W).mT  # (M, k): codes of the samples
+        xtH = sparse_products.matmul_t(x, H)  # (N, k)
         W = nnls_from_products(xtH.mT, H).mT  # (N, k): topics given the codes
         gram = ((H.mT @ H) * (W.mT @ W)).sum()
         error = float(((energy - 2 * (W * xtH).sum() + gram).clamp_min(0) / energy).sqrt())
         if previous is not None and previous - error <= tol * previous:
             break
         previous = error
-    H = nnls_from_products(_matmul(x, W).mT, W).mT
+    H = nnls_from_products(sparse_products.matmul(x, W).mT, W).mT
     return FlatNMF(W, H, error, steps)
 
 
@@ -225,15 +210,15 @@ def semi_supervised_nmf(x: torch.Tensor, rank: int, y: torch.Tensor, label_mask:
     lab = torch.ones(x.shape[0], dtype=torch.bool, device=W.device) if label_mask is None else label_mask.bool()
     c = int(y[lab].max()) + 1 if num_classes is None else int(num_classes)
     Y = torch.nn.functional.one_hot(y[lab].long(), c).to(W.dtype)  # (labeled, c)
-    energy = _squared_norm(x).clamp_min(torch.finfo(x.dtype).tiny)
+    energy = sparse_products.squared_norm(x).clamp_min(torch.finfo(x.dtype).tiny)
     previous, steps = None, 0
     for steps in range(1, max_iter + 1):
         B = nnls(Y, H[lab]).mT  # (c, k): the labels by the labeled codes
-        XW = _matmul(x, W)  # (M, k)
+        XW = sparse_products.matmul(x, W)  # (M, k)
         H = nnls_from_products(XW.mT, W).mT
         stacked = torch.cat([W, lam ** 0.5 * B], 0)  # Gram W^T W + lam B^T B
         H[lab] = nnls_from_products((XW[lab] + lam * Y @ B).mT, stacked).mT
-        xtH = _matmul_t(x, H)
+        xtH = sparse_products.matmul_t(x, H)
         W = nnls_from_products(xtH.mT, H).mT
         data = (energy - 2 * (W * xtH).sum() + ((H.mT @ H) * (W.mT @ W)).sum()).clamp_min(0)
         objective = float(data + lam * ((Y - H[lab] @ B.mT) ** 2).sum())
@@ -241,9 +226,9 @@ def semi_supervised_nmf(x: torch.Tensor, rank: int, y: torch.Tensor, label_mask:
             break
         previous = objective
     labeled_codes = H
-    H = nnls_from_products(_matmul(x, W).mT, W).mT
+    H = nnls_from_products(sparse_products.matmul(x, W).mT, W).mT
     gram = ((H.mT @ H) * (W.mT @ W)).sum()
-    error = float(((energy - 2 * (W * _matmul_t(x, H)).sum() + gram).clamp_min(0) / energy).sqrt())
+    error = float(((energy - 2 * (W * sparse_products.matmul_t(x, H)).sum() + gram).clamp_min(0) / energy).sqrt())
     result = FlatNMF(W, H, error, steps)
     result.classifier, result.labeled_codes = B, labeled_codes
     return result

@@ -149,17 +149,29 @@ class _Product(torch.autograd.Function):
 
 
 def matmul(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """x @ W for a sparse x (M, N) and a dense W (N, k) -> dense (M, k); differentiable in W, not in x."""
+    """x @ W for a sparse x (M, N) and a dense W (N, k) -> dense (M, k); differentiable in W, not in x. A dense x
+    is plain ``x @ W``."""
+    if x.layout == torch.strided:
+        return x @ W
     pair, W = csr_pair(x), _in_dtype(W, x)
     with _exact(x):
         return _Product.apply(W, pair.x, pair.xt)
 
 
 def matmul_t(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """x^T @ W for a sparse x (M, N) and a dense W (M, k) -> dense (N, k); differentiable in W, not in x."""
+    """x^T @ W for a sparse x (M, N) and a dense W (M, k) -> dense (N, k); differentiable in W, not in x. A dense x
+    is plain ``x.mT @ W``."""
+    if x.layout == torch.strided:
+        return x.mT @ W
     pair, W = csr_pair(x), _in_dtype(W, x)
     with _exact(x):
         return _Product.apply(W, pair.xt, pair.x)
+
+
+def squared_norm(x: torch.Tensor) -> torch.Tensor:
+    """||x||_F^2 of a dense or sparse x (a sparse one from its stored values)."""
+    values = csr_pair(x).x.values() if x.layout != torch.strided else x
+    return (values * values).sum()
 
 
 def _exact(x: torch.Tensor):

@@ -125,7 +125,7 @@ def group_topics(topics: torch.Tensor, k: int, min_children: int = DEFAULT_MIN_C
 
 def topic_codes(x: torch.Tensor, topics: torch.Tensor) -> torch.Tensor:
     """The codes q(x, topics) of the samples x (samples, features): (samples, k)."""
-    return nnls_from_products(_products(x, topics).mT, topics).mT
+    return nnls_from_products(sparse_products.matmul(x, topics).mT, topics).mT
 
 
 def topic_profiles(topics: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -139,10 +139,6 @@ def topic_shares(codes: torch.Tensor, topics: torch.Tensor) -> torch.Tensor:
     """Each topic's share of the data's weight: the sum of its codes (samples, k) times its column sum. (k,)"""
     mass = codes.sum(0) * topics.sum(0)
     return mass / mass.sum().clamp_min(torch.finfo(mass.dtype).tiny)
-
-
-def _products(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    return sparse_products.matmul(x, W) if x.layout != torch.strided else x @ W
 
 
 @torch.no_grad()
@@ -165,10 +161,9 @@ def tree_nmf(x: torch.Tensor, children: torch.Tensor, parents: torch.Tensor, k: 
     C, n = children, children.shape[1]
     onehot = torch.zeros(n, k, dtype=C.dtype, device=C.device)
     onehot[torch.arange(n, device=C.device), parents.to(C.device)] = 1
-    xC = _products(x, C)  # (samples, n)
+    xC = sparse_products.matmul(x, C)  # (samples, n)
     CtC = C.mT @ C
-    values = sparse_products.csr_pair(x).x.values() if x.layout != torch.strided else x
-    energy = (values * values).sum().clamp_min(torch.finfo(C.dtype).tiny)
+    energy = sparse_products.squared_norm(x).clamp_min(torch.finfo(C.dtype).tiny)
     a = torch.ones(n, dtype=C.dtype, device=C.device)
     previous = None
     for _ in range(max_iter):

@@ -34,6 +34,7 @@ def tree_summary(model_or_dictionaries, x: torch.Tensor | None = None, *, codes=
     if codes is None and x is not None:
         codes = level_codes(model_or_dictionaries, x)
     paths = None if codes is None else document_paths(model_or_dictionaries, codes=codes)
+    largest = None if codes is None else document_paths(codes=codes)  # each level's largest code, the tree aside
     out = []
     for l, T in enumerate(layer_topics(As)):
         k = T.shape[1]
@@ -45,12 +46,10 @@ def tree_summary(model_or_dictionaries, x: torch.Tensor | None = None, *, codes=
                          childless_share=float((children == 0).sum()) / k,
                          children_mean=float(children.double().mean()))
         if paths is not None:
-            col = paths.topics[:, l].cpu()
+            col, loose = paths.topics[:, l].cpu(), largest.topics[:, l].cpu()
             counts = torch.bincount(col[col >= 0], minlength=k)
             m = max(col.shape[0], 1)
-            c = codes[l].detach().cpu()
-            largest = c.argmax(1)[c.amax(1) > 0] if k else c.new_zeros(0, dtype=torch.long)
-            entry["largest_code_share"] = float(torch.bincount(largest, minlength=k).max()) / m if k else 0.0
+            entry["largest_code_share"] = float(torch.bincount(loose[loose >= 0], minlength=k).max()) / m if k else 0.0
             mass = codes[l].detach().cpu().double().sum(0) * T.sum(0)
             entry.update(documents=counts.tolist(), largest_documents_share=float(counts.max()) / m,
                          largest_weight_share=float(mass.max() / mass.sum()) if float(mass.sum()) > 0 else 0.0)
