@@ -141,7 +141,8 @@ class FlatNMF:
 
 
 @torch.no_grad()
-def flat_nmf(x: torch.Tensor, rank: int, *, max_iter: int = 200, tol: float = 1e-5, generator=None) -> FlatNMF:
+def flat_nmf(x: torch.Tensor, rank: int, *, max_iter: int = 200, tol: float = 1e-5, generator=None,
+             init: torch.Tensor | None = None) -> FlatNMF:
     """Flat NMF x ~ H W^T by alternating exact NNLS (ANLS) on the library's operator, from NNDSVD.
 
     Args:
@@ -152,17 +153,27 @@ def flat_nmf(x: torch.Tensor, rank: int, *, max_iter: int = 200, tol: float = 1e
         tol: stop when the relative error decreases by less than ``tol`` (relative) in one step.
         generator: seeds the randomized SVD of the NNDSVD start (default: a fixed seed, so the same data always
             gives the same result; randomized for dense data too, so that dense and sparse copies start alike).
+        init: (features, rank) >= 0, a dictionary to start from instead of NNDSVD (a warm start, or another
+            method's start: examples/coherence_diagnostics.py).
 
     Returns:
         :class:`FlatNMF` with the dictionary W (features, rank) and the codes H (samples, rank) solved last.
     """
     check_data(x, "flat_nmf", "x")
+    if init is not None:
+        check_data(init, "flat_nmf", "init", sparse=False)
+        if tuple(init.shape) != (x.shape[1], rank):
+            raise ValueError(f"flat_nmf: init must have shape (features, rank) = ({x.shape[1]}, {rank}), got "
+                             f"{tuple(init.shape)}")
     if generator is None:  # deterministic by default: the same data always gives the same start
         generator = torch.Generator().manual_seed(0)
     energy = sparse_products.squared_norm(x).clamp_min(torch.finfo(x.dtype).tiny)
     # plain NNDSVD: exact NNLS steps move entries off zero freely, and the mean that NNDSVDa fills zeros with
     # smears every topic (on the papers' toy table ANLS from NNDSVDa stalls at 0.108 instead of 0.0236)
-    W, _ = nndsvd_factors(x, rank, "nndsvd", generator, randomized=True)  # the same start, dense or sparse
+    if init is None:
+        W, _ = nndsvd_factors(x, rank, "nndsvd", generator, randomized=True)  # the same start, dense or sparse
+    else:
+        W = init.to(dtype=x.dtype, device=x.device)
     previous, error, steps = None, float("nan"), 0
     for steps in range(1, max_iter + 1):
         H = nnls_from_products(sparse_products.matmul(x, W).mT, W).mT  # (M, k): codes of the samples

@@ -151,3 +151,28 @@ def test_topic_quality_example_runs_with_two_seeds(tmp_path):
     tree = next(r for r in rows if r["model"].startswith("Neural") and r["level"] == 1)
     assert tree["one_child"] == 0.0  # 4 topics in 2 parents of 2 children
     assert "| Neural NMF 4-2 | 1 | 2 |" in out.stdout
+
+
+def test_coherence_diagnostics_example_runs(tmp_path):
+    """examples/coherence_diagnostics.py at tiny ranks: the four flat-NMF paths' table, and the pairings of a 4-2
+    hierarchy (3 ways to pair 4 topics), the tree's among them."""
+    import pytest
+
+    from neuralnmf.datasets import find_data_file
+
+    archive = find_data_file("20news-bydate.tar.gz")
+    if archive is None:
+        pytest.skip("../shared/data/20news-bydate.tar.gz absent")
+    pytest.importorskip("sklearn")
+    script = os.path.join("examples", "coherence_diagnostics.py")
+    out = _run(script, str(archive), "starts", "--rank", "3", "--seeds", "1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    for path in ("ANLS from our NNDSVD", "CD (exact codes) from our NNDSVD", "CD (NNDSVD codes) from our NNDSVD",
+                 "ANLS from scikit-learn's NNDSVD", "CD (exact codes) from scikit-learn's NNDSVD",
+                 "CD (NNDSVD codes) from scikit-learn's NNDSVD"):
+        assert f"| {path} |" in out.stdout
+    out = _run(script, str(archive), "pairings", "--ranks", "4", "2", "--epochs", "2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "3 pairings of the 4 level-0 topics" in out.stdout and "the tree's pairing:" in out.stdout
+    out = _run(script, str(archive), "pairings", "--ranks", "6", "2", "--epochs", "2")
+    assert out.returncode != 0 and "the top rank must be half" in out.stderr

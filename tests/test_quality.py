@@ -97,3 +97,28 @@ def test_semi_supervised_defaults_keep_the_fit_and_classify():
     clf = linear_model.LogisticRegression(max_iter=2000).fit(H[labeled].numpy(), y[labeled].numpy())
     theirs = clf.score(H[held_out].numpy(), y[held_out].numpy())
     assert ours >= theirs, (ours, theirs)
+
+
+def test_flat_nmf_from_a_given_dictionary_takes_exact_alternating_steps():
+    """flat_nmf(init=W0): its first step is H = argmin_{H>=0} ||x - H W0^T||, then W = argmin_{W>=0} ||x - H W^T||,
+    each row solved by scipy's NNLS here; started from its own dictionary after 50 steps, 3 more steps are steps
+    51-53 of the same run; a misshapen init is refused."""
+    from scipy.optimize import nnls
+
+    from neuralnmf.initialization import flat_nmf
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(30, 12, generator=gen, dtype=torch.float64)
+    W0 = torch.rand(12, 4, generator=gen, dtype=torch.float64)
+    one = flat_nmf(x, 4, init=W0, max_iter=1, tol=0)
+    H = np.stack([nnls(W0.numpy(), row)[0] for row in x.numpy()])
+    W = np.stack([nnls(H, col)[0] for col in x.numpy().T])
+    np.testing.assert_allclose(one.dictionary.numpy(), W, atol=1e-10)
+    np.testing.assert_allclose(one.codes.numpy(), np.stack([nnls(W, row)[0] for row in x.numpy()]), atol=1e-10)
+
+    resumed = flat_nmf(x, 4, init=flat_nmf(x, 4, max_iter=50, tol=0).dictionary, max_iter=3, tol=0)
+    straight = flat_nmf(x, 4, max_iter=53, tol=0)
+    np.testing.assert_allclose(resumed.dictionary.numpy(), straight.dictionary.numpy(), rtol=0, atol=1e-12)
+    assert resumed.relative_error == pytest.approx(straight.relative_error, rel=1e-12)
+    with pytest.raises(ValueError, match=r"init must have shape \(features, rank\) = \(12, 4\)"):
+        flat_nmf(x, 4, init=W0.T)

@@ -1,0 +1,149 @@
+"""Where the coherence of docs/topic_quality.md's table comes from, on all of 20 Newsgroups (the same texts).
+
+    python examples/coherence_diagnostics.py ../shared/data/20news-bydate.tar.gz starts --rank 50 --seeds 3
+    python examples/coherence_diagnostics.py ../shared/data/20news-bydate.tar.gz pairings --ranks 20 10 5
+
+``starts``: the finest level of Neural NMF starts at the library's flat NMF (exact alternating NNLS, ANLS, from
+NNDSVD), and training moves its NPMI by a few thousandths. Flat NMF at one rank along four paths, per seed: ANLS
+or scikit-learn's coordinate descent (CD, ``max_iter=400``), each from our NNDSVD or from scikit-learn's
+(``sklearn.decomposition._nmf._initialize_nmf``, a private function: its randomized SVD differs from ours). Printed:
+relative error, steps and NPMI of each path, and their means over the seeds. CD starts its codes either at their
+exact NNLS values given the start's topics or at NNDSVD's own codes (the SVD's document side): the latter, from
+scikit-learn's NNDSVD, is scikit-learn's ``NMF(init="nndsvd", max_iter=400)``.
+
+``pairings``: fits Neural NMF with defaults at ``--ranks`` whose top rank is half the one below (every parent
+then has exactly two children), and scores every way of pairing the level-below topics into parents (each
+parent's words: the sum of its two unit-norm children), against the tree's own pairing. Shows what grouping
+would maximize the top level's NPMI, and what its parents read like.
+
+One torch thread; float64 for ``starts``, the model's float32 for ``pairings``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from topic_quality import load_texts, tfidf
+
+
+def npmi(topics, vocab, texts) -> float:
+    from neuralnmf.metrics import topic_quality
+
+    return topic_quality([topics], vocab, texts=texts, measures=("c_npmi",))[0]["c_npmi"]["mean"]
+
+
+def starts(x, texts, vocab, rank: int, seeds) -> None:
+    from sklearn.decomposition import NMF
+    from sklearn.decomposition._nmf import _initialize_nmf
+
+    from neuralnmf.datasets import scipy_to_torch
+    from neuralnmf.initialization import flat_nmf, nndsvd_factors
+
+    xt = scipy_to_torch(x, dtype=torch.float64)
+    norm = float(np.sqrt(x.multiply(x).sum()))
+    results: dict = {}
+    for seed in seeds:
+        ours, our_codes = nndsvd_factors(xt, rank, "nndsvd", torch.Generator().manual_seed(seed), randomized=True)
+        their_codes, theirs = _initialize_nmf(x, rank, init="nndsvd", random_state=seed)  # (docs, rank), (rank, words)
+        theirs = torch.from_numpy(np.ascontiguousarray(theirs.T))
+        for start, W0, H_svd in (("our NNDSVD", ours, our_codes.numpy()), ("scikit-learn's NNDSVD", theirs, their_codes)):
+            t = time.perf_counter()
+            f = flat_nmf(xt, rank, init=W0)
+            results.setdefault(("ANLS", start), []).append((f.relative_error, f.iterations,
+                                                              npmi(f.dictionary, vocab, texts), time.perf_counter() - t))
+            # CD updates the codes first: from their exact NNLS values given W0, or from NNDSVD's own codes (the
+            # SVD's document side; scikit-learn's NMF(init="nndsvd") is the second with its NNDSVD)
+            exact = flat_nmf(xt, rank, init=W0, max_iter=0).codes.numpy()
+            for codes, H0 in (("exact codes", exact), ("NNDSVD codes", H_svd)):
+                t = time.perf_counter()
+                nmf = NMF(rank, init="custom", max_iter=400).fit(x, W=np.ascontiguousarray(H0),
+                                                                   H=np.ascontiguousarray(W0.T.numpy()))
+                results.setdefault((f"CD ({codes})", start), []).append(
+                    (nmf.reconstruction_err_ / norm, nmf.n_iter_,
+                     npmi(torch.from_numpy(np.ascontiguousarray(nmf.components_.T)), vocab, texts),
+                     time.perf_counter() - t))
+        for (method, start), r in results.items():
+            e, it, c, s = r[-1]
+            print(f"seed {seed}: {method} from {start}: error {e:.5f}, {it} steps, NPMI {c:.4f} ({s:.0f} s)",
+                  flush=True)
+    print(f"\n| path (rank {rank}) | relative error | steps | NPMI, mean | NPMI per seed |\n|---|---|---|---|---|")
+    for (method, start), r in results.items():
+        e, it, c, _ = (np.array(v) for v in zip(*r))
+        print(f"| {method} from {start} | {e.mean():.5f} | {it.mean():.0f} | {c.mean():.4f} | "
+              + ", ".join(f"{v:.4f}" for v in c) + " |")
+
+
+def _pairings(items):
+    if not items:
+        yield []
+        return
+    for b in items[1:]:
+        for rest in _pairings([i for i in items[1:] if i != b]):
+            yield [(items[0], b)] + rest
+
+
+def pairings(x, texts, vocab, ranks, seed: int, epochs: int) -> None:
+    import itertools
+
+    import neuralnmf
+    from neuralnmf.datasets import scipy_to_torch
+    from neuralnmf.metrics import topic_coherence
+
+    if len(ranks) < 2 or ranks[-2] != 2 * ranks[-1] or ranks[-2] > 12:
+        raise SystemExit("pairings: the top rank must be half the one below it, which must be at most 12")
+    xt = scipy_to_torch(x, dtype=torch.float32)
+    model = neuralnmf.NeuralNMF(len(vocab), ranks, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+    neuralnmf.fit(model, xt, epochs=epochs, progress=False)
+    with torch.no_grad():
+        below = model.dictionary(len(ranks) - 2).double()
+    below = below / below.norm(dim=0)
+    n = below.shape[1]
+
+    def words(v):
+        return [vocab[i] for i in torch.argsort(v, descending=True)[:10].tolist()]
+
+    pairs = list(itertools.combinations(range(n), 2))
+    scores = dict(zip(pairs, topic_coherence([words(below[:, i] + below[:, j]) for i, j in pairs], texts,
+                                             measure="c_npmi")))
+    parents = model.layers[-1].parents.tolist()
+    tree = [tuple(i for i in range(n) if parents[i] == p) for p in range(ranks[-1])]
+    every = list(_pairings(list(range(n))))
+    ranked = sorted((float(np.mean([scores[p] for p in m])), m) for m in every)
+    tree_score = float(np.mean([scores[p] for p in tree]))
+    print(f"{len(every)} pairings of the {n} level-{len(ranks) - 2} topics; the tree's pairing scores {tree_score:.4f} "
+          f"(rank {1 + sum(s > tree_score for s, _ in ranked)} of {len(every)}); the best {ranked[-1][0]:.4f}")
+    print("level-below topics:")
+    for i in range(n):
+        print(f"  {i}: {' '.join(words(below[:, i])[:6])}")
+    for name, m in (("the tree's pairing", tree), ("the pairing of highest NPMI", ranked[-1][1])):
+        print(f"{name}:")
+        for p in m:
+            print(f"  {p}: NPMI {scores[p]:.3f}  {' '.join(words(below[:, p[0]] + below[:, p[1]])[:8])}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("archive")
+    p.add_argument("what", choices=["starts", "pairings"])
+    p.add_argument("--rank", type=int, default=50, help="starts: the flat rank")
+    p.add_argument("--ranks", type=int, nargs="+", default=[20, 10, 5], help="pairings: the hierarchy")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--seeds", type=int, default=3, help="starts: seeds")
+    p.add_argument("--epochs", type=int, default=300, help="pairings: training epochs")
+    p.add_argument("--min-df", type=float, default=0.005)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    texts, vocab, _ = load_texts(args.archive, args.min_df)
+    _, x = tfidf(texts, vocab)
+    if args.what == "starts":
+        starts(x, texts, vocab, args.rank, range(args.seed, args.seed + args.seeds))
+    else:
+        pairings(x, texts, vocab, args.ranks, args.seed, args.epochs)
+
+
+if __name__ == "__main__":
+    main()
