@@ -2,52 +2,27 @@
 
 #include <algorithm>
 
-#if defined(__linux__) && defined(__x86_64__)
-#include <dlfcn.h>
-#define NEURALNMF_DIRECT_SGEMM 1
-#endif
-
 namespace neuralnmf {
 namespace cpu {
 namespace {
 
-// C (m x n, column-major, leading dimension ldc) = alpha op(A) op(B) + beta C, op = transpose for 'T'.
-// The sweeps make 4-8 GEMMs of a few hundred kflop per tile of 512 columns; through ATen each costs tensor
-// views and a dispatch, a tenth of a microsecond per column at N = 500, k = 64. So the BLAS that torch links
-// is called directly where its sgemm_ is found (Linux x86-64: MKL in the official wheels), else through ATen.
-#ifdef NEURALNMF_DIRECT_SGEMM
-// Dimensions are passed as pointers to int64: on little-endian x86-64 an LP64 BLAS reads their low 32 bits, an
-// ILP64 one all 64, the same values either way (every dimension here is below 2^31).
-using SgemmFn = void (*)(const char*, const char*, const int64_t*, const int64_t*, const int64_t*, const float*,
-                         const float*, const int64_t*, const float*, const int64_t*, const float*, float*,
-                         const int64_t*);
-SgemmFn direct_sgemm() {
-  static const SgemmFn fn = reinterpret_cast<SgemmFn>(dlsym(RTLD_DEFAULT, "sgemm_"));
-  return fn;
-}
-#endif
-
+// C (m x n, column-major, leading dimension ldc) = op(A) op(B) + beta C, beta 0 or 1, op = transpose for 'T',
+// through ATen on views of the scratch. (Calling the sgemm_ that torch links directly, found with dlsym, measured
+// the same within the run-to-run spread of 1-2%: the dispatch costs little beside these GEMMs.)
 at::Tensor col_major(const float* p, int64_t rows, int64_t cols, int64_t ld, char op) {
   const at::Tensor t = at::from_blob(const_cast<float*>(p), {rows, cols}, {1, ld}, at::TensorOptions().dtype(at::kFloat));
   return op == 'T' ? t.t() : t;
 }
 
-void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-#ifdef NEURALNMF_DIRECT_SGEMM
-  if (const SgemmFn fn = direct_sgemm()) {
-    fn(&ta, &tb, &m, &n, &k, &alpha, A, &lda, B, &ldb, &beta, C, &ldc);
-    return;
-  }
-#endif
+void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float beta, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float* C, int64_t ldc) {
   const at::Tensor a = ta == 'T' ? col_major(A, k, m, lda, 'T') : col_major(A, m, k, lda, 'N');
   const at::Tensor b = tb == 'T' ? col_major(B, n, k, ldb, 'T') : col_major(B, k, n, ldb, 'N');
   at::Tensor c = col_major(C, m, n, ldc, 'N');
   if (beta == 0.0f) {
     at::mm_out(c, a, b);
-    if (alpha != 1.0f) c.mul_(alpha);
   } else {
-    c.addmm_(a, b, beta, alpha);
+    c.addmm_(a, b);
   }
 }
 
@@ -72,7 +47,7 @@ bool SupportPredictor::predict(const double* B, int64_t n, uint8_t* passive) {
   const float* H = H_.data();
   // u = H b, the solution without constraints: row-major x (kr x n, row stride T) is column-major x^T = B H
   // (H symmetric; B row-major n x kr is column-major B^T)
-  sgemm('T', 'N', n, kr, kr, 1.0f, bf, kr, H, kr, 0.0f, x, T);
+  sgemm('T', 'N', n, kr, kr, 0.0f, bf, kr, H, kr, x, T);
   // The sweeps pay when u is far from feasible: a few negative entries per column are cheap for the solver
   // to pivot out itself (on the dual side, with a factor of their count), many cost it factorizations of a
   // k/2-sized block. Measured (N=500 and 2000, k=16..256): 8 negatives per column gain, 3 lose.
@@ -112,7 +87,7 @@ bool SupportPredictor::predict(const double* B, int64_t n, uint8_t* passive) {
       }
       // every variable (the group's own included: delta was only a preview) gets x += H[:, group] dy; in
       // column-major terms x^T (n x kr) += dy^T (n x m) H[:, group]^T (column-major at H + i0, stride kr)
-      sgemm('N', 'N', n, kr, m, 1.0f, dy, T, H + i0, kr, 1.0f, x, T);
+      sgemm('N', 'N', n, kr, m, 1.0f, dy, T, H + i0, kr, x, T);
     }
   }
   for (int64_t i = 0; i < kr; ++i) {
