@@ -117,3 +117,21 @@ def test_warm_start_equals_cold_to_the_bit(gen):
     perm = torch.randperm(900, generator=gen)
     assert torch.equal(nnls_from_products(AtX[:, perm], A), S[:, perm])
     assert torch.equal(nnls_from_products(AtX[:, 500:537], A), S[:, 500:537])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cond", [1e3, 1e4, 10**4.5])
+def test_float32_guess_on_a_nearly_singular_gram(cond, dtype, gen):
+    """The guess runs in float32 whatever the input dtype (H = G^-1 rounded to float32, entries up to cond(G)),
+    so with cond(G) = cond(A)^2 from 1e6 to 1e9, still below the point where H is dropped (1e10), its sweeps see
+    a badly rounded H. The exact solve must still end where the cold start does: the same bits."""
+    N, k, M = 400, 64, 1300  # three tiles of 512 columns, the last one short
+    A = matrix_with_condition(N, k, cond, gen).abs().to(dtype)
+    X = torch.rand(N, M, generator=gen, dtype=torch.float64).to(dtype)
+    # the guess runs only where the unconstrained solutions have >= 4 negative entries per column on average
+    u = torch.linalg.lstsq(A.double(), X.double()).solution
+    assert float((u < 0).sum(0).double().mean()) >= 8
+    S, info = nnls(X, A, return_info=True)
+    assert bool((info == 0).all())
+    assert torch.equal(S, cold(X, A))
+    assert kkt_residual(X, A, S) <= (1e-8 if dtype == torch.float64 else 1e-2)
