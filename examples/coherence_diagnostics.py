@@ -42,6 +42,7 @@ def starts(x, texts, vocab, rank: int, seeds) -> None:
 
     from neuralnmf.datasets import scipy_to_torch
     from neuralnmf.initialization import flat_nmf, nndsvd_factors
+    from neuralnmf.tree_start import topic_codes
 
     xt = scipy_to_torch(x, dtype=torch.float64)
     norm = float(np.sqrt(x.multiply(x).sum()))
@@ -57,7 +58,7 @@ def starts(x, texts, vocab, rank: int, seeds) -> None:
                                                               npmi(f.dictionary, vocab, texts), time.perf_counter() - t))
             # CD updates the codes first: from their exact NNLS values given W0, or from NNDSVD's own codes (the
             # SVD's document side; scikit-learn's NMF(init="nndsvd") is the second with its NNDSVD)
-            exact = flat_nmf(xt, rank, init=W0, max_iter=0).codes.numpy()
+            exact = topic_codes(xt, W0).numpy()
             for codes, H0 in (("exact codes", exact), ("NNDSVD codes", H_svd)):
                 t = time.perf_counter()
                 nmf = NMF(rank, init="custom", max_iter=400).fit(x, W=np.ascontiguousarray(H0),

@@ -176,7 +176,7 @@ def flat_nmf(x: torch.Tensor, rank: int, *, max_iter: int = 200, tol: float = 1e
         W = init.to(dtype=x.dtype, device=x.device)
     previous, error, steps = None, float("nan"), 0
     for steps in range(1, max_iter + 1):
-        H = nnls_from_products(sparse_products.matmul(x, W).mT, W).mT  # (M, k): codes of the samples
+        H = topic_codes(x, W)  # (M, k): codes of the samples
         xtH = sparse_products.matmul_t(x, H)  # (N, k)
         W = nnls_from_products(xtH.mT, H).mT  # (N, k): topics given the codes
         gram = ((H.mT @ H) * (W.mT @ W)).sum()
@@ -184,7 +184,7 @@ def flat_nmf(x: torch.Tensor, rank: int, *, max_iter: int = 200, tol: float = 1e
         if previous is not None and previous - error <= tol * previous:
             break
         previous = error
-    H = nnls_from_products(sparse_products.matmul(x, W).mT, W).mT
+    H = topic_codes(x, W)
     return FlatNMF(W, H, error, steps)
 
 
@@ -237,7 +237,7 @@ def semi_supervised_nmf(x: torch.Tensor, rank: int, y: torch.Tensor, label_mask:
             break
         previous = objective
     labeled_codes = H
-    H = nnls_from_products(sparse_products.matmul(x, W).mT, W).mT
+    H = topic_codes(x, W)
     gram = ((H.mT @ H) * (W.mT @ W)).sum()
     error = float(((energy - 2 * (W * sparse_products.matmul_t(x, H)).sum() + gram).clamp_min(0) / energy).sqrt())
     result = FlatNMF(W, H, error, steps)
