@@ -2,21 +2,31 @@
 
     python examples/coherence_diagnostics.py ../shared/data/20news-bydate.tar.gz starts --rank 50 --seeds 3
     python examples/coherence_diagnostics.py ../shared/data/20news-bydate.tar.gz pairings --ranks 20 10 5
+    python examples/coherence_diagnostics.py ../shared/data/20news-bydate.tar.gz convergence --rank 50 \
+        --power-iterations 4 --steps 10 30 100 400 --sklearn
 
 ``starts``: the finest level of Neural NMF starts at the library's flat NMF (exact alternating NNLS, ANLS, from
-NNDSVD), and training moves its NPMI by a few thousandths. Flat NMF at one rank along four paths, per seed: ANLS
-or scikit-learn's coordinate descent (CD, ``max_iter=400``), each from our NNDSVD or from scikit-learn's
-(``sklearn.decomposition._nmf._initialize_nmf``, a private function: its randomized SVD differs from ours). Printed:
-relative error, steps and NPMI of each path, and their means over the seeds. CD starts its codes either at their
+NNDSVD), and training moves its NPMI by a few thousandths. Flat NMF at one rank along six paths, per seed: ANLS
+or scikit-learn's coordinate descent (CD, ``max_iter=400``, two ways), each from our NNDSVD or from
+scikit-learn's (``sklearn.decomposition._nmf._initialize_nmf``, a private function: its randomized SVD takes 7
+power iterations, ours ``--power-iterations``, default 4). Printed: relative error, steps and NPMI of each path,
+and their means over the seeds. CD starts its codes either at their
 exact NNLS values given the start's topics or at NNDSVD's own codes (the SVD's document side): the latter, from
 scikit-learn's NNDSVD, is scikit-learn's ``NMF(init="nndsvd", max_iter=400)``.
+
+``convergence``: the library's flat NMF (ANLS from our NNDSVD) for each number of ``--power-iterations`` of
+the randomized SVD behind NNDSVD: first how close that SVD's right singular vectors come to the exact ones
+(scipy's ``svds``; the mean over the rank of |cos|), then per seed the relative error and NPMI where the
+library's rule stops (a relative decrease below 1e-5), or with ``--steps`` after each of those numbers of steps.
+``--sklearn`` adds scikit-learn's ``NMF(init="nndsvd", max_iter=400)`` with the same seed, and the difference
+paired by seed.
 
 ``pairings``: fits Neural NMF with defaults at ``--ranks`` whose top rank is half the one below (every parent
 then has exactly two children), and scores every way of pairing the level-below topics into parents (each
 parent's words: the sum of its two unit-norm children), against the tree's own pairing. Shows what grouping
 would maximize the top level's NPMI, and what its parents read like.
 
-One torch thread; float64 for ``starts``, the model's float32 for ``pairings``.
+One torch thread; float64 for ``starts``, the model's float32 for ``convergence`` and ``pairings``.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ def npmi(topics, vocab, texts) -> float:
     return topic_quality([topics], vocab, texts=texts, measures=("c_npmi",))[0]["c_npmi"]["mean"]
 
 
-def starts(x, texts, vocab, rank: int, seeds) -> None:
+def starts(x, texts, vocab, rank: int, seeds, power: int) -> None:
     from sklearn.decomposition import NMF
     from sklearn.decomposition._nmf import _initialize_nmf
 
@@ -48,7 +58,8 @@ def starts(x, texts, vocab, rank: int, seeds) -> None:
     norm = float(np.sqrt(x.multiply(x).sum()))
     results: dict = {}
     for seed in seeds:
-        ours, our_codes = nndsvd_factors(xt, rank, "nndsvd", torch.Generator().manual_seed(seed), randomized=True)
+        ours, our_codes = nndsvd_factors(xt, rank, "nndsvd", torch.Generator().manual_seed(seed), randomized=True,
+                                         power_iterations=power)
         their_codes, theirs = _initialize_nmf(x, rank, init="nndsvd", random_state=seed)  # (docs, rank), (rank, words)
         theirs = torch.from_numpy(np.ascontiguousarray(theirs.T))
         for start, W0, H_svd in (("our NNDSVD", ours, our_codes.numpy()), ("scikit-learn's NNDSVD", theirs, their_codes)):
@@ -76,6 +87,66 @@ def starts(x, texts, vocab, rank: int, seeds) -> None:
         e, it, c, _ = (np.array(v) for v in zip(*r))
         print(f"| {method} from {start} | {e.mean():.5f} | {it.mean():.0f} | {c.mean():.4f} | "
               + ", ".join(f"{v:.4f}" for v in c) + " |")
+
+
+def _mean_and_error(values) -> str:
+    v = np.asarray(values, dtype=float)
+    error = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return f"{v.mean():+.4f} ± {error:.4f}" if v.mean() < 0 else f"{v.mean():.4f} ± {error:.4f}"
+
+
+def convergence(x, texts, vocab, rank: int, seeds, powers, steps, sklearn: bool) -> None:
+    import warnings
+
+    from scipy.sparse.linalg import svds
+
+    from neuralnmf.datasets import scipy_to_torch
+    from neuralnmf.initialization import _truncated_svd, flat_nmf, nndsvd_factors
+
+    xt = scipy_to_torch(x, dtype=torch.float32)
+    _, values, exact = svds(x.astype(np.float64), k=rank, tol=1e-10)
+    exact = exact[np.argsort(-values)]  # rows: the right singular vectors, the largest singular value's first
+    for power in powers:
+        cosines = []
+        for seed in seeds:
+            _, _, V = _truncated_svd(scipy_to_torch(x, dtype=torch.float64), rank, torch.Generator().manual_seed(seed),
+                                     True, power)
+            cosines.append(np.abs((V.numpy() * exact.T).sum(0)).mean())  # the i-th against the exact i-th
+        print(f"{power} power iterations: right singular vectors' mean |cos| with the exact ones {np.mean(cosines):.3f}")
+    marks = sorted(set(steps)) or [None]
+    rows: dict = {}
+    theirs = []
+    for seed in seeds:
+        if sklearn:
+            from sklearn.decomposition import NMF
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # max_iter=400 is often reached: the setting of the table
+                nmf = NMF(rank, init="nndsvd", max_iter=400, random_state=seed).fit(x)
+            theirs.append(npmi(torch.from_numpy(np.ascontiguousarray(nmf.components_.T)), vocab, texts))
+        for power in powers:
+            W, _ = nndsvd_factors(xt, rank, "nndsvd", torch.Generator().manual_seed(seed), randomized=True,
+                                  power_iterations=power)
+            done = 0
+            for mark in marks:
+                # a run resumed from its dictionary continues the same run (tests/test_quality.py)
+                f = (flat_nmf(xt, rank, init=W) if mark is None  # the library's stopping rule, else exactly the steps
+                     else flat_nmf(xt, rank, init=W, max_iter=mark - done, tol=float("-inf")))
+                W, done = f.dictionary, done + f.iterations
+                rows.setdefault((power, mark), []).append((done, f.relative_error, npmi(W, vocab, texts)))
+            print(f"seed {seed}, {power} power iterations: " + ", ".join(
+                f"{r[-1][0]} steps: error {r[-1][1]:.5f}, NPMI {r[-1][2]:.4f}"
+                for (p_, _), r in rows.items() if p_ == power)
+                  + (f"; scikit-learn NMF NPMI {theirs[-1]:.4f}" if sklearn else ""), flush=True)
+    print("\n| power iterations | steps | relative error | NPMI (± standard error) |"
+          + (" minus scikit-learn's, paired |" if sklearn else "") + "\n|---|---|---|---|" + ("---|" if sklearn else ""))
+    for (power, mark), r in rows.items():
+        done, error, c = (np.array(v) for v in zip(*r))
+        label = f"{done.mean():.0f} (the library's stop)" if mark is None else str(mark)
+        print(f"| {power} | {label} | {error.mean():.5f} | {_mean_and_error(c)} |"
+              + (f" {_mean_and_error(c - np.array(theirs))} |" if sklearn else ""))
+    if sklearn:
+        print(f"scikit-learn NMF(init='nndsvd', max_iter=400): NPMI {_mean_and_error(theirs)} over {len(theirs)} seeds")
 
 
 def _pairings(items):
@@ -129,19 +200,32 @@ def pairings(x, texts, vocab, ranks, seed: int, epochs: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("archive")
-    p.add_argument("what", choices=["starts", "pairings"])
-    p.add_argument("--rank", type=int, default=50, help="starts: the flat rank")
+    p.add_argument("what", choices=["starts", "convergence", "pairings"])
+    p.add_argument("--rank", type=int, default=50, help="starts, convergence: the flat rank")
     p.add_argument("--ranks", type=int, nargs="+", default=[20, 10, 5], help="pairings: the hierarchy")
     p.add_argument("--seed", type=int, default=0, help="first seed")
-    p.add_argument("--seeds", type=int, default=3, help="starts: seeds")
+    p.add_argument("--seeds", type=int, default=3, help="starts, convergence: seeds")
+    p.add_argument("--power-iterations", type=int, nargs="+", default=[4],
+                   help="starts (one), convergence (one or more): of the randomized SVD behind our NNDSVD "
+                        "(the library's default 4)")
+    p.add_argument("--steps", type=int, nargs="*", default=[],
+                   help="convergence: score after these numbers of ANLS steps (default: where the library stops)")
+    p.add_argument("--sklearn", action="store_true", help="convergence: scikit-learn's NMF with the same seeds")
     p.add_argument("--epochs", type=int, default=300, help="pairings: training epochs")
     p.add_argument("--min-df", type=float, default=0.005)
     args = p.parse_args()
     torch.set_num_threads(1)
     texts, vocab, _ = load_texts(args.archive, args.min_df)
     _, x = tfidf(texts, vocab)
+    seeds = range(args.seed, args.seed + args.seeds)
     if args.what == "starts":
-        starts(x, texts, vocab, args.rank, range(args.seed, args.seed + args.seeds))
+        if len(args.power_iterations) != 1:
+            raise SystemExit("starts: give one --power-iterations")
+        starts(x, texts, vocab, args.rank, seeds, args.power_iterations[0])
+    elif args.what == "convergence":
+        if any(s < 1 for s in args.steps) or any(p < 0 for p in args.power_iterations):
+            raise SystemExit("convergence: --steps must be >= 1 and --power-iterations >= 0")
+        convergence(x, texts, vocab, args.rank, seeds, args.power_iterations, args.steps, args.sklearn)
     else:
         pairings(x, texts, vocab, args.ranks, args.seed, args.epochs)
 

@@ -47,11 +47,20 @@ def uniform(rows: int, cols: int, *, generator=None, dtype=None, device=None) ->
     return draw.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
-def _truncated_svd(x: torch.Tensor, q: int, generator, randomized: bool | None = None):
+POWER_ITERATIONS = 4
+"""Power iterations of the randomized SVD behind NNDSVD. More bring its singular vectors closer to the exact
+ones (20 Newsgroups' tf-idf at rank 50: a mean cosine of 0.64 with 4, 0.81 with 7, 0.93 with 12) but not a
+better NMF: flat NMF from 4, 7 or 12 ends with the same error and equally coherent topics (40 seeds,
+docs/topic_quality.md), so the default keeps the cheaper start."""
+
+
+def _truncated_svd(x: torch.Tensor, q: int, generator, randomized: bool | None = None,
+                   power_iterations: int = POWER_ITERATIONS):
     """Leading q singular triplets of x (M, N): U (M, q), s (q,), V (N, q).
 
-    ``randomized`` None: a full SVD for a small dense x, else a randomized range finder with 4 power iterations
-    and 10 extra columns drawn from ``generator`` (float64 on the CPU, so a seed gives the same start everywhere).
+    ``randomized`` None: a full SVD for a small dense x, else a randomized range finder with ``power_iterations``
+    power iterations and 10 extra columns drawn from ``generator`` (float64 on the CPU, so a seed gives the same
+    start everywhere).
     """
     M, N = x.shape
     if randomized is None:
@@ -62,7 +71,7 @@ def _truncated_svd(x: torch.Tensor, q: int, generator, randomized: bool | None =
     width = min(q + 10, M, N)
     omega = torch.randn(N, width, generator=generator, dtype=torch.float64).to(dtype=x.dtype, device=x.device)
     Q = torch.linalg.qr(sparse_products.matmul(x, omega)).Q  # (M, width)
-    for _ in range(4):
+    for _ in range(power_iterations):
         Q = torch.linalg.qr(sparse_products.matmul_t(x, Q)).Q  # (N, width)
         Q = torch.linalg.qr(sparse_products.matmul(x, Q)).Q  # (M, width)
     Bt = sparse_products.matmul_t(x, Q)  # (N, width) = (Q^T x)^T
@@ -71,15 +80,18 @@ def _truncated_svd(x: torch.Tensor, q: int, generator, randomized: bool | None =
 
 
 def nndsvd_factors(x: torch.Tensor, rank: int, variant: str = "nndsvda", generator=None, *,
-                   randomized: bool | None = None):
+                   randomized: bool | None = None, power_iterations: int = POWER_ITERATIONS):
     """NNDSVD of x (samples M, features N) >= 0, batch first: W (N, rank) and H (M, rank) with x ~ H W^T.
 
     Vectorised; a sparse x is never densified. ``variant`` as in :func:`nndsvd`. ``randomized``: the SVD used
-    (default: exact for a small dense x, randomized for a sparse or large one).
+    (default: exact for a small dense x, randomized for a sparse or large one). ``power_iterations``: of the
+    randomized SVD (:data:`POWER_ITERATIONS`).
     """
+    if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or power_iterations < 0:
+        raise ValueError(f"nndsvd_factors: power_iterations must be an integer >= 0, got {power_iterations!r}")
     M, N = x.shape
     q = min(rank, M, N)
-    U, s, V = _truncated_svd(x, q, generator, randomized)
+    U, s, V = _truncated_svd(x, q, generator, randomized, power_iterations)
     up, un, vp, vn = U.clamp_min(0), (-U).clamp_min(0), V.clamp_min(0), (-V).clamp_min(0)
     nup, nun = torch.linalg.vector_norm(up, dim=0), torch.linalg.vector_norm(un, dim=0)
     nvp, nvn = torch.linalg.vector_norm(vp, dim=0), torch.linalg.vector_norm(vn, dim=0)

@@ -122,3 +122,26 @@ def test_flat_nmf_from_a_given_dictionary_takes_exact_alternating_steps():
     assert resumed.relative_error == pytest.approx(straight.relative_error, rel=1e-12)
     with pytest.raises(ValueError, match=r"init must have shape \(features, rank\) = \(12, 4\)"):
         flat_nmf(x, 4, init=W0.T)
+
+
+def test_nndsvd_power_iterations_approach_the_exact_svd():
+    """The randomized SVD behind NNDSVD: its singular values come closer to LAPACK's (torch.linalg.svdvals) as its
+    power iterations grow, on a nonnegative matrix of slowly decaying spectrum; the default is 4; a count that is
+    not an integer >= 0 is refused."""
+    from neuralnmf.initialization import POWER_ITERATIONS, _truncated_svd, nndsvd_factors
+
+    x = torch.rand(300, 200, generator=torch.Generator().manual_seed(0), dtype=torch.float64) ** 3
+    exact = torch.linalg.svdvals(x)[:20]
+    errors = []
+    for power in (0, 1, 2, 4, 8):
+        _, s, _ = _truncated_svd(x, 20, torch.Generator().manual_seed(1), True, power)
+        errors.append(float(((exact - s) / exact).abs().max()))
+    assert all(b < a for a, b in zip(errors, errors[1:])), errors
+    assert errors[-1] < 0.01 < errors[0], errors
+    assert POWER_ITERATIONS == 4
+    default = nndsvd_factors(x, 5, "nndsvd", torch.Generator().manual_seed(2), randomized=True)
+    four = nndsvd_factors(x, 5, "nndsvd", torch.Generator().manual_seed(2), randomized=True, power_iterations=4)
+    assert all(torch.equal(a, b) for a, b in zip(default, four))
+    for bad in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="power_iterations must be an integer >= 0"):
+            nndsvd_factors(x, 5, power_iterations=bad)
