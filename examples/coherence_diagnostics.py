@@ -21,6 +21,12 @@ library's rule stops (a relative decrease below 1e-5), or with ``--steps`` after
 ``--sklearn`` adds scikit-learn's ``NMF(init="nndsvd", max_iter=400)`` with the same seed, and the difference
 paired by seed.
 
+``tree-cd``: Neural NMF with defaults at ``--ranks``, except that the finest level starts at scikit-learn's CD
+(``max_iter=400``) from our NNDSVD (``--power-iterations``, default 7 like scikit-learn's; NNDSVD's codes)
+instead of the library's flat NMF: whether a start of scikit-learn's coherence carries through the tree.
+Printed: each level's NPMI at the start and after training, per seed and the means. (It replaces
+``neuralnmf.initialization.flat_nmf`` for the finest rank while it runs.)
+
 ``pairings``: fits Neural NMF with defaults at ``--ranks`` whose top rank is half the one below (every parent
 then has exactly two children), and scores every way of pairing the level-below topics into parents (each
 parent's words: the sum of its two unit-norm children), against the tree's own pairing. Shows what grouping
@@ -149,6 +155,57 @@ def convergence(x, texts, vocab, rank: int, seeds, powers, steps, sklearn: bool)
         print(f"scikit-learn NMF(init='nndsvd', max_iter=400): NPMI {_mean_and_error(theirs)} over {len(theirs)} seeds")
 
 
+def tree_cd(x, texts, vocab, ranks, seeds, power: int, epochs: int) -> None:
+    import warnings
+
+    from sklearn.decomposition import NMF
+
+    import neuralnmf
+    import neuralnmf.initialization as initialization
+    from neuralnmf.datasets import scipy_to_torch
+    from neuralnmf.initialization import nndsvd_factors
+    from neuralnmf.metrics import topic_quality
+    from neuralnmf.tree_start import topic_codes
+
+    library_flat_nmf = initialization.flat_nmf
+    x64 = scipy_to_torch(x, dtype=torch.float64)
+    norm = float(np.sqrt(x.multiply(x).sum()))
+
+    def cd_flat_nmf(xx, rank, *, generator=None, init=None, **kwargs):
+        if rank != ranks[0] or init is not None:
+            return library_flat_nmf(xx, rank, generator=generator, init=init, **kwargs)
+        W0, H0 = nndsvd_factors(x64, rank, "nndsvd", generator, randomized=True, power_iterations=power)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # max_iter=400 is often reached, as in scikit-learn's own fits here
+            nmf = NMF(rank, init="custom", max_iter=400).fit(x, W=np.ascontiguousarray(H0.numpy()),
+                                                               H=np.ascontiguousarray(W0.T.numpy()))
+        W = torch.from_numpy(np.ascontiguousarray(nmf.components_.T)).to(xx.dtype)
+        return initialization.FlatNMF(W, topic_codes(xx, W), nmf.reconstruction_err_ / norm, nmf.n_iter_)
+
+    xt = scipy_to_torch(x, dtype=torch.float32)
+    scores, starts_ = [], []
+    initialization.flat_nmf = cd_flat_nmf
+    try:
+        for seed in seeds:
+            t = time.perf_counter()
+            model = neuralnmf.NeuralNMF(len(vocab), ranks, generator=torch.Generator().manual_seed(seed),
+                                        dtype=torch.float32)
+            model.initialize(xt)  # fit then trains from this start
+            start = [q["c_npmi"]["mean"] for q in topic_quality(model, vocab, texts=texts, measures=("c_npmi",))]
+            neuralnmf.fit(model, xt, epochs=epochs, progress=False)
+            model.eval()
+            scores.append([q["c_npmi"]["mean"] for q in topic_quality(model, vocab, texts=texts, measures=("c_npmi",))])
+            starts_.append(start)
+            print(f"seed {seed}: NPMI per level at the start " + ", ".join(f"{v:.4f}" for v in start)
+                  + ", trained " + ", ".join(f"{v:.4f}" for v in scores[-1]) + f" ({time.perf_counter() - t:.0f} s)",
+                  flush=True)
+    finally:
+        initialization.flat_nmf = library_flat_nmf
+    for level, (k, values, first) in enumerate(zip(ranks, zip(*scores), zip(*starts_))):
+        print(f"level {level} (K = {k}): NPMI at the start {_mean_and_error(first)}, trained {_mean_and_error(values)} "
+              f"over {len(values)} seeds")
+
+
 def _pairings(items):
     if not items:
         yield []
@@ -200,34 +257,38 @@ def pairings(x, texts, vocab, ranks, seed: int, epochs: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("archive")
-    p.add_argument("what", choices=["starts", "convergence", "pairings"])
+    p.add_argument("what", choices=["starts", "convergence", "tree-cd", "pairings"])
     p.add_argument("--rank", type=int, default=50, help="starts, convergence: the flat rank")
-    p.add_argument("--ranks", type=int, nargs="+", default=[20, 10, 5], help="pairings: the hierarchy")
+    p.add_argument("--ranks", type=int, nargs="+", default=None,
+                   help="tree-cd, pairings: the hierarchy (default 50 20 10, and 20 10 5)")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--seeds", type=int, default=3, help="starts, convergence: seeds")
-    p.add_argument("--power-iterations", type=int, nargs="+", default=[4],
-                   help="starts (one), convergence (one or more): of the randomized SVD behind our NNDSVD "
-                        "(the library's default 4)")
+    p.add_argument("--power-iterations", type=int, nargs="+", default=None,
+                   help="starts, tree-cd (one), convergence (one or more): of the randomized SVD behind our NNDSVD "
+                        "(default: the library's 4, and 7 for tree-cd)")
     p.add_argument("--steps", type=int, nargs="*", default=[],
                    help="convergence: score after these numbers of ANLS steps (default: where the library stops)")
     p.add_argument("--sklearn", action="store_true", help="convergence: scikit-learn's NMF with the same seeds")
-    p.add_argument("--epochs", type=int, default=300, help="pairings: training epochs")
+    p.add_argument("--epochs", type=int, default=300, help="tree-cd, pairings: training epochs")
     p.add_argument("--min-df", type=float, default=0.005)
     args = p.parse_args()
     torch.set_num_threads(1)
     texts, vocab, _ = load_texts(args.archive, args.min_df)
     _, x = tfidf(texts, vocab)
     seeds = range(args.seed, args.seed + args.seeds)
+    powers = args.power_iterations or [7 if args.what == "tree-cd" else 4]
+    if any(p < 0 for p in powers) or any(s < 1 for s in args.steps):
+        raise SystemExit(f"{args.what}: --power-iterations must be >= 0 and --steps >= 1")
+    if args.what in ("starts", "tree-cd") and len(powers) != 1:
+        raise SystemExit(f"{args.what}: give one --power-iterations")
     if args.what == "starts":
-        if len(args.power_iterations) != 1:
-            raise SystemExit("starts: give one --power-iterations")
-        starts(x, texts, vocab, args.rank, seeds, args.power_iterations[0])
+        starts(x, texts, vocab, args.rank, seeds, powers[0])
     elif args.what == "convergence":
-        if any(s < 1 for s in args.steps) or any(p < 0 for p in args.power_iterations):
-            raise SystemExit("convergence: --steps must be >= 1 and --power-iterations >= 0")
-        convergence(x, texts, vocab, args.rank, seeds, args.power_iterations, args.steps, args.sklearn)
+        convergence(x, texts, vocab, args.rank, seeds, powers, args.steps, args.sklearn)
+    elif args.what == "tree-cd":
+        tree_cd(x, texts, vocab, args.ranks or [50, 20, 10], seeds, powers[0], args.epochs)
     else:
-        pairings(x, texts, vocab, args.ranks, args.seed, args.epochs)
+        pairings(x, texts, vocab, args.ranks or [20, 10, 5], args.seed, args.epochs)
 
 
 if __name__ == "__main__":

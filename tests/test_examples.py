@@ -155,8 +155,8 @@ def test_topic_quality_example_runs_with_two_seeds(tmp_path):
 
 def test_coherence_diagnostics_example_runs(tmp_path):
     """examples/coherence_diagnostics.py at tiny ranks: the six flat-NMF paths' table, the convergence table (two
-    power-iteration counts, scored after 1 and 3 steps, scikit-learn beside), and the pairings of a 4-2 hierarchy
-    (3 ways to pair 4 topics), the tree's among them."""
+    power-iteration counts, scored after 1 and 3 steps, scikit-learn beside), a 4-2 tree from scikit-learn's CD, and
+    the pairings of a 4-2 hierarchy (3 ways to pair 4 topics), the tree's among them."""
     import pytest
 
     from neuralnmf.datasets import find_data_file
@@ -180,6 +180,9 @@ def test_coherence_diagnostics_example_runs(tmp_path):
         assert f"| {power} | 1 |" in out.stdout and f"| {power} | 3 |" in out.stdout
     assert "seed 1, 4 power iterations: 1 steps: error" in out.stdout and ", 3 steps: error" in out.stdout
     assert "scikit-learn NMF(init='nndsvd', max_iter=400): NPMI" in out.stdout
+    out = _run(script, str(archive), "tree-cd", "--ranks", "4", "2", "--epochs", "2", "--seeds", "1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "seed 0: NPMI per level at the start" in out.stdout and "level 1 (K = 2): NPMI at the start" in out.stdout
     out = _run(script, str(archive), "pairings", "--ranks", "4", "2", "--epochs", "2")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "3 pairings of the 4 level-0 topics" in out.stdout and "the tree's pairing:" in out.stdout
