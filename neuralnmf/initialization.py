@@ -87,8 +87,10 @@ def nndsvd_factors(x: torch.Tensor, rank: int, variant: str = "nndsvda", generat
     (default: exact for a small dense x, randomized for a sparse or large one). ``power_iterations``: of the
     randomized SVD (:data:`POWER_ITERATIONS`).
     """
-    if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or power_iterations < 0:
-        raise ValueError(f"nndsvd_factors: power_iterations must be an integer >= 0, got {power_iterations!r}")
+    if isinstance(power_iterations, bool) or not isinstance(power_iterations, int):
+        raise TypeError(f"nndsvd_factors: power_iterations must be an integer, got {power_iterations!r}")
+    if power_iterations < 0:
+        raise ValueError(f"nndsvd_factors: power_iterations must be >= 0, got {power_iterations}")
     M, N = x.shape
     q = min(rank, M, N)
     U, s, V = _truncated_svd(x, q, generator, randomized, power_iterations)

@@ -127,7 +127,7 @@ def test_flat_nmf_from_a_given_dictionary_takes_exact_alternating_steps():
 def test_nndsvd_power_iterations_approach_the_exact_svd():
     """The randomized SVD behind NNDSVD: its singular values come closer to LAPACK's (torch.linalg.svdvals) as its
     power iterations grow, on a nonnegative matrix of slowly decaying spectrum; the default is 4; a count that is
-    not an integer >= 0 is refused."""
+    not an integer >= 0 is refused (TypeError for the type, ValueError for the value)."""
     from neuralnmf.initialization import POWER_ITERATIONS, _truncated_svd, nndsvd_factors
 
     x = torch.rand(300, 200, generator=torch.Generator().manual_seed(0), dtype=torch.float64) ** 3
@@ -142,6 +142,8 @@ def test_nndsvd_power_iterations_approach_the_exact_svd():
     default = nndsvd_factors(x, 5, "nndsvd", torch.Generator().manual_seed(2), randomized=True)
     four = nndsvd_factors(x, 5, "nndsvd", torch.Generator().manual_seed(2), randomized=True, power_iterations=4)
     assert all(torch.equal(a, b) for a, b in zip(default, four))
-    for bad in (-1, 2.0, True):
-        with pytest.raises(ValueError, match="power_iterations must be an integer >= 0"):
+    with pytest.raises(ValueError, match="power_iterations must be >= 0, got -1"):
+        nndsvd_factors(x, 5, power_iterations=-1)
+    for bad in (2.0, True):  # the wrong type is a TypeError, as for ranks (_checks.check_rank)
+        with pytest.raises(TypeError, match="power_iterations must be an integer"):
             nndsvd_factors(x, 5, power_iterations=bad)
