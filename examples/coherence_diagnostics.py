@@ -52,8 +52,22 @@ def npmi(topics, vocab, texts) -> float:
     return topic_quality([topics], vocab, texts=texts, measures=("c_npmi",))[0]["c_npmi"]["mean"]
 
 
-def starts(x, texts, vocab, rank: int, seeds, power: int) -> None:
+def cd_fit(x, rank: int, codes: np.ndarray, dictionary: torch.Tensor):
+    """scikit-learn's CD (``max_iter=400``) from codes (docs, rank) and a dictionary (words, rank): the fitted
+    dictionary (words, rank, float64), its relative error and its steps."""
+    import warnings
+
     from sklearn.decomposition import NMF
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter=400 is often reached, as in scikit-learn's own fits here
+        nmf = NMF(rank, init="custom", max_iter=400).fit(x, W=np.ascontiguousarray(codes),
+                                                           H=np.ascontiguousarray(dictionary.T.numpy()))
+    error = nmf.reconstruction_err_ / float(np.sqrt(x.multiply(x).sum()))
+    return torch.from_numpy(np.ascontiguousarray(nmf.components_.T)), error, nmf.n_iter_
+
+
+def starts(x, texts, vocab, rank: int, seeds, power: int) -> None:
     from sklearn.decomposition._nmf import _initialize_nmf
 
     from neuralnmf.datasets import scipy_to_torch
@@ -61,7 +75,6 @@ def starts(x, texts, vocab, rank: int, seeds, power: int) -> None:
     from neuralnmf.tree_start import topic_codes
 
     xt = scipy_to_torch(x, dtype=torch.float64)
-    norm = float(np.sqrt(x.multiply(x).sum()))
     results: dict = {}
     for seed in seeds:
         ours, our_codes = nndsvd_factors(xt, rank, "nndsvd", torch.Generator().manual_seed(seed), randomized=True,
@@ -78,12 +91,9 @@ def starts(x, texts, vocab, rank: int, seeds, power: int) -> None:
             exact = topic_codes(xt, W0).numpy()
             for codes, H0 in (("exact codes", exact), ("NNDSVD codes", H_svd)):
                 t = time.perf_counter()
-                nmf = NMF(rank, init="custom", max_iter=400).fit(x, W=np.ascontiguousarray(H0),
-                                                                   H=np.ascontiguousarray(W0.T.numpy()))
+                W, error, iterations = cd_fit(x, rank, H0, W0)
                 results.setdefault((f"CD ({codes})", start), []).append(
-                    (nmf.reconstruction_err_ / norm, nmf.n_iter_,
-                     npmi(torch.from_numpy(np.ascontiguousarray(nmf.components_.T)), vocab, texts),
-                     time.perf_counter() - t))
+                    (error, iterations, npmi(W, vocab, texts), time.perf_counter() - t))
         for (method, start), r in results.items():
             e, it, c, s = r[-1]
             print(f"seed {seed}: {method} from {start}: error {e:.5f}, {it} steps, NPMI {c:.4f} ({s:.0f} s)",
@@ -109,14 +119,13 @@ def convergence(x, texts, vocab, rank: int, seeds, powers, steps, sklearn: bool)
     from neuralnmf.datasets import scipy_to_torch
     from neuralnmf.initialization import _truncated_svd, flat_nmf, nndsvd_factors
 
-    xt = scipy_to_torch(x, dtype=torch.float32)
+    xt, x64 = scipy_to_torch(x, dtype=torch.float32), scipy_to_torch(x, dtype=torch.float64)
     _, values, exact = svds(x.astype(np.float64), k=rank, tol=1e-10)
     exact = exact[np.argsort(-values)]  # rows: the right singular vectors, the largest singular value's first
     for power in powers:
         cosines = []
         for seed in seeds:
-            _, _, V = _truncated_svd(scipy_to_torch(x, dtype=torch.float64), rank, torch.Generator().manual_seed(seed),
-                                     True, power)
+            _, _, V = _truncated_svd(x64, rank, torch.Generator().manual_seed(seed), True, power)
             cosines.append(np.abs((V.numpy() * exact.T).sum(0)).mean())  # the i-th against the exact i-th
         print(f"{power} power iterations: right singular vectors' mean |cos| with the exact ones {np.mean(cosines):.3f}")
     marks = sorted(set(steps)) or [None]
@@ -156,10 +165,6 @@ def convergence(x, texts, vocab, rank: int, seeds, powers, steps, sklearn: bool)
 
 
 def tree_cd(x, texts, vocab, ranks, seeds, power: int, epochs: int) -> None:
-    import warnings
-
-    from sklearn.decomposition import NMF
-
     import neuralnmf
     import neuralnmf.initialization as initialization
     from neuralnmf.datasets import scipy_to_torch
@@ -169,18 +174,17 @@ def tree_cd(x, texts, vocab, ranks, seeds, power: int, epochs: int) -> None:
 
     library_flat_nmf = initialization.flat_nmf
     x64 = scipy_to_torch(x, dtype=torch.float64)
-    norm = float(np.sqrt(x.multiply(x).sum()))
 
     def cd_flat_nmf(xx, rank, *, generator=None, init=None, **kwargs):
         if rank != ranks[0] or init is not None:
             return library_flat_nmf(xx, rank, generator=generator, init=init, **kwargs)
         W0, H0 = nndsvd_factors(x64, rank, "nndsvd", generator, randomized=True, power_iterations=power)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # max_iter=400 is often reached, as in scikit-learn's own fits here
-            nmf = NMF(rank, init="custom", max_iter=400).fit(x, W=np.ascontiguousarray(H0.numpy()),
-                                                               H=np.ascontiguousarray(W0.T.numpy()))
-        W = torch.from_numpy(np.ascontiguousarray(nmf.components_.T)).to(xx.dtype)
-        return initialization.FlatNMF(W, topic_codes(xx, W), nmf.reconstruction_err_ / norm, nmf.n_iter_)
+        W, error, iterations = cd_fit(x, rank, H0.numpy(), W0)
+        W = W.to(xx.dtype)
+        return initialization.FlatNMF(W, topic_codes(xx, W), error, iterations)
+
+    def level_npmi(model):
+        return [q["c_npmi"]["mean"] for q in topic_quality(model, vocab, texts=texts, measures=("c_npmi",))]
 
     xt = scipy_to_torch(x, dtype=torch.float32)
     scores, starts_ = [], []
@@ -191,10 +195,10 @@ def tree_cd(x, texts, vocab, ranks, seeds, power: int, epochs: int) -> None:
             model = neuralnmf.NeuralNMF(len(vocab), ranks, generator=torch.Generator().manual_seed(seed),
                                         dtype=torch.float32)
             model.initialize(xt)  # fit then trains from this start
-            start = [q["c_npmi"]["mean"] for q in topic_quality(model, vocab, texts=texts, measures=("c_npmi",))]
+            start = level_npmi(model)
             neuralnmf.fit(model, xt, epochs=epochs, progress=False)
             model.eval()
-            scores.append([q["c_npmi"]["mean"] for q in topic_quality(model, vocab, texts=texts, measures=("c_npmi",))])
+            scores.append(level_npmi(model))
             starts_.append(start)
             print(f"seed {seed}: NPMI per level at the start " + ", ".join(f"{v:.4f}" for v in start)
                   + ", trained " + ", ".join(f"{v:.4f}" for v in scores[-1]) + f" ({time.perf_counter() - t:.0f} s)",
